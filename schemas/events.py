@@ -1,0 +1,334 @@
+"""Every event HEAN writes to its log, one frozen tagged struct per type.
+
+These definitions drive the msgpack codec (services/runtime/codec.py), validation at the
+boundary, the generated docs (`hean schemas export`) and the ClickHouse DDL checks. Money
+(prices, quantities, fees, PnL) is `Decimal`, never float: msgspec writes a Decimal as its exact
+decimal string, so a value read back is the value written (docs/DESIGN-NOTES.md has the measure).
+
+Envelope (every event, DESIGN.md §3):
+    type       the tag, e.g. "md.trade"; picks the struct on decode
+    version    schema major version; a reader refuses majors it does not know
+    id         deterministic id derived from the event's cause, so a replay reproduces it
+    ts_event   event time in ns (the venue's time for market data)
+    ts_ingest  local time in ns when HEAN produced the event
+    origin_ts  local receive time in ns of the market event that started the causal chain,
+               carried tick → intent → decision → order event, for tick-to-trade latency
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+SCHEMA_MAJOR = 1
+"""The major version this code reads and writes. A different major is refused with a typed error."""
+
+Side = Literal["Buy", "Sell"]
+OrderType = Literal["Limit", "Market"]
+TimeInForce = Literal["GTC", "IOC", "FOK", "PostOnly"]
+PriceLevel = tuple[Decimal, Decimal]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """The envelope shared by every event (see the module docstring)."""
+
+    id: str
+    version: int = SCHEMA_MAJOR
+    ts_event: int
+    ts_ingest: int
+    origin_ts: int = 0
+
+
+def derive_id(*parts: object) -> str:
+    """A deterministic 128-bit id (hex) from an event's cause.
+
+    Why: the same cause must give the same id on every replay, so a consumer can tell a
+    redelivery from a new fact. blake2b is in the standard library and fast for short inputs.
+    """
+    raw = "\x1f".join(str(p) for p in parts).encode()
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+# ---------------------------------------------------------------- market data (ingest → md.*)
+
+
+class TradeReceived(Event, frozen=True, kw_only=True, tag="md.trade"):
+    """One public trade. `side` is the taker side, as Bybit reports it."""
+
+    venue: str = "bybit"
+    category: str = "linear"
+    symbol: str
+    trade_id: str
+    side: Side
+    price: Decimal
+    qty: Decimal
+
+
+class BookSnapshotReceived(Event, frozen=True, kw_only=True, tag="md.book.snapshot"):
+    """A full L2 book (replaces any local copy). Bids descending, asks ascending."""
+
+    venue: str = "bybit"
+    category: str = "linear"
+    symbol: str
+    depth: int
+    update_id: int
+    seq: int
+    bids: list[PriceLevel]
+    asks: list[PriceLevel]
+
+
+class BookDeltaReceived(Event, frozen=True, kw_only=True, tag="md.book.delta"):
+    """Changes to an L2 book: size 0 deletes a level, any other size sets it.
+
+    Published only after ingest applied it to a book that is continuous (update_id = last + 1)
+    and not crossed, so a consumer that starts from the last snapshot can fold deltas blindly.
+    """
+
+    venue: str = "bybit"
+    category: str = "linear"
+    symbol: str
+    depth: int
+    update_id: int
+    seq: int
+    bids: list[PriceLevel]
+    asks: list[PriceLevel]
+
+
+class TickerUpdated(Event, frozen=True, kw_only=True, tag="md.ticker"):
+    """The merged ticker after a snapshot or delta (absent venue fields stay None)."""
+
+    venue: str = "bybit"
+    category: str = "linear"
+    symbol: str
+    last_price: Decimal | None = None
+    mark_price: Decimal | None = None
+    index_price: Decimal | None = None
+    bid1_price: Decimal | None = None
+    bid1_size: Decimal | None = None
+    ask1_price: Decimal | None = None
+    ask1_size: Decimal | None = None
+    volume_24h: Decimal | None = None
+    turnover_24h: Decimal | None = None
+    funding_rate: Decimal | None = None
+    open_interest: Decimal | None = None
+
+
+# ---------------------------------------------------------------- strategy → orders.intents
+
+
+class SubmitOrder(Event, frozen=True, kw_only=True, tag="order.submit"):
+    """A strategy's wish to place an order. Its `id` is the intent id; the exchange
+    orderLinkId is derived from it, so it can never be placed twice."""
+
+    account: str
+    strategy: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    qty: Decimal
+    price: Decimal | None = None
+    time_in_force: TimeInForce = "GTC"
+    reduce_only: bool = False
+
+
+class CancelOrder(Event, frozen=True, kw_only=True, tag="order.cancel"):
+    """A strategy's wish to cancel the order it placed for `intent_id`."""
+
+    account: str
+    strategy: str
+    symbol: str
+    intent_id: str
+
+
+# ---------------------------------------------------------------- risk → orders.decisions
+
+
+class IntentApproved(Event, frozen=True, kw_only=True, tag="risk.approved"):
+    """Risk let an intent through; carries the intent so execution needs no other topic."""
+
+    intent: SubmitOrder | CancelOrder
+
+
+class IntentRejected(Event, frozen=True, kw_only=True, tag="risk.rejected"):
+    """Risk refused an intent; `rule` names the check (e.g. "max_notional") for SQL and alerts."""
+
+    intent: SubmitOrder | CancelOrder
+    rule: str
+    detail: str
+
+
+# ---------------------------------------------------------------- execution → orders.events
+
+
+class OrderEvent(Event, frozen=True, kw_only=True):
+    """Fields every execution report carries."""
+
+    account: str
+    symbol: str
+    intent_id: str
+    order_link_id: str
+    order_id: str = ""
+
+
+class OrderAcknowledged(OrderEvent, frozen=True, kw_only=True, tag="order.ack"):
+    """The venue accepted the order (it rests or is being matched)."""
+
+    side: Side
+    order_type: OrderType
+    qty: Decimal
+    price: Decimal | None = None
+
+
+class OrderRejected(OrderEvent, frozen=True, kw_only=True, tag="order.rejected"):
+    """The venue refused the order; `ret_code` is Bybit's retCode (0 when rejected locally)."""
+
+    ret_code: int
+    reason: str
+
+
+class OrderPartiallyFilled(OrderEvent, frozen=True, kw_only=True, tag="order.partial_fill"):
+    """One execution that leaves quantity open."""
+
+    exec_id: str
+    side: Side
+    fill_qty: Decimal
+    fill_price: Decimal
+    fee: Decimal
+    fee_currency: str = "USDT"
+    is_maker: bool
+    cum_qty: Decimal
+    leaves_qty: Decimal
+
+
+class OrderFilled(OrderEvent, frozen=True, kw_only=True, tag="order.fill"):
+    """The execution that completes the order (leaves_qty is zero)."""
+
+    exec_id: str
+    side: Side
+    fill_qty: Decimal
+    fill_price: Decimal
+    fee: Decimal
+    fee_currency: str = "USDT"
+    is_maker: bool
+    cum_qty: Decimal
+
+
+class OrderCancelled(OrderEvent, frozen=True, kw_only=True, tag="order.cancelled"):
+    """The order left the book without filling its remainder."""
+
+    reason: str = ""
+    cum_qty: Decimal = Decimal(0)
+
+
+# ---------------------------------------------------------------- accounting → accounting.positions
+
+
+class PositionUpdated(Event, frozen=True, kw_only=True, tag="position.updated"):
+    """A symbol's position after a fill or a mark change. `qty` is signed (short < 0)."""
+
+    account: str
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal
+    mark_price: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+
+
+class AccountUpdated(Event, frozen=True, kw_only=True, tag="account.updated"):
+    """An account's totals; `equity` = starting balance + realized + unrealized − fees."""
+
+    account: str
+    equity: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    gross_exposure: Decimal
+
+
+# ---------------------------------------------------------------- control
+
+
+class TradingHalted(Event, frozen=True, kw_only=True, tag="control.halted"):
+    """Stop opening risk on `account`: only reduce-only orders pass until resumed.
+
+    `kill_switch` is true when the halt came from a loss limit or an operator's kill switch."""
+
+    account: str
+    reason: str
+    actor: str
+    kill_switch: bool = True
+
+
+class TradingResumed(Event, frozen=True, kw_only=True, tag="control.resumed"):
+    """Lift a halt on `account`."""
+
+    account: str
+    reason: str
+    actor: str
+
+
+# ---------------------------------------------------------------- dead letters and demo
+
+
+class DeadLettered(Event, frozen=True, kw_only=True, tag="dlq.dead_lettered"):
+    """A record a service could not process, kept whole with the reason, so nothing is lost."""
+
+    service: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    reason: str
+    error: str
+    payload: bytes
+
+
+class TallyUpdated(Event, frozen=True, kw_only=True, tag="demo.tally"):
+    """The demo service's running per-symbol totals after one trade (see services/tally)."""
+
+    symbol: str
+    count: int
+    total_qty: Decimal
+    total_notional: Decimal
+    source_id: str
+
+
+MarketEvent = TradeReceived | BookSnapshotReceived | BookDeltaReceived | TickerUpdated
+IntentEvent = SubmitOrder | CancelOrder
+DecisionEvent = IntentApproved | IntentRejected
+ExecutionEvent = OrderAcknowledged | OrderRejected | OrderPartiallyFilled | OrderFilled | OrderCancelled
+ControlEvent = TradingHalted | TradingResumed
+
+AnyEvent = (
+    TradeReceived
+    | BookSnapshotReceived
+    | BookDeltaReceived
+    | TickerUpdated
+    | SubmitOrder
+    | CancelOrder
+    | IntentApproved
+    | IntentRejected
+    | OrderAcknowledged
+    | OrderRejected
+    | OrderPartiallyFilled
+    | OrderFilled
+    | OrderCancelled
+    | PositionUpdated
+    | AccountUpdated
+    | TradingHalted
+    | TradingResumed
+    | DeadLettered
+    | TallyUpdated
+)
+
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]
+"""Every concrete event type, in declaration order (the union above is the one list)."""
+
+
+def event_tag(cls: type[Event]) -> str:
+    """The wire tag of an event class, e.g. "md.trade"."""
+    return cls.__struct_config__.tag  # type: ignore[return-value]

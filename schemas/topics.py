@@ -1,0 +1,80 @@
+"""The topic registry: every topic of DESIGN.md §2 with its key, partitions and retention.
+
+One place, so `hean topics create` (idempotent) and every service agree on names and shapes.
+Topics keyed by symbol share one partition count, so they are co-partitioned: partition p of
+md.trades, md.book, md.tickers and orders.* holds the same symbols, and one strategy instance
+owning partition p sees all of a symbol's events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SYMBOL_PARTITIONS = 6
+ACCOUNT_PARTITIONS = 3
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic's fixed shape. `retention_ms` of -1 keeps the log forever (replayable state)."""
+
+    name: str
+    key: str
+    partitions: int
+    retention_ms: int
+    producer: str
+    consumers: tuple[str, ...]
+    description: str
+
+    def config(self) -> dict[str, str]:
+        """Broker-side topic config applied at creation."""
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("md.trades", "symbol", SYMBOL_PARTITIONS, 7 * DAY_MS, "ingest",
+              ("strategy", "recorder"), "public trades"),
+    TopicSpec("md.book", "symbol", SYMBOL_PARTITIONS, 2 * DAY_MS, "ingest",
+              ("strategy", "recorder"), "L2 book snapshots and continuous deltas"),
+    TopicSpec("md.tickers", "symbol", SYMBOL_PARTITIONS, 7 * DAY_MS, "ingest",
+              ("strategy", "recorder", "accounting"), "merged tickers (mark price)"),
+    TopicSpec("orders.intents", "symbol", SYMBOL_PARTITIONS, -1, "strategy",
+              ("risk",), "order intents (submit / cancel)"),
+    TopicSpec("orders.decisions", "symbol", SYMBOL_PARTITIONS, -1, "risk",
+              ("execution", "recorder"), "risk decisions (approved / rejected with rule)"),
+    TopicSpec("orders.events", "symbol", SYMBOL_PARTITIONS, -1, "execution",
+              ("accounting", "risk", "strategy", "recorder"), "venue order events and fills"),
+    TopicSpec("accounting.positions", "account", ACCOUNT_PARTITIONS, -1, "accounting",
+              ("risk", "recorder"), "positions, PnL and account totals"),
+    TopicSpec("control", "account", 1, -1, "operator CLI, risk",
+              ("every service",), "kill switch, halt and resume"),
+    TopicSpec("dlq", "source topic", 1, 30 * DAY_MS, "any service",
+              ("operator",), "records a service could not process, with the reason"),
+    TopicSpec("demo.trades", "symbol", SYMBOL_PARTITIONS, DAY_MS, "hean demo",
+              ("tally",), "synthetic trades for the runtime demo and benchmarks"),
+    TopicSpec("demo.tallies", "symbol", SYMBOL_PARTITIONS, DAY_MS, "tally",
+              ("operator",), "the demo tally service's per-symbol totals"),
+)
+
+BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
+
+MD_TRADES = "md.trades"
+MD_BOOK = "md.book"
+MD_TICKERS = "md.tickers"
+ORDERS_INTENTS = "orders.intents"
+ORDERS_DECISIONS = "orders.decisions"
+ORDERS_EVENTS = "orders.events"
+ACCOUNTING_POSITIONS = "accounting.positions"
+CONTROL = "control"
+DLQ = "dlq"
+DEMO_TRADES = "demo.trades"
+DEMO_TALLIES = "demo.tallies"
+
+
+def spec(name: str) -> TopicSpec:
+    """The registry entry for `name`; a typo fails loudly instead of creating a stray topic."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"Unknown topic {name!r}; known topics: {', '.join(BY_NAME)}") from None

@@ -1,0 +1,1 @@
+"""The `hean` command: one CLI for the whole platform."""

@@ -1,0 +1,225 @@
+"""`hean`: one command for the whole platform; every subcommand has `--help`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def _time_ms(text: str) -> int:
+    """A start time as ms since the epoch: digits are taken as ms, anything else as ISO 8601."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ms since the epoch or ISO 8601, got {text!r}") from None
+    return int(moment.timestamp() * 1000)
+
+
+def _add_start_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--from-beginning", action="store_true", help="rebuild from the start of the log")
+    group.add_argument("--from-offset", type=int, metavar="N", help="rebuild from offset N of every input partition")
+    group.add_argument("--from-time", type=_time_ms, metavar="T",
+                       help="rebuild from time T (ms since the epoch or ISO 8601)")
+
+
+def _start_from(args: argparse.Namespace) -> Any:
+    from services.runtime.service import StartFrom
+
+    if args.from_beginning:
+        return StartFrom("beginning")
+    if args.from_offset is not None:
+        return StartFrom("offset", args.from_offset)
+    if args.from_time is not None:
+        return StartFrom("time", args.from_time)
+    return StartFrom()
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from services.runtime.settings import RuntimeSettings, load_settings
+
+    return load_settings(RuntimeSettings, "HEAN", instance=getattr(args, "instance", None),
+                         metrics_port=getattr(args, "metrics_port", None),
+                         topic_prefix=getattr(args, "topic_prefix", None))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hean", description="HEAN: event-sourced crypto trading on a Kafka log.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    infra = sub.add_parser("infra", help="start, stop or inspect the local stack (Kafka, Redis, chDB)")
+    infra.add_argument("action", choices=["up", "down", "status"])
+
+    topics = sub.add_parser("topics", help="list topics with end offsets and consumer lag, or create them")
+    topics.add_argument("action", nargs="?", choices=["list", "create"], default="list")
+    topics.add_argument("--prefix", default="", help="topic name prefix (isolates test runs)")
+
+    schemas = sub.add_parser("schemas", help="export the event schemas as docs")
+    schemas.add_argument("action", choices=["export"])
+    schemas.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    schemas.add_argument("--out", type=Path, help="write here instead of stdout")
+
+    run = sub.add_parser("run", help="run one service on the log until SIGTERM/Ctrl-C")
+    run.add_argument("service")
+    _add_start_options(run, required=False)
+    run.add_argument("--instance", help="instance id (unique per process of one service; default 0)")
+    run.add_argument("--metrics-port", type=int, help="port of /metrics (0 = any free port)")
+    run.add_argument("--topic-prefix", help="prefix of every topic name (isolates test runs)")
+
+    replay = sub.add_parser("replay", help="rebuild a service's state from the log without effects")
+    replay.add_argument("service")
+    _add_start_options(replay, required=True)
+    replay.add_argument("--to-offset", type=int, metavar="M", help="stop before offset M of every partition")
+    replay.add_argument("--json", action="store_true", help="print the result as JSON")
+    replay.add_argument("--topic-prefix", help="prefix of every topic name")
+
+    state = sub.add_parser("state", help="print a service's live state (from its snapshots) and hash")
+    state.add_argument("service")
+    state.add_argument("--json", action="store_true", help="print the result as JSON")
+    state.add_argument("--topic-prefix", help="prefix of every topic name")
+
+    demo = sub.add_parser("demo", help="the runtime end to end: synthetic trades → tally, live summary")
+    demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
+    demo.add_argument("--rate", type=int, default=2000, help="synthetic trades per second")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from services.runtime.errors import ConfigError
+    from services.runtime.logs import configure_logging
+
+    try:
+        return _dispatch(args, configure_logging)
+    except ConfigError as exc:
+        print(f"hean: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
+    if args.command == "infra":
+        from services.cli import infra
+
+        return {"up": infra.up, "down": infra.down, "status": infra.status}[args.action]()
+    if args.command == "topics":
+        from services.cli.topics import create_topics, list_topics
+
+        return create_topics(args.prefix) if args.action == "create" else list_topics(args.prefix)
+    if args.command == "schemas":
+        from services.cli.schemas_export import export
+
+        text = export(args.format)
+        if args.out:
+            args.out.write_text(text + "\n")
+        else:
+            print(text)
+        return 0
+    if args.command == "run":
+        return _run(args, configure_logging)
+    if args.command == "replay":
+        return _replay(args)
+    if args.command == "state":
+        return _state(args)
+    if args.command == "demo":
+        from services.cli.demo import run_demo
+
+        configure_logging("demo", level="WARNING")
+        return run_demo(duration=args.duration, rate=args.rate)
+    raise AssertionError(args.command)
+
+
+def _run(args: argparse.Namespace, configure_logging: Any) -> int:
+    from services.registry import definition
+    from services.runtime.run import ServiceRunner, run_until_signal
+
+    configure_logging(args.service, level=os.environ.get("HEAN_LOG_LEVEL", "INFO"))
+    runner = ServiceRunner(definition(args.service), _settings(args), _start_from(args))
+    run_until_signal(runner.run)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from services.registry import definition
+    from services.runtime.run import replay
+
+    service = definition(args.service)
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if tty and now - last[0] > 0.2:
+            last[0] = now
+            width = 30
+            filled = int(width * done / total) if total else width
+            sys.stderr.write(f"\rreplaying {args.service} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            sys.stderr.flush()
+
+    result = asyncio.run(replay(service, _settings(args), _start_from(args), args.to_offset, progress))
+    if tty:
+        sys.stderr.write("\n")
+    summary = {"service": args.service, "records": result.records, "undecodable": result.undecodable,
+               "seconds": round(result.seconds, 3),
+               "events_per_second": round(result.records / result.seconds) if result.seconds else None,
+               "hash": result.hash,
+               "summary": {str(k): service.summarize(v) for k, v in sorted(result.states.items())}}
+    _print(summary, args.json)
+    return 0
+
+
+def _state(args: argparse.Namespace) -> int:
+    from services.registry import definition
+    from services.runtime.service import state_hash
+    from services.runtime.snapshot import SnapshotStore
+
+    service = definition(args.service)
+    settings = _settings(args)
+
+    async def load() -> list[Any]:
+        prefix = settings.topic_prefix
+        store = SnapshotStore(settings.redis_url, namespace=f"hean:{prefix}" if prefix else "hean")
+        try:
+            return await store.load_all(args.service)
+        finally:
+            await store.close()
+
+    snapshots = asyncio.run(load())
+    if not snapshots:
+        print(f"hean: no snapshot of {args.service!r} yet; run it first (hean run {args.service})", file=sys.stderr)
+        return 1
+    states = {s.shard: service.decode_state(s.state) for s in snapshots}
+    now = time.time_ns()
+    summary = {"service": args.service, "hash": state_hash(states),
+               "records": sum(s.events_applied for s in snapshots),
+               "shards": {str(s.shard): {"offsets": s.offsets, "age_s": round((now - s.taken_at_ns) / 1e9, 1),
+                                         "events_applied": s.events_applied} for s in snapshots},
+               "summary": {str(k): service.summarize(v) for k, v in sorted(states.items())}}
+    _print(summary, args.json)
+    return 0
+
+
+def _print(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(orjson.dumps(summary).decode())
+        return
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for k, v in value.items():
+                print(f"  {k}: {orjson.dumps(v).decode()}")
+        else:
+            print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The runtime every HEAN service shares: codec, bus, snapshots, metrics, logs, settings, loop."""
+
+from services.runtime.codec import decode, decode_as, encode
+from services.runtime.errors import (
+    ConfigError,
+    DecodeError,
+    HeanError,
+    InvariantViolation,
+    TransientError,
+    UnsupportedVersion,
+)
+from services.runtime.run import ReplayResult, ServiceRunner, replay, run_until_signal
+from services.runtime.service import Emit, ServiceDef, StartFrom, state_hash
+from services.runtime.settings import RuntimeSettings, Secret, load_settings
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "Emit",
+    "HeanError",
+    "InvariantViolation",
+    "ReplayResult",
+    "RuntimeSettings",
+    "Secret",
+    "ServiceDef",
+    "ServiceRunner",
+    "StartFrom",
+    "TransientError",
+    "UnsupportedVersion",
+    "decode",
+    "decode_as",
+    "encode",
+    "load_settings",
+    "replay",
+    "run_until_signal",
+    "state_hash",
+]

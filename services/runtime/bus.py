@@ -1,0 +1,144 @@
+"""Kafka plumbing every shell shares: clients with HEAN's settings, topic creation, offsets.
+
+Consumers read `read_committed`, so outputs of a transaction aborted by a crash are never seen
+downstream; producers are idempotent (and transactional inside the service loop).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import TopicAlreadyExistsError
+
+from schemas.topics import TOPICS, TopicSpec
+
+__all__ = [
+    "TopicStatus",
+    "ensure_topics",
+    "make_admin",
+    "make_consumer",
+    "make_producer",
+    "topic_status",
+]
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(bootstrap: str, transactional_id: str | None = None) -> AIOKafkaProducer:
+    """An idempotent producer; transactional when `transactional_id` is given.
+
+    The transaction timeout is short (15 s) because a SIGKILLed producer's open transaction blocks
+    read_committed consumers until it times out or the restarted instance fences it.
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        transactional_id=transactional_id,
+        transaction_timeout_ms=15_000,
+        linger_ms=2,
+        max_batch_size=512 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        acks="all",
+    )
+
+
+def make_consumer(bootstrap: str, group_id: str | None, *topics: str) -> AIOKafkaConsumer:
+    """A manual-commit, read_committed consumer.
+
+    RangePartitionAssignor gives one member the same partition index of every co-partitioned
+    input topic, which is what a per-partition state needs.
+    """
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        partition_assignment_strategy=(RangePartitionAssignor,),
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+        fetch_max_wait_ms=50,
+    )
+
+
+def make_admin(bootstrap: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+
+
+async def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec] = TOPICS, prefix: str = ""
+) -> list[str]:
+    """Create every missing topic; existing ones are left as they are. Returns the names created.
+
+    Idempotent so every start can call it; a topic that exists with a different partition count
+    is reported, not altered (shrinking is impossible and growing remaps keys).
+    """
+    admin = make_admin(bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [s for s in specs if prefix + s.name not in existing]
+        created: list[str] = []
+        for s in wanted:
+            try:
+                await admin.create_topics(
+                    [NewTopic(prefix + s.name, s.partitions, 1, topic_configs=s.config())]
+                )
+                created.append(prefix + s.name)
+            except TopicAlreadyExistsError:
+                pass
+        present = [s for s in specs if prefix + s.name in existing]
+        if present:
+            described = await admin.describe_topics([prefix + s.name for s in present])
+            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            for s in present:
+                have = counts.get(prefix + s.name)
+                if have is not None and have != s.partitions:
+                    log.warning("topic %s has %s partitions, registry says %s", prefix + s.name, have, s.partitions)
+        return created
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStatus:
+    """One topic's partitions with their end offsets, and each consumer group's lag on it."""
+
+    name: str
+    partitions: int
+    end_offsets: dict[int, int]
+    group_lag: dict[str, int]
+
+
+async def topic_status(bootstrap: str, prefix: str = "") -> list[TopicStatus]:
+    """End offsets of every topic and the lag of every consumer group (for `hean topics`)."""
+    admin = make_admin(bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix) and not t.startswith("__"))
+        described = await admin.describe_topics(names) if names else []
+        tps = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        groups = [g[0] for g in await admin.list_consumer_groups()]
+        lag: dict[str, dict[str, int]] = {}
+        for group in groups:
+            for tp, meta in (await admin.list_consumer_group_offsets(group)).items():
+                if tp in ends and meta.offset >= 0:
+                    lag.setdefault(tp.topic, {}).setdefault(group, 0)
+                    lag[tp.topic][group] += max(0, ends[tp] - meta.offset)
+        result = []
+        for d in described:
+            parts = {p["partition"]: ends.get(TopicPartition(d["topic"], p["partition"]), 0) for p in d["partitions"]}
+            result.append(TopicStatus(d["topic"], len(parts), dict(sorted(parts.items())), lag.get(d["topic"], {})))
+        return sorted(result, key=lambda s: s.name)
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -1,0 +1,411 @@
+"""The one service loop: consume → decode → step → produce → commit, exactly once.
+
+Each batch from `getmany` is processed inside one Kafka transaction that carries the batch's
+outputs, its dead letters and the consumer offsets (consume-transform-produce). A crash at any
+point either commits all of that or none of it; downstream readers use read_committed.
+
+Recovery (per shard, on assignment): load the Redis snapshot (state + the offsets it reflects),
+seek there, and re-apply records up to the group's committed offset with outputs suppressed:
+those outputs are already in the log. From the committed offset on, the service is live.
+Snapshots are written only after a commit, so they never run ahead of the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from schemas.events import DeadLettered, derive_id
+from schemas.topics import DLQ
+from services.runtime.bus import make_consumer, make_producer
+from services.runtime.codec import decode_as, encode
+from services.runtime.errors import DecodeError, InvariantViolation
+from services.runtime.metrics import ServiceMetrics
+from services.runtime.service import ServiceDef, StartFrom, state_hash
+from services.runtime.settings import RuntimeSettings
+from services.runtime.snapshot import Snapshot, SnapshotStore, tp_key
+
+__all__ = ["ReplayResult", "ServiceRunner", "replay", "run_until_signal"]
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRunner:
+    """Drives one `ServiceDef` on the real log until `stop` is set."""
+
+    def __init__(
+        self,
+        definition: ServiceDef[Any],
+        settings: RuntimeSettings,
+        start: StartFrom = StartFrom(),
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.start_from = start
+        self.metrics = metrics or ServiceMetrics(definition.name)
+        prefix = settings.topic_prefix
+        self.inputs = tuple(prefix + t for t in definition.inputs)
+        self.dlq_topic = prefix + DLQ
+        self.prefix = prefix
+        self.group_id = f"{prefix}hean.{definition.name}"
+        self.snapshots = SnapshotStore(settings.redis_url, namespace=f"hean:{prefix}" if prefix else "hean")
+        self.states: dict[int, Any] = {}
+        self.applied: dict[int, int] = {}
+        self.positions: dict[TopicPartition, int] = {}
+        self.committed: dict[TopicPartition, int] = {}
+        self.dirty: set[int] = set()
+        self._events_since_snapshot = 0
+        self._last_snapshot = time.monotonic()
+        self._first_assignment = True
+        self.consumer: AIOKafkaConsumer | None = None
+        self.metrics_port: int | None = None
+        self.live = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then snapshot every shard and leave the group cleanly."""
+        self.metrics_port = self.metrics.serve(self.settings.metrics_port)
+        transactional_id = f"{self.prefix}hean.{self.definition.name}.{self.settings.instance}"
+        producer = make_producer(self.settings.kafka_bootstrap, transactional_id)
+        consumer = make_consumer(self.settings.kafka_bootstrap, self.group_id)
+        self.consumer = consumer
+        await producer.start()
+        await consumer.start()
+        consumer.subscribe(list(self.inputs), listener=_Listener(self))
+        log.info("service started", extra={"group": self.group_id, "inputs": self.inputs,
+                                           "transactional_id": transactional_id,
+                                           "metrics_port": self.metrics_port})
+        self.metrics.up.labels(self.definition.name).set(1)
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=100, max_records=self.settings.batch_max_records)
+                if batch:
+                    await self._process(batch, producer)
+                await self._maybe_snapshot()
+                self._update_lag(consumer)
+            await self._snapshot(set(self.states))
+            log.info("service stopping", extra={"shards": sorted(self.states)})
+        finally:
+            self.metrics.up.labels(self.definition.name).set(0)
+            await consumer.stop()
+            await producer.stop()
+            await self.snapshots.close()
+
+    # ------------------------------------------------------------------ the batch
+
+    async def _process(self, batch: Mapping[TopicPartition, list[Any]], producer: Any) -> None:
+        """Apply one batch and commit its outputs and offsets in one transaction."""
+        started = time.perf_counter()
+        definition, metrics, name = self.definition, self.metrics, self.definition.name
+        step, accepts, observe = definition.step, definition.accepts, metrics.apply_hist.observe
+        outgoing: list[tuple[str, bytes, bytes]] = []
+        commit: dict[TopicPartition, int] = {}
+        replayed = 0
+        for tp, records in batch.items():
+            shard = self._shard(tp)
+            state = self.states[shard]
+            caught_up_at = self.committed[tp]
+            applied = 0
+            for record in records:
+                live = record.offset >= caught_up_at
+                t0 = time.perf_counter()
+                try:
+                    event = decode_as(record.value, accepts)
+                except DecodeError as exc:
+                    if live:
+                        outgoing.append(self._dead_letter(record, exc.reason, str(exc)))
+                    continue
+                try:
+                    state, emits = step(state, event)
+                except InvariantViolation:
+                    raise
+                except Exception as exc:  # a step that fails on one event must not stop the service
+                    if live:
+                        outgoing.append(self._dead_letter(record, "apply_failed", repr(exc)))
+                    log.warning("step failed; record dead-lettered",
+                                extra={"topic": tp.topic, "partition": tp.partition, "offset": record.offset,
+                                       "error": repr(exc)})
+                    continue
+                observe(time.perf_counter() - t0)
+                applied += 1
+                if live:
+                    for emit in emits:
+                        outgoing.append((self.prefix + emit.topic, emit.key.encode(), encode(emit.event)))
+                else:
+                    replayed += 1
+            self.states[shard] = state
+            self.applied[shard] = self.applied.get(shard, 0) + applied
+            self.dirty.add(shard)
+            position = records[-1].offset + 1
+            self.positions[tp] = position
+            if position > caught_up_at:
+                commit[tp] = position
+                self.committed[tp] = position
+            metrics.events_in.labels(name, tp.topic).inc(len(records))
+        if replayed:
+            metrics.replayed.labels(name).inc(replayed)
+        if commit:
+            async with producer.transaction():
+                for topic, key, value in outgoing:
+                    await producer.send(topic, value, key=key)
+                await producer.send_offsets_to_transaction(commit, self.group_id)
+            counts: dict[str, int] = {}
+            for topic, _key, _value in outgoing:
+                counts[topic] = counts.get(topic, 0) + 1
+            for topic, n in counts.items():
+                metrics.events_out.labels(name, topic).inc(n)
+        if not self.live.is_set() and self._caught_up():
+            self.live.set()
+            log.info("caught up with the log; live", extra={"shards": sorted(self.states)})
+        self._events_since_snapshot += sum(len(r) for r in batch.values())
+        metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
+
+    def _dead_letter(self, record: Any, reason: str, error: str) -> tuple[str, bytes, bytes]:
+        """A dead-letter record for the dlq topic, keyed by the source topic."""
+        self.metrics.dlq.labels(self.definition.name, reason).inc()
+        now = time.time_ns()
+        letter = DeadLettered(
+            id=derive_id("dlq", record.topic, record.partition, record.offset),
+            ts_event=(record.timestamp or 0) * 1_000_000,
+            ts_ingest=now,
+            service=self.definition.name,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            reason=reason,
+            error=error[:2000],
+            payload=record.value or b"",
+        )
+        return self.dlq_topic, record.topic.encode(), encode(letter)
+
+    # ------------------------------------------------------------------ shards, recovery
+
+    def _shard(self, tp: TopicPartition) -> int:
+        return tp.partition if self.definition.partitioned else 0
+
+    def _caught_up(self) -> bool:
+        return all(self.positions.get(tp, 0) >= c for tp, c in self.committed.items())
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Load each new shard's snapshot and seek its partitions (see the module docstring)."""
+        consumer = self.consumer
+        assert consumer is not None
+        start = self.start_from if self._first_assignment else StartFrom()
+        self._first_assignment = False
+        new_tps = [tp for tp in assigned if tp not in self.committed]
+        if not new_tps:
+            return
+        beginnings = await consumer.beginning_offsets(new_tps)
+        by_time: dict[TopicPartition, Any] = {}
+        if start.mode == "time":
+            by_time = await consumer.offsets_for_times({tp: start.value for tp in new_tps})
+            ends = await consumer.end_offsets(new_tps)
+        for shard in sorted({self._shard(tp) for tp in new_tps}):
+            shard_tps = [tp for tp in new_tps if self._shard(tp) == shard]
+            snapshot = await self.snapshots.load(self.definition.name, shard) if start.mode == "snapshot" else None
+            committed = {tp: (await consumer.committed(tp)) for tp in shard_tps}
+            committed = {tp: beginnings[tp] if c is None else c for tp, c in committed.items()}
+            if snapshot is not None and any(
+                snapshot.offsets.get(tp_key(tp.topic, tp.partition), 0) > committed[tp] for tp in shard_tps
+            ):
+                log.warning("snapshot is ahead of the committed offsets; rebuilding from the log",
+                            extra={"shard": shard})
+                snapshot = None
+            if shard not in self.states:
+                if snapshot is not None:
+                    self.states[shard] = self.definition.decode_state(snapshot.state)
+                    self.applied[shard] = snapshot.events_applied
+                else:
+                    self.states[shard] = self.definition.initial_state()
+                    self.applied[shard] = 0
+            for tp in shard_tps:
+                if start.mode == "snapshot":
+                    offset = snapshot.offsets.get(tp_key(tp.topic, tp.partition), beginnings[tp]) \
+                        if snapshot is not None else beginnings[tp]
+                elif start.mode == "beginning":
+                    offset = beginnings[tp]
+                elif start.mode == "offset":
+                    offset = max(int(start.value or 0), beginnings[tp])
+                else:
+                    found = by_time.get(tp)
+                    offset = found.offset if found is not None else ends[tp]
+                offset = max(offset, beginnings[tp])
+                consumer.seek(tp, offset)
+                self.positions[tp] = offset
+                self.committed[tp] = committed[tp]
+            self.dirty.add(shard)
+            log.info("shard assigned", extra={
+                "shard": shard, "from": start.mode, "snapshot": snapshot is not None,
+                "seek": {tp_key(tp.topic, tp.partition): self.positions[tp] for tp in shard_tps},
+                "committed": {tp_key(tp.topic, tp.partition): committed[tp] for tp in shard_tps},
+            })
+        self.live.clear()
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Snapshot and drop the shards leaving this instance, so their next owner resumes here."""
+        shards = {self._shard(tp) for tp in revoked if tp in self.committed}
+        if self.definition.partitioned and shards:
+            await self._snapshot(shards)
+            for shard in shards:
+                self.states.pop(shard, None)
+                self.applied.pop(shard, None)
+                self.dirty.discard(shard)
+            for tp in [tp for tp in self.committed if self._shard(tp) in shards]:
+                self.committed.pop(tp, None)
+                self.positions.pop(tp, None)
+
+    # ------------------------------------------------------------------ snapshots, metrics
+
+    async def _maybe_snapshot(self) -> None:
+        due_events = self._events_since_snapshot >= self.settings.snapshot_every_events
+        due_time = time.monotonic() - self._last_snapshot >= self.settings.snapshot_every_seconds
+        if self.dirty and (due_events or due_time):
+            await self._snapshot(set(self.dirty))
+
+    async def _snapshot(self, shards: set[int]) -> None:
+        """Store state + positions of `shards`. Positions never exceed committed offsets here."""
+        now = time.time_ns()
+        for shard in sorted(shards):
+            if shard not in self.states:
+                continue
+            offsets = {tp_key(tp.topic, tp.partition): pos for tp, pos in self.positions.items()
+                       if self._shard(tp) == shard}
+            await self.snapshots.save(Snapshot(
+                service=self.definition.name, shard=shard,
+                state=self.definition.encode_state(self.states[shard]),
+                offsets=offsets, taken_at_ns=now, events_applied=self.applied.get(shard, 0),
+            ))
+            self.dirty.discard(shard)
+        self._events_since_snapshot = 0
+        self._last_snapshot = time.monotonic()
+        self.metrics.mark_snapshot()
+
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        gauge, name = self.metrics.consumer_lag, self.definition.name
+        for tp, position in self.positions.items():
+            end = consumer.highwater(tp)
+            if end is not None:
+                gauge.labels(name, tp.topic, str(tp.partition)).set(max(0, end - position))
+
+    def state_hash(self) -> str:
+        return state_hash(self.states)
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, runner: ServiceRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.runner.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.runner.on_assigned(assigned)
+
+
+# ---------------------------------------------------------------------- replay without effects
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """States rebuilt from the log, how many records were folded, and the state hash."""
+
+    states: dict[int, Any]
+    records: int
+    undecodable: int
+    hash: str
+    seconds: float
+
+
+async def replay(
+    definition: ServiceDef[Any],
+    settings: RuntimeSettings,
+    start: StartFrom = StartFrom("beginning"),
+    to_offset: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayResult:
+    """Fold `definition` over its inputs from `start` to the end (or `to_offset`), producing nothing.
+
+    Reads every partition of every input (no consumer group, no commits), so it can run beside
+    the live service. The end is the last stable offset at the call, so it terminates.
+    """
+    inputs = [settings.topic_prefix + t for t in definition.inputs]
+    consumer = make_consumer(settings.kafka_bootstrap, None)
+    await consumer.start()
+    began = time.perf_counter()
+    try:
+        await consumer.topics()  # loads metadata for every topic, so partitions_for_topic answers
+        tps = [TopicPartition(t, p) for t in inputs for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not tps:
+            raise DecodeError("missing_topic", f"No partitions for inputs {inputs}; run `hean topics create`")
+        consumer.assign(tps)
+        beginnings = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        if to_offset is not None:
+            ends = {tp: min(end, to_offset) for tp, end in ends.items()}
+        if start.mode == "time":
+            found = await consumer.offsets_for_times({tp: start.value for tp in tps})
+        for tp in tps:
+            if start.mode == "offset":
+                offset = max(int(start.value or 0), beginnings[tp])
+            elif start.mode == "time":
+                hit = found.get(tp)
+                offset = hit.offset if hit is not None else ends[tp]
+            else:
+                offset = beginnings[tp]
+            consumer.seek(tp, offset)
+        shard_of = (lambda tp: tp.partition) if definition.partitioned else (lambda tp: 0)
+        states: dict[int, Any] = {shard_of(tp): definition.initial_state() for tp in tps}
+        total = sum(max(0, ends[tp] - beginnings[tp]) for tp in tps)
+        records = undecodable = 0
+        pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5_000)
+            for tp, msgs in batch.items():
+                shard, state, end = shard_of(tp), states[shard_of(tp)], ends[tp]
+                for record in msgs:
+                    if record.offset >= end:
+                        break
+                    records += 1
+                    try:
+                        event = decode_as(record.value, definition.accepts)
+                    except DecodeError:
+                        undecodable += 1
+                        continue
+                    try:
+                        state, _ = definition.step(state, event)
+                    except InvariantViolation:
+                        raise
+                    except Exception:
+                        undecodable += 1
+                states[shard] = state
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+            if progress is not None:
+                progress(records, total)
+        return ReplayResult(states, records, undecodable, state_hash(states), time.perf_counter() - began)
+    finally:
+        await consumer.stop()
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Any]) -> None:
+    """Run `main(stop)` on uvloop; SIGTERM and SIGINT set `stop` for a graceful shutdown."""
+    import uvloop
+
+    async def wrapper() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    uvloop.run(wrapper())

@@ -1,0 +1,81 @@
+"""What a service hands the runtime: its name, inputs, state type and pure `step`.
+
+A service = a pure core + this definition; `run.py` is the one loop that drives every core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import msgspec
+
+from schemas.events import Event
+from services.runtime.codec import encode_sorted
+
+__all__ = ["Emit", "ServiceDef", "StartFrom", "state_hash"]
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """One output of a step: an event for `topic`, partitioned by `key`."""
+
+    topic: str
+    key: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class ServiceDef(Generic[S]):
+    """A service as the runtime sees it.
+
+    `step(state, event) -> (state, emits)` must be pure and deterministic: no I/O, no clock, no
+    randomness, and the input state is never mutated (a new state is returned), so a failed step
+    leaves the old state intact and a replay gives the same result twice.
+    `partitioned`: one state per input partition index (inputs must be co-partitioned); else one
+    state for all inputs, and the service runs as a single active instance.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    accepts: Any
+    state_type: type[S]
+    initial_state: Callable[[], S]
+    step: Callable[[S, Any], tuple[S, Sequence[Emit]]]
+    partitioned: bool = True
+    summarize: Callable[[S], Mapping[str, Any]] = field(default=lambda state: {})
+
+    def encode_state(self, state: S) -> bytes:
+        return msgspec.msgpack.encode(state)
+
+    def decode_state(self, raw: bytes) -> S:
+        return msgspec.msgpack.decode(raw, type=self.state_type)
+
+
+@dataclass(frozen=True, slots=True)
+class StartFrom:
+    """Where a service starts reading: its snapshot (default) or an explicit rebuild point.
+
+    `offset` and `time` apply to every input partition (time in ms since the epoch); a rebuild
+    ignores snapshots and re-folds state, with outputs suppressed below the committed offsets.
+    """
+
+    mode: Literal["snapshot", "beginning", "offset", "time"] = "snapshot"
+    value: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode in ("offset", "time") and (self.value is None or self.value < 0):
+            raise ValueError(f"StartFrom({self.mode!r}) needs a non-negative value, got {self.value!r}")
+
+
+def state_hash(states: Mapping[int, Any]) -> str:
+    """A hash of all shards' states that is equal iff the states are equal (canonical msgpack)."""
+    digest = hashlib.sha256()
+    for shard in sorted(states):
+        digest.update(shard.to_bytes(4, "big"))
+        digest.update(encode_sorted(states[shard]))
+    return digest.hexdigest()

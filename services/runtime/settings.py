@@ -1,0 +1,74 @@
+"""Settings: one frozen, keyword-only struct per service, loaded from prefixed env variables.
+
+Values arrive as strings and are converted once, at startup, to the declared types (int,
+Decimal, bool…); a wrong value fails by name before the service touches the log. Secrets use
+`Secret`, whose repr is masked so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+from services.runtime.errors import ConfigError
+
+__all__ = ["RuntimeSettings", "Secret", "load_settings"]
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+class Secret(str):
+    """A string that never prints its value (API keys, passwords)."""
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
+
+    def reveal(self) -> str:
+        """The real value, for the one place that signs with it."""
+        return str.__str__(self)
+
+
+class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What every service shell needs: where the log and Redis are, and how often to snapshot."""
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    instance: str = "0"
+    metrics_port: int = 0
+    snapshot_every_events: int = 20_000
+    snapshot_every_seconds: float = 5.0
+    batch_max_records: int = 2_000
+    topic_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.snapshot_every_events < 1:
+            raise ConfigError(f"snapshot_every_events must be >= 1, was {self.snapshot_every_events}")
+        if not 0 <= self.metrics_port < 65536:
+            raise ConfigError(f"metrics_port must be 0..65535, was {self.metrics_port}")
+
+
+def load_settings(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **overrides: Any) -> T:
+    """Build `cls` from `{PREFIX}_{FIELD}` variables, then keyword overrides (CLI flags).
+
+    Why convert here: a typo'd number must stop the service at start with the variable's name,
+    not surface later as a type error deep in the core.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(cls):
+        name = f"{prefix}_{field.name}".upper()
+        if name in env:
+            values[field.name] = env[name]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return msgspec.convert(values, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"Bad {prefix} setting: {exc} (env prefix {prefix.upper()}_)") from None
+    except ConfigError:
+        raise

@@ -1,0 +1,1 @@
+"""tally: the runtime's demo service. Folds demo.trades into per-symbol totals → demo.tallies."""
