@@ -240,7 +240,7 @@ class PositionUpdated(Event, frozen=True, kw_only=True, tag="position.updated"):
 
 
 class AccountUpdated(Event, frozen=True, kw_only=True, tag="account.updated"):
-    """An account's totals; `equity` = starting balance + realized + unrealized − fees."""
+    """An account's totals; `equity` = starting balance + realized + unrealized - fees."""
 
     account: str
     equity: Decimal

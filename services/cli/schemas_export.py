@@ -15,7 +15,8 @@ from schemas.topics import TOPICS
 
 
 def _type_name(annotation: Any) -> str:
-    text = str(annotation) if getattr(annotation, "__args__", None) else getattr(annotation, "__name__", str(annotation))
+    generic = getattr(annotation, "__args__", None)
+    text = str(annotation) if generic else getattr(annotation, "__name__", str(annotation))
     return text.replace("decimal.Decimal", "Decimal").replace("typing.", "").replace("schemas.events.", "")
 
 

@@ -36,6 +36,9 @@ __all__ = ["ReplayResult", "ServiceRunner", "replay", "run_until_signal"]
 
 log = logging.getLogger(__name__)
 
+FROM_SNAPSHOT = StartFrom()
+FROM_BEGINNING = StartFrom("beginning")
+
 
 class ServiceRunner:
     """Drives one `ServiceDef` on the real log until `stop` is set."""
@@ -44,7 +47,7 @@ class ServiceRunner:
         self,
         definition: ServiceDef[Any],
         settings: RuntimeSettings,
-        start: StartFrom = StartFrom(),
+        start: StartFrom = FROM_SNAPSHOT,
         metrics: ServiceMetrics | None = None,
     ) -> None:
         self.definition = definition
@@ -199,7 +202,7 @@ class ServiceRunner:
         """Load each new shard's snapshot and seek its partitions (see the module docstring)."""
         consumer = self.consumer
         assert consumer is not None
-        start = self.start_from if self._first_assignment else StartFrom()
+        start = self.start_from if self._first_assignment else FROM_SNAPSHOT
         self._first_assignment = False
         new_tps = [tp for tp in assigned if tp not in self.committed]
         if not new_tps:
@@ -328,7 +331,7 @@ class ReplayResult:
 async def replay(
     definition: ServiceDef[Any],
     settings: RuntimeSettings,
-    start: StartFrom = StartFrom("beginning"),
+    start: StartFrom = FROM_BEGINNING,
     to_offset: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
