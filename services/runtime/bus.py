@@ -23,6 +23,7 @@ __all__ = [
     "make_admin",
     "make_consumer",
     "make_producer",
+    "partitions_of",
     "topic_status",
 ]
 
@@ -47,11 +48,14 @@ def make_producer(bootstrap: str, transactional_id: str | None = None) -> AIOKaf
     )
 
 
-def make_consumer(bootstrap: str, group_id: str | None, *topics: str) -> AIOKafkaConsumer:
+def make_consumer(
+    bootstrap: str, group_id: str | None, *topics: str, session_timeout_ms: int = 10_000
+) -> AIOKafkaConsumer:
     """A manual-commit, read_committed consumer.
 
     RangePartitionAssignor gives one member the same partition index of every co-partitioned
-    input topic, which is what a per-partition state needs.
+    input topic, which is what a per-partition state needs. After a SIGKILL the restarted member
+    waits for the dead one's session to time out, so `session_timeout_ms` bounds recovery time.
     """
     return AIOKafkaConsumer(
         *topics,
@@ -64,7 +68,19 @@ def make_consumer(bootstrap: str, group_id: str | None, *topics: str) -> AIOKafk
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
         fetch_max_wait_ms=50,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(1_000, session_timeout_ms // 3),
     )
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, from fresh metadata.
+
+    Why not `consumer.topics()`: it fetches metadata without updating the consumer's own view, so
+    `partitions_for_topic` can still answer None for a topic created moments ago.
+    """
+    await consumer._client.force_metadata_update()
+    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
 
 def make_admin(bootstrap: str) -> AIOKafkaAdminClient:

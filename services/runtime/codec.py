@@ -5,6 +5,9 @@ msgpack-python + validation in `make bench`; the figures and the choice are in
 docs/DESIGN-NOTES.md). Decoding never crashes a service: garbage, truncated bytes, an unknown
 type or a wrong field type raise `DecodeError`, an unknown major version `UnsupportedVersion`.
 Unknown fields are ignored, so a newer producer with extra fields stays readable.
+
+Money is written as exact decimal strings. A foreign producer's msgpack int or float in a Decimal
+field is read through its shortest repr (0.1 → Decimal("0.1")), never its binary expansion.
 """
 
 from __future__ import annotations

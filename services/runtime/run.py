@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from schemas.events import DeadLettered, derive_id
 from schemas.topics import DLQ
-from services.runtime.bus import make_consumer, make_producer
+from services.runtime.bus import make_consumer, make_producer, partitions_of
 from services.runtime.codec import decode_as, encode
 from services.runtime.errors import DecodeError, InvariantViolation
 from services.runtime.metrics import ServiceMetrics
@@ -79,7 +79,8 @@ class ServiceRunner:
         self.metrics_port = self.metrics.serve(self.settings.metrics_port)
         transactional_id = f"{self.prefix}hean.{self.definition.name}.{self.settings.instance}"
         producer = make_producer(self.settings.kafka_bootstrap, transactional_id)
-        consumer = make_consumer(self.settings.kafka_bootstrap, self.group_id)
+        consumer = make_consumer(self.settings.kafka_bootstrap, self.group_id,
+                                 session_timeout_ms=self.settings.session_timeout_ms)
         self.consumer = consumer
         await producer.start()
         await consumer.start()
@@ -115,8 +116,10 @@ class ServiceRunner:
         replayed = 0
         for tp, records in batch.items():
             shard = self._shard(tp)
+            caught_up_at = self.committed.get(tp)
+            if caught_up_at is None or shard not in self.states:
+                continue  # fetched before this partition was recovered; it is re-read after the seek
             state = self.states[shard]
-            caught_up_at = self.committed[tp]
             applied = 0
             for record in records:
                 live = record.offset >= caught_up_at
@@ -207,6 +210,9 @@ class ServiceRunner:
         new_tps = [tp for tp in assigned if tp not in self.committed]
         if not new_tps:
             return
+        # The fetcher runs beside this listener: hold the new partitions until they are seeked,
+        # so no record is applied to a shard whose snapshot is still loading.
+        consumer.pause(*new_tps)
         beginnings = await consumer.beginning_offsets(new_tps)
         by_time: dict[TopicPartition, Any] = {}
         if start.mode == "time":
@@ -246,6 +252,7 @@ class ServiceRunner:
                 self.positions[tp] = offset
                 self.committed[tp] = committed[tp]
             self.dirty.add(shard)
+            consumer.resume(*shard_tps)
             log.info("shard assigned", extra={
                 "shard": shard, "from": start.mode, "snapshot": snapshot is not None,
                 "seek": {tp_key(tp.topic, tp.partition): self.positions[tp] for tp in shard_tps},
@@ -345,8 +352,7 @@ async def replay(
     await consumer.start()
     began = time.perf_counter()
     try:
-        await consumer.topics()  # loads metadata for every topic, so partitions_for_topic answers
-        tps = [TopicPartition(t, p) for t in inputs for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = await partitions_of(consumer, inputs)
         if not tps:
             raise DecodeError("missing_topic", f"No partitions for inputs {inputs}; run `hean topics create`")
         consumer.assign(tps)

@@ -45,6 +45,7 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     snapshot_every_seconds: float = 5.0
     batch_max_records: int = 2_000
     topic_prefix: str = ""
+    session_timeout_ms: int = 10_000
 
     def __post_init__(self) -> None:
         if self.snapshot_every_events < 1:

@@ -1,0 +1,60 @@
+"""One valid instance of every event type, for round-trip and export tests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from schemas import events as ev
+
+T = 1_700_000_000_123_456_789
+ENVELOPE = {"ts_event": T, "ts_ingest": T + 5, "origin_ts": T + 1}
+
+_submit = ev.SubmitOrder(id="intent-1", **ENVELOPE, account="acc1", strategy="ema", symbol="BTCUSDT", side="Buy",
+                         order_type="Limit", qty=Decimal("0.010"), price=Decimal("65000.10"))
+_order = {"account": "acc1", "symbol": "BTCUSDT", "intent_id": "intent-1", "order_link_id": "hean-abc",
+          "order_id": "o1"}
+
+SAMPLES: dict[type, ev.Event] = {
+    ev.TradeReceived: ev.TradeReceived(id="t1", **ENVELOPE, symbol="BTCUSDT", trade_id="x1", side="Sell",
+                                       price=Decimal("16578.50"), qty=Decimal("0.001")),
+    ev.BookSnapshotReceived: ev.BookSnapshotReceived(
+        id="b1", **ENVELOPE, symbol="BTCUSDT", depth=50, update_id=18521288, seq=7961638724,
+        bids=[(Decimal("16493.50"), Decimal("0.006"))], asks=[(Decimal("16611.00"), Decimal("0.029"))]),
+    ev.BookDeltaReceived: ev.BookDeltaReceived(
+        id="b2", **ENVELOPE, symbol="BTCUSDT", depth=50, update_id=18521289, seq=7961638725,
+        bids=[(Decimal("16493.50"), Decimal("0"))], asks=[]),
+    ev.TickerUpdated: ev.TickerUpdated(id="k1", **ENVELOPE, symbol="BTCUSDT", last_price=Decimal("66666.60"),
+                                       mark_price=Decimal("66666.60"), funding_rate=Decimal("-0.005")),
+    ev.SubmitOrder: _submit,
+    ev.CancelOrder: ev.CancelOrder(id="c1", **ENVELOPE, account="acc1", strategy="ema", symbol="BTCUSDT",
+                                   intent_id="intent-1"),
+    ev.IntentApproved: ev.IntentApproved(id="d1", **ENVELOPE, intent=_submit),
+    ev.IntentRejected: ev.IntentRejected(id="d2", **ENVELOPE, intent=_submit, rule="max_notional",
+                                         detail="notional 650.001 > 500"),
+    ev.OrderAcknowledged: ev.OrderAcknowledged(id="e1", **ENVELOPE, **_order, side="Buy", order_type="Limit",
+                                               qty=Decimal("0.010"), price=Decimal("65000.10")),
+    ev.OrderRejected: ev.OrderRejected(id="e2", **ENVELOPE, **_order, ret_code=110004,
+                                       reason="Wallet balance is insufficient"),
+    ev.OrderPartiallyFilled: ev.OrderPartiallyFilled(
+        id="e3", **ENVELOPE, **_order, exec_id="x1", side="Buy", fill_qty=Decimal("0.004"),
+        fill_price=Decimal("65000.10"), fee=Decimal("0.143000220"), is_maker=False, cum_qty=Decimal("0.004"),
+        leaves_qty=Decimal("0.006")),
+    ev.OrderFilled: ev.OrderFilled(id="e4", **ENVELOPE, **_order, exec_id="x2", side="Buy", fill_qty=Decimal("0.006"),
+                                   fill_price=Decimal("65000.00"), fee=Decimal("-0.0039"), is_maker=True,
+                                   cum_qty=Decimal("0.010")),
+    ev.OrderCancelled: ev.OrderCancelled(id="e5", **ENVELOPE, **_order, reason="CancelByUser"),
+    ev.PositionUpdated: ev.PositionUpdated(id="p1", **ENVELOPE, account="acc1", symbol="BTCUSDT",
+                                           qty=Decimal("-0.010"), avg_entry_price=Decimal("65000.04"),
+                                           mark_price=Decimal("64990"), realized_pnl=Decimal("1.25"),
+                                           unrealized_pnl=Decimal("0.1004"), fees=Decimal("0.139")),
+    ev.AccountUpdated: ev.AccountUpdated(id="a1", **ENVELOPE, account="acc1", equity=Decimal("10001.2114"),
+                                         realized_pnl=Decimal("1.25"), unrealized_pnl=Decimal("0.1004"),
+                                         fees=Decimal("0.139"), gross_exposure=Decimal("649.90")),
+    ev.TradingHalted: ev.TradingHalted(id="h1", **ENVELOPE, account="acc1", reason="daily loss", actor="risk"),
+    ev.TradingResumed: ev.TradingResumed(id="h2", **ENVELOPE, account="acc1", reason="reviewed", actor="ops"),
+    ev.DeadLettered: ev.DeadLettered(id="q1", **ENVELOPE, service="tally", source_topic="demo.trades",
+                                     source_partition=2, source_offset=17, reason="malformed", error="bad",
+                                     payload=b"\xc1\x00garbage"),
+    ev.TallyUpdated: ev.TallyUpdated(id="y1", **ENVELOPE, symbol="BTCUSDT", count=3, total_qty=Decimal("0.003"),
+                                     total_notional=Decimal("49.7355"), source_id="t1"),
+}
