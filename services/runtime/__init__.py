@@ -1,6 +1,6 @@
 """The runtime every HEAN service shares: codec, bus, snapshots, metrics, logs, settings, loop."""
 
-from services.runtime.codec import decode, decode_as, encode
+from services.runtime.codec import decode, decode_as, encode, encode_sorted
 from services.runtime.errors import (
     ConfigError,
     DecodeError,
@@ -30,6 +30,7 @@ __all__ = [
     "decode",
     "decode_as",
     "encode",
+    "encode_sorted",
     "load_settings",
     "replay",
     "run_until_signal",
