@@ -1,0 +1,42 @@
+# HEAN: the two set-up commands are `make run` (main job) and `make test` (install, infra, tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HEAN := $(VENV)/bin/hean
+DURATION ?= 0
+PYTEST_ARGS ?=
+
+.PHONY: install infra-up infra-down run test bench lint schemas up down
+
+install:
+	@bash infra/install.sh
+
+infra-up: install
+	@$(HEAN) infra up
+
+infra-down:
+	@$(HEAN) infra down
+
+## the main job: the local stack plus the platform, live in the terminal (DURATION=60 for a headless run)
+run: infra-up
+	@$(HEAN) demo --duration $(DURATION)
+
+## install what is missing, start the local stack, run every test
+test: infra-up
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+## benchmarks → bench/results/latest.json and a printed table
+bench: infra-up
+	@$(PY) bench/run.py
+
+lint: install
+	@$(VENV)/bin/ruff check .
+
+schemas: install
+	@$(HEAN) schemas export --out docs/EVENTS.md
+
+## the full stack with Docker (Redpanda, ClickHouse, Redis …)
+up:
+	docker compose up -d
+
+down:
+	docker compose down
