@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from schemas.topics import spec
 from services.runtime.bus import ensure_topics, make_consumer, partitions_of
@@ -74,6 +75,16 @@ async def read_topic(bootstrap: str, topic: str) -> list:
         await consumer.stop()
 
 
+async def group_offsets(admin: AIOKafkaAdminClient, group: str) -> dict:
+    """The group's committed offsets; {} while the group coordinator is not available yet."""
+    try:
+        return await admin.list_consumer_group_offsets(group)
+    except KafkaError as exc:
+        if exc.retriable:
+            return {}
+        raise
+
+
 async def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float = 60) -> None:
     """Wait until `group` has committed the end offset of every partition of `topic`."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -86,7 +97,7 @@ async def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float 
         deadline = loop.time() + timeout
         while True:
             ends = await consumer.end_offsets(tps)
-            committed = await admin.list_consumer_group_offsets(group)
+            committed = await group_offsets(admin, group)
             if all((committed[tp].offset if tp in committed else 0) >= ends[tp] for tp in tps):
                 return
             if loop.time() > deadline:

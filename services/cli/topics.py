@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from services.runtime.bus import ensure_topics, topic_status
+from services.runtime.bus import ensure_topics, topic_status, wait_group_coordinator
 
 
 def bootstrap() -> str:
@@ -13,8 +13,16 @@ def bootstrap() -> str:
 
 
 def create_topics(prefix: str = "") -> int:
-    created = asyncio.run(ensure_topics(bootstrap(), prefix=prefix))
+    """Create missing topics, then wait until consumer groups can be coordinated."""
+
+    async def create() -> list[str]:
+        created = await ensure_topics(bootstrap(), prefix=prefix)
+        await wait_group_coordinator(bootstrap())
+        return created
+
+    created = asyncio.run(create())
     print(f"topics: created {', '.join(created)}" if created else "topics: all present")
+    print("kafka: group coordinator ready")
     return 0
 
 

@@ -6,6 +6,7 @@ downstream; producers are idempotent (and transactional inside the service loop)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.topics import TOPICS, TopicSpec
 
@@ -24,7 +26,9 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "partitions_of",
+    "send_keyed",
     "topic_status",
+    "wait_group_coordinator",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,46 @@ def make_consumer(
     )
 
 
+_partitioner = DefaultPartitioner()
+_partition_cache: dict[tuple[str, bytes], int] = {}
+
+
+async def send_keyed(producer: AIOKafkaProducer, records: Iterable[tuple[str, bytes, bytes]]) -> int:
+    """Send (topic, key, value) records in per-partition batches; returns how many were sent.
+
+    Why: aiokafka's `send` builds a future per message, which made it the runtime's bottleneck.
+    Batches go through the same accumulator (so a transaction covers them) and partitions are
+    chosen by the producer's own murmur2 partitioner, so a key lands where any other Kafka
+    producer would put it. Delivery is awaited by the transaction commit or `flush`.
+    """
+    by_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+    partitions: dict[str, list[int]] = {}
+    count = 0
+    cache = _partition_cache
+    for topic, key, value in records:
+        partition = cache.get((topic, key))
+        if partition is None:  # murmur2 is pure Python in aiokafka; keys (symbols) are few
+            all_partitions = partitions.get(topic)
+            if all_partitions is None:
+                all_partitions = partitions[topic] = sorted(await producer.partitions_for(topic))
+            partition = _partitioner(key, all_partitions, all_partitions)
+            if len(cache) < 100_000:
+                cache[(topic, key)] = partition
+        by_partition.setdefault((topic, partition), []).append((key, value))
+        count += 1
+    for (topic, partition), items in by_partition.items():
+        batch = producer.create_batch()
+        for key, value in items:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                batch.close()
+                await producer.send_batch(batch, topic, partition=partition)
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        batch.close()
+        await producer.send_batch(batch, topic, partition=partition)
+    return count
+
+
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of `topics`, from fresh metadata.
 
@@ -109,6 +153,8 @@ async def ensure_topics(
                 created.append(prefix + s.name)
             except TopicAlreadyExistsError:
                 pass
+        if created:
+            await _wait_partitions_ready(admin, created)
         present = [s for s in specs if prefix + s.name in existing]
         if present:
             described = await admin.describe_topics([prefix + s.name for s in present])
@@ -118,6 +164,47 @@ async def ensure_topics(
                 if have is not None and have != s.partitions:
                     log.warning("topic %s has %s partitions, registry says %s", prefix + s.name, have, s.partitions)
         return created
+    finally:
+        await admin.close()
+
+
+async def _wait_partitions_ready(admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 30.0) -> None:
+    """Wait until every partition of `topics` has a leader and an in-sync replica.
+
+    Right after creation a partition can refuse acks=all writes (NotEnoughReplicas) and the
+    producer backs off; waiting here keeps that stall out of the first real batch.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        described = await admin.describe_topics(topics)
+        if all(d.get("error_code", 0) == 0 and d["partitions"]
+               and all(p["leader"] >= 0 and p["isr"] for p in d["partitions"]) for d in described):
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(f"topics {topics} have partitions without a leader after {timeout} s")
+        await asyncio.sleep(0.1)
+
+
+async def wait_group_coordinator(bootstrap: str, timeout: float = 60.0) -> None:
+    """Wait until the broker can coordinate consumer groups.
+
+    A fresh broker creates `__consumer_offsets` on the first group lookup; until then group and
+    transaction calls fail with retriable errors. `hean infra up` waits here so "up" means usable.
+    """
+    admin = make_admin(bootstrap)
+    await admin.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while True:
+            try:
+                await admin.list_consumer_group_offsets("hean.readiness")
+                return
+            except KafkaError as exc:
+                if not exc.retriable or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.25)
     finally:
         await admin.close()
 

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from schemas.events import DeadLettered, derive_id
 from schemas.topics import DLQ
-from services.runtime.bus import make_consumer, make_producer, partitions_of
+from services.runtime.bus import make_consumer, make_producer, partitions_of, send_keyed
 from services.runtime.codec import decode_as, encode
 from services.runtime.errors import DecodeError, InvariantViolation
 from services.runtime.metrics import ServiceMetrics
@@ -110,7 +110,8 @@ class ServiceRunner:
         """Apply one batch and commit its outputs and offsets in one transaction."""
         started = time.perf_counter()
         definition, metrics, name = self.definition, self.metrics, self.definition.name
-        step, accepts, observe = definition.step, definition.accepts, metrics.apply_hist.observe
+        step, accepts = definition.step, definition.accepts
+        applying = 0.0
         outgoing: list[tuple[str, bytes, bytes]] = []
         commit: dict[TopicPartition, int] = {}
         replayed = 0
@@ -141,7 +142,7 @@ class ServiceRunner:
                                 extra={"topic": tp.topic, "partition": tp.partition, "offset": record.offset,
                                        "error": repr(exc)})
                     continue
-                observe(time.perf_counter() - t0)
+                applying += time.perf_counter() - t0
                 applied += 1
                 if live:
                     for emit in emits:
@@ -149,6 +150,9 @@ class ServiceRunner:
                 else:
                     replayed += 1
             self.states[shard] = state
+            if applied:
+                metrics.apply_hist.observe(applying / applied)
+                applying = 0.0
             self.applied[shard] = self.applied.get(shard, 0) + applied
             self.dirty.add(shard)
             position = records[-1].offset + 1
@@ -161,8 +165,7 @@ class ServiceRunner:
             metrics.replayed.labels(name).inc(replayed)
         if commit:
             async with producer.transaction():
-                for topic, key, value in outgoing:
-                    await producer.send(topic, value, key=key)
+                await send_keyed(producer, outgoing)
                 await producer.send_offsets_to_transaction(commit, self.group_id)
             counts: dict[str, int] = {}
             for topic, _key, _value in outgoing:

@@ -43,7 +43,7 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     metrics_port: int = 0
     snapshot_every_events: int = 20_000
     snapshot_every_seconds: float = 5.0
-    batch_max_records: int = 2_000
+    batch_max_records: int = 10_000
     topic_prefix: str = ""
     session_timeout_ms: int = 10_000
 

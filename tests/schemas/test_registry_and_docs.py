@@ -46,3 +46,11 @@ def test_json_schema_export_covers_every_event() -> None:
     trade = schema["$defs"]["TradeReceived"]
     assert trade["properties"]["type"]["enum"] == ["md.trade"]
     assert "price" in trade["required"]
+
+
+def test_committed_event_docs_are_current() -> None:
+    """docs/EVENTS.md is generated; regenerate with `make schemas` when schemas/events.py changes."""
+    from pathlib import Path
+
+    committed = (Path(__file__).resolve().parents[2] / "docs" / "EVENTS.md").read_text()
+    assert committed == markdown() + "\n"

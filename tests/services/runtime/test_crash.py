@@ -25,7 +25,7 @@ from schemas.events import DeadLettered, TallyUpdated
 from schemas.topics import DEMO_TALLIES, DEMO_TRADES, DLQ
 from services.runtime.codec import decode_as
 from services.tally.feed import produce_trades, synthetic_trades
-from tests.conftest import create_topics, read_topic, wait_caught_up
+from tests.conftest import create_topics, group_offsets, read_topic, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def start_service(prefix: str, bootstrap: str, redis_url: str, log: Path) -> sub
 
 
 async def committed_total(admin: AIOKafkaAdminClient, group: str) -> int:
-    offsets = await admin.list_consumer_group_offsets(group)
+    offsets = await group_offsets(admin, group)
     return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
 
 
