@@ -1,0 +1,187 @@
+"""Bybit V5 public frames → HEAN market events; books and tickers maintained in between.
+
+No I/O: the shell passes each raw frame with its local receive time and publishes what comes back.
+The state here (books, tickers) comes from the venue, not from the log: a restart rebuilds it
+from the snapshots the venue sends on subscribe, so it is kept mutable for speed.
+
+An orderbook frame, annotated (bybit-v5.md §1.5):
+    {"topic": "orderbook.50.BTCUSDT",   depth 50, symbol BTCUSDT
+     "type": "delta",                   "snapshot" replaces the book; data.u == 1 does too
+     "ts": 1687940967466,               ms, when the venue produced it → ts_event
+     "data": {"s": "BTCUSDT",
+              "b": [["30247.20", "30.028"], ["30240.00", "0"]],   size "0" deletes the level
+              "a": [["30248.70", "0"]],
+              "u": 177400507,           must be the last u + 1, else the book is stale
+              "seq": 66544703342},      cross sequence, monotonic but gapped: not checked
+     "cts": 1687940967464}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from schemas.events import (
+    BookDeltaReceived,
+    BookSnapshotReceived,
+    Event,
+    TickerUpdated,
+    TradeReceived,
+    derive_id,
+)
+from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
+from services.ingest.book import BookGap, L2Book
+from services.runtime.errors import DecodeError
+
+MS = 1_000_000
+
+TICKER_FIELDS = {
+    "lastPrice": "last_price", "markPrice": "mark_price", "indexPrice": "index_price",
+    "bid1Price": "bid1_price", "bid1Size": "bid1_size", "ask1Price": "ask1_price", "ask1Size": "ask1_size",
+    "volume24h": "volume_24h", "turnover24h": "turnover_24h", "fundingRate": "funding_rate",
+    "openInterest": "open_interest",
+}
+
+
+class MalformedFrame(DecodeError):
+    """A WebSocket frame that is not a Bybit V5 message we understand."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("malformed_frame", message)
+
+
+@dataclass
+class FrameResult:
+    """What one frame produced: events to publish (topic, key, event), topics to resubscribe
+    (their book went stale), and the control reply if the frame was one (ack or pong)."""
+
+    events: list[tuple[str, str, Event]] = field(default_factory=list)
+    resubscribe: list[str] = field(default_factory=list)
+    control: dict[str, Any] | None = None
+    gaps: int = 0
+
+
+class Normalizer:
+    """Turns frames of one connection (one category) into events."""
+
+    def __init__(self, category: str = "linear", venue: str = "bybit") -> None:
+        self.category = category
+        self.venue = venue
+        self.books: dict[str, L2Book] = {}
+        self.tickers: dict[str, dict[str, str]] = {}
+
+    def on_frame(self, raw: bytes | str, recv_ns: int) -> FrameResult:
+        """Parse one frame. Raises MalformedFrame for anything that is not a valid V5 message."""
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedFrame(f"not JSON: {exc}") from None
+        if not isinstance(message, dict):
+            raise MalformedFrame(f"expected a JSON object, got {type(message).__name__}")
+        topic = message.get("topic")
+        if topic is None:
+            if "op" in message or "success" in message:
+                return FrameResult(control=message)
+            raise MalformedFrame("no topic and no op: neither data nor a control reply")
+        if not isinstance(topic, str):
+            raise MalformedFrame(f"topic must be a string, got {topic!r}")
+        try:
+            if topic.startswith("orderbook."):
+                return self._book(topic, message, recv_ns)
+            if topic.startswith("publicTrade."):
+                return self._trades(message, recv_ns)
+            if topic.startswith("tickers."):
+                return self._ticker(topic, message, recv_ns)
+        except (KeyError, TypeError, ValueError, IndexError, InvalidOperation) as exc:
+            raise MalformedFrame(f"{topic}: {type(exc).__name__}: {exc}") from None
+        raise MalformedFrame(f"unsupported topic {topic!r}")
+
+    # ------------------------------------------------------------------ orderbook
+
+    def _book(self, topic: str, message: dict[str, Any], recv_ns: int) -> FrameResult:
+        _, depth_text, symbol = topic.split(".", 2)
+        depth = int(depth_text)
+        data = message["data"]
+        if data["s"] != symbol:
+            raise ValueError(f"data.s {data['s']!r} does not match the topic's symbol")
+        update_id, seq = int(data["u"]), int(data.get("seq", 0))
+        kind = message["type"]
+        book = self.books.get(topic)
+        if book is None:
+            book = self.books[topic] = L2Book(symbol, depth)
+        result = FrameResult()
+        is_snapshot = kind == "snapshot" or update_id == 1
+        if is_snapshot:
+            if depth == 1 and not book.stale and update_id == book.update_id:
+                return result  # level 1 repeats its snapshot with the same u when idle
+            book.apply_snapshot(data["b"], data["a"], update_id, seq)
+        elif kind == "delta":
+            try:
+                if book.apply_delta(data["b"], data["a"], update_id, seq) == 0 and update_id <= book.update_id:
+                    return result  # an old message: already applied
+            except BookGap:
+                result.resubscribe.append(topic)
+                result.gaps = 1
+                return result
+        else:
+            raise ValueError(f"type must be snapshot or delta, got {kind!r}")
+        if book.crossed():
+            book.mark_stale()
+            result.resubscribe.append(topic)
+            result.gaps = 1
+            return result
+        common = dict(
+            id=derive_id(self.venue, self.category, topic, update_id, "snapshot" if is_snapshot else "delta"),
+            ts_event=int(message.get("cts") or message["ts"]) * MS, ts_ingest=recv_ns, origin_ts=recv_ns,
+            venue=self.venue, category=self.category, symbol=symbol, depth=depth, update_id=update_id, seq=seq,
+        )
+        if is_snapshot:
+            bids, asks = book.levels()
+            event: Event = BookSnapshotReceived(**common, bids=_levels(bids), asks=_levels(asks))
+        else:
+            event = BookDeltaReceived(**common, bids=_levels(data["b"]), asks=_levels(data["a"]))
+        result.events.append((MD_BOOK, symbol, event))
+        return result
+
+    # ------------------------------------------------------------------ trades
+
+    def _trades(self, message: dict[str, Any], recv_ns: int) -> FrameResult:
+        result = FrameResult()
+        for trade in message["data"]:
+            side = trade["S"]
+            if side not in ("Buy", "Sell"):
+                raise ValueError(f"S must be Buy or Sell, got {side!r}")
+            symbol = trade["s"]
+            result.events.append((MD_TRADES, symbol, TradeReceived(
+                id=derive_id(self.venue, self.category, symbol, "trade", trade["i"]),
+                ts_event=int(trade["T"]) * MS, ts_ingest=recv_ns, origin_ts=recv_ns,
+                venue=self.venue, category=self.category, symbol=symbol, trade_id=str(trade["i"]),
+                side=side, price=Decimal(trade["p"]), qty=Decimal(trade["v"]),
+            )))
+        return result
+
+    # ------------------------------------------------------------------ tickers
+
+    def _ticker(self, topic: str, message: dict[str, Any], recv_ns: int) -> FrameResult:
+        data = message["data"]
+        symbol = data["symbol"]
+        if message.get("type", "snapshot") == "snapshot" or symbol not in self.tickers:
+            merged = self.tickers[symbol] = dict(data)
+        else:
+            merged = self.tickers[symbol]
+            merged.update(data)
+        fields = {ours: Decimal(merged[theirs]) for theirs, ours in TICKER_FIELDS.items() if merged.get(theirs)}
+        ts = int(message["ts"])
+        event = TickerUpdated(
+            id=derive_id(self.venue, self.category, topic, message.get("cs", 0), ts),
+            ts_event=ts * MS, ts_ingest=recv_ns, origin_ts=recv_ns,
+            venue=self.venue, category=self.category, symbol=symbol, **fields,
+        )
+        return FrameResult(events=[(MD_TICKERS, symbol, event)])
+
+
+def _levels(levels: list[Any]) -> list[tuple[Decimal, Decimal]]:
+    return [(Decimal(p), Decimal(s)) for p, s in levels]
