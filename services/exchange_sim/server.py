@@ -1,0 +1,287 @@
+"""The simulator's sockets: Bybit V5 public WebSocket and public REST on one port.
+
+    ws://HOST:PORT/v5/public/linear, /v5/public/spot      subscribe / unsubscribe / ping
+    GET /v5/market/time | instruments-info | orderbook    the V5 envelope (retCode, result …)
+    GET /sim/fault?kind=gap|reset|malformed|disconnect|stall[&symbol=S][&seconds=N]
+    GET /sim/stats                                        counters, for tests and the live view
+
+A tick loop steps every symbol's market `rate` times a second and broadcasts what changed to the
+subscribers of each topic. In replay mode it plays a file of recorded raw frames instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from services.exchange_sim.feeds import DEPTHS, BookStream, TickerStream, trade_frame
+from services.exchange_sim.market import Market
+from services.exchange_sim.rest import RestResult, public_rest
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = ("linear", "spot")
+FAULTS = ("gap", "reset", "malformed", "disconnect", "stall")
+
+
+class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The simulator's settings (env prefix EXCHANGE_SIM_)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    seed: int = 7
+    rate: float = 20.0
+    levels: int = 200
+    replay_file: str = ""
+    replay_speed: float = 1.0
+
+
+class Simulator:
+    """The venue: market, streams, subscriptions, faults; `start()` binds the port."""
+
+    def __init__(self, config: SimConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        market = Market(seed=config.seed, levels=config.levels)
+        unknown = set(config.symbols) - set(market.instruments)
+        if unknown:
+            raise ValueError(f"unknown symbols {sorted(unknown)}; the simulator lists {sorted(market.instruments)}")
+        self.market = market
+        self.symbols = {s: market.symbols[s] for s in config.symbols}
+        self.books = {(c, s, d): BookStream(m, d, c) for c in CATEGORIES for s, m in self.symbols.items()
+                      for d in DEPTHS}
+        self.tickers = {(c, s): TickerStream(m, c) for c in CATEGORIES for s, m in self.symbols.items()}
+        self.subscribers: dict[tuple[str, str], set[ServerConnection]] = defaultdict(set)
+        self.connections: set[ServerConnection] = set()
+        self.seq: dict[str, int] = dict.fromkeys(self.symbols, 1_000_000)
+        self.trade_counter = 0
+        self.stalled_until = 0.0
+        self.stats: dict[str, int] = defaultdict(int)
+        self.server: Server | None = None
+        self.port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> int:
+        self.server = await serve(self._connection, self.config.host, self.config.port,
+                                  process_request=self._http, ping_interval=None, max_size=2**20)
+        self.port = self.server.sockets[0].getsockname()[1]
+        loop = self._replay_loop if self.config.replay_file else self._tick_loop
+        self._tasks.append(asyncio.create_task(loop()))
+        log.info("exchange simulator listening", extra={"port": self.port, "symbols": list(self.symbols)})
+        return self.port
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}"
+
+    # ------------------------------------------------------------------ market ticks
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def _tick_loop(self) -> None:
+        interval = 1.0 / self.config.rate
+        next_at = asyncio.get_running_loop().time()
+        while True:
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - asyncio.get_running_loop().time()))
+            if self.clock() < self.stalled_until:
+                continue
+            for symbol in self.symbols:
+                self.tick(symbol)
+
+    def tick(self, symbol: str) -> None:
+        """One market step of `symbol`, broadcast to every subscriber of its topics."""
+        market = self.symbols[symbol]
+        fills = market.step()
+        self.seq[symbol] += 1
+        seq, ts = self.seq[symbol], self._now_ms()
+        top = market.top(max(DEPTHS))
+        for category in CATEGORIES:
+            for depth in DEPTHS:
+                stream = self.books[(category, symbol, depth)]
+                frame = stream.advance(top, ts, seq)
+                if frame is not None:
+                    self._send(category, stream.topic, frame)
+            if fills:
+                topic = f"publicTrade.{symbol}"
+                if self.subscribers.get((category, topic)):
+                    self._send(category, topic, trade_frame(market, fills, ts, seq, self.trade_counter))
+            ticker = self.tickers[(category, symbol)]
+            frame = ticker.advance(ts, seq)
+            if frame is not None:
+                self._send(category, ticker.topic, frame)
+        self.trade_counter += len(fills)
+
+    def _send(self, category: str, topic: str, frame: bytes) -> None:
+        targets = self.subscribers.get((category, topic))
+        if targets:
+            broadcast(targets, frame.decode())
+            self.stats["frames_sent"] += len(targets)
+
+    async def _replay_loop(self) -> None:
+        """Play recorded frames ({"t": ms since start, "category": c, "frame": text} per line)."""
+        started = asyncio.get_running_loop().time()
+        with Path(self.config.replay_file).open("rb") as lines:
+            for line in lines:
+                entry = orjson.loads(line)
+                due = started + entry["t"] / 1000 / self.config.replay_speed
+                await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))
+                frame = entry["frame"]
+                topic = orjson.loads(frame).get("topic", "")
+                self._send(entry.get("category", "linear"), topic, frame.encode())
+        log.info("replay finished", extra={"file": self.config.replay_file})
+
+    # ------------------------------------------------------------------ faults
+
+    def inject(self, kind: str, symbol: str | None = None, seconds: float = 5.0) -> dict[str, Any]:
+        """Inject a fault now; returns what was done (also reachable as GET /sim/fault)."""
+        symbols = [symbol] if symbol else list(self.symbols)
+        if kind not in FAULTS or any(s not in self.symbols for s in symbols):
+            raise ValueError(f"kind must be one of {FAULTS} and symbol one of {sorted(self.symbols)}")
+        self.stats[f"fault_{kind}"] += 1
+        ts = self._now_ms()
+        if kind == "gap":
+            for (_, s, d), stream in self.books.items():
+                if s in symbols and d > 1:
+                    stream.pending_gap = True
+        elif kind == "reset":
+            for (category, s, _), stream in self.books.items():
+                if s in symbols:
+                    self._send(category, stream.topic, stream.reset(ts, self.seq[s]))
+        elif kind == "malformed":
+            for (category, topic), targets in self.subscribers.items():
+                if targets and any(topic.endswith(s) for s in symbols):
+                    broadcast(targets, '{"topic": "' + topic + '", "type": "delta", "data": {"s": ')
+        elif kind == "disconnect":
+            for connection in list(self.connections):
+                asyncio.create_task(connection.close(1011, "simulated disconnect"))
+        elif kind == "stall":
+            self.stalled_until = self.clock() + seconds
+        return {"fault": kind, "symbols": symbols}
+
+    # ------------------------------------------------------------------ websocket
+
+    async def _connection(self, connection: ServerConnection) -> None:
+        path = urlsplit(connection.request.path).path if connection.request else ""
+        category = path.rsplit("/", 1)[-1]
+        conn_id = str(uuid.uuid4())
+        self.connections.add(connection)
+        self.stats["connections"] += 1
+        try:
+            async for raw in connection:
+                for reply in self.on_message(connection, category, conn_id, raw):
+                    await connection.send(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.discard(connection)
+            for targets in self.subscribers.values():
+                targets.discard(connection)
+
+    def on_message(self, connection: ServerConnection, category: str, conn_id: str,
+                   raw: str | bytes) -> list[str]:
+        """Replies to one client message: an ack (success or Bybit-style failure), then snapshots."""
+        try:
+            request = orjson.loads(raw)
+            if not isinstance(request, dict):
+                raise ValueError("expected a JSON object")
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            self.stats["bad_requests"] += 1
+            return [self._ack(category, conn_id, "", "", False, f"Invalid request: {exc}")]
+        op = request.get("op")
+        req_id = str(request.get("req_id", ""))
+        if op == "ping":
+            return [self._ack(category, conn_id, req_id, "ping", True, "pong")]
+        if op not in ("subscribe", "unsubscribe"):
+            self.stats["bad_requests"] += 1
+            return [self._ack(category, conn_id, req_id, str(op or ""), False, f"Unsupported op: {op!r}")]
+        args = request.get("args")
+        if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+            self.stats["bad_requests"] += 1
+            return [self._ack(category, conn_id, req_id, op, False, "args must be a non-empty list of topics")]
+        invalid = [a for a in args if not self._valid_topic(a)]
+        if invalid:
+            self.stats["bad_requests"] += 1
+            return [self._ack(category, conn_id, req_id, op, False, f"Invalid topic(s): {', '.join(invalid)}")]
+        if op == "unsubscribe":
+            for topic in args:
+                self.subscribers[(category, topic)].discard(connection)
+            return [self._ack(category, conn_id, req_id, op, True, "")]
+        replies = [self._ack(category, conn_id, req_id, op, True, "subscribe" if category == "spot" else "")]
+        ts = self._now_ms()
+        for topic in args:
+            self.subscribers[(category, topic)].add(connection)
+            kind, *rest = topic.split(".")
+            symbol = rest[-1]
+            if kind == "orderbook":
+                replies.append(self.books[(category, symbol, int(rest[0]))].snapshot(ts, self.seq[symbol]).decode())
+            elif kind == "tickers":
+                replies.append(self.tickers[(category, symbol)].snapshot(ts, self.seq[symbol]).decode())
+        return replies
+
+    def _valid_topic(self, topic: str) -> bool:
+        parts = topic.split(".")
+        if len(parts) == 3 and parts[0] == "orderbook":
+            return parts[1].isdigit() and int(parts[1]) in DEPTHS and parts[2] in self.symbols
+        return len(parts) == 2 and parts[0] in ("publicTrade", "tickers") and parts[1] in self.symbols
+
+    @staticmethod
+    def _ack(category: str, conn_id: str, req_id: str, op: str, success: bool, ret_msg: str) -> str:
+        """The linear/spot ack shape of bybit-v5.md §1.2-1.3 (spot omits an empty req_id)."""
+        reply: dict[str, Any] = {"success": success, "ret_msg": ret_msg, "conn_id": conn_id}
+        if req_id or category != "spot":
+            reply["req_id"] = req_id
+        reply["op"] = op
+        return orjson.dumps(reply).decode()
+
+    # ------------------------------------------------------------------ http
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        """REST for anything that is not a WebSocket path; None lets the handshake go on."""
+        url = urlsplit(request.path)
+        if url.path in ("/v5/public/linear", "/v5/public/spot"):
+            return None
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if url.path == "/sim/fault":
+            try:
+                result = RestResult(200, self.inject(query.get("kind", ""), query.get("symbol"),
+                                                     float(query.get("seconds", 5))))
+            except ValueError as exc:
+                result = RestResult(400, {"error": str(exc)})
+        elif url.path == "/sim/stats":
+            result = RestResult(200, {**self.stats, "subscriptions": sum(len(s) for s in self.subscribers.values()),
+                                      "open_connections": len(self.connections)})
+        else:
+            result = public_rest(self, url.path, query)
+        response = connection.respond(result.status, orjson.dumps(result.body).decode())
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response

@@ -1,0 +1,236 @@
+"""The ingest shell: Bybit V5 public WebSocket in, md.trades / md.book / md.tickers out.
+
+One connection per instance (instances split symbols by config). Pings every `ping_interval`;
+no frame for `stale_after` seconds → reconnect. Reconnects back off exponentially with jitter;
+after `breaker_failures` failed connects in a row the circuit opens for `breaker_open_seconds`.
+A book gap or crossed book → unsubscribe + subscribe for a fresh snapshot. A malformed frame is
+logged (first of each kind per connection), counted, and kept in `dlq`; the connection goes on.
+Ingest is a source, not a fold over the log: its books are rebuilt from the venue's snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+import websockets
+from prometheus_client import Counter, Gauge
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from schemas.events import DeadLettered, derive_id
+from schemas.topics import DLQ
+from services.ingest.core import MalformedFrame, Normalizer
+from services.runtime.bus import make_producer, send_keyed
+from services.runtime.codec import encode
+from services.runtime.errors import ConfigError
+from services.runtime.metrics import ServiceMetrics
+from services.runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+
+class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings (env prefix INGEST_). `url` is real Bybit or the simulator: config only."""
+
+    url: str = "ws://127.0.0.1:8801/v5/public/linear"
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    depth: int = 50
+    trades: bool = True
+    tickers: bool = True
+    ping_interval: float = 20.0
+    stale_after: float = 30.0
+    backoff_initial: float = 0.2
+    backoff_max: float = 30.0
+    breaker_failures: int = 8
+    breaker_open_seconds: float = 30.0
+    record_frames: str = ""
+
+    def __post_init__(self) -> None:
+        if self.depth not in (1, 50, 200, 1000):
+            raise ConfigError(f"INGEST_DEPTH must be 1, 50, 200 or 1000, was {self.depth}")
+        if not self.symbols:
+            raise ConfigError("INGEST_SYMBOLS must name at least one symbol")
+        if not self.url.startswith(("ws://", "wss://")) or "/v5/public/" not in self.url:
+            raise ConfigError(f"INGEST_URL must be a Bybit V5 public WebSocket URL, was {self.url!r}")
+
+    @property
+    def category(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+
+    def topics(self) -> list[str]:
+        topics = [f"orderbook.{self.depth}.{s}" for s in self.symbols]
+        if self.trades:
+            topics += [f"publicTrade.{s}" for s in self.symbols]
+        if self.tickers:
+            topics += [f"tickers.{s}" for s in self.symbols]
+        return topics
+
+
+class IngestMetrics:
+    """The runtime's metrics plus what only a WebSocket source has."""
+
+    def __init__(self) -> None:
+        self.base = ServiceMetrics("ingest")
+        r = self.base.registry
+        self.reconnects = Counter("hean_ws_reconnects_total", "WebSocket reconnects, by cause",
+                                  ["service", "cause"], registry=r)
+        self.frames = Counter("hean_ws_frames_total", "WebSocket frames received", ["service"], registry=r)
+        self.malformed = Counter("hean_ws_malformed_total", "Malformed WebSocket frames", ["service"], registry=r)
+        self.gaps = Counter("hean_book_gaps_total", "Book gaps or crossed books (resubscribed)",
+                            ["service", "symbol"], registry=r)
+        self.venue_errors = Counter("hean_ws_failed_acks_total", "Failure acks from the venue", ["service"],
+                                    registry=r)
+        self.breaker_open = Gauge("hean_ws_breaker_open", "1 while the reconnect circuit breaker is open",
+                                  ["service"], registry=r)
+
+
+class Ingest:
+    """Runs one WebSocket connection's worth of symbols until `stop` is set."""
+
+    def __init__(self, config: IngestConfig, settings: RuntimeSettings, metrics: IngestMetrics | None = None) -> None:
+        self.config = config
+        self.settings = settings
+        self.metrics = metrics or IngestMetrics()
+        self.prefix = settings.topic_prefix
+        self.connected = asyncio.Event()
+        self.published = 0
+        self._failures = 0
+        self._recorder: Any = None
+        self._record_started = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.metrics.base.serve(self.settings.metrics_port)
+        producer = make_producer(self.settings.kafka_bootstrap)
+        await producer.start()
+        if self.config.record_frames:
+            self._recorder = Path(self.config.record_frames).open("ab")  # noqa: SIM115 - closed below
+            self._record_started = time.monotonic()
+        self.metrics.base.up.labels("ingest").set(1)
+        backoff = self.config.backoff_initial
+        try:
+            while not stop.is_set():
+                cause = await self._connection(producer, stop)
+                if stop.is_set():
+                    break
+                self.metrics.reconnects.labels("ingest", cause).inc()
+                self._failures = self._failures + 1 if cause == "connect_failed" else 0
+                if self._failures >= self.config.breaker_failures:
+                    log.warning("circuit open: %s failed connects in a row; pausing %s s",
+                                self._failures, self.config.breaker_open_seconds)
+                    self.metrics.breaker_open.labels("ingest").set(1)
+                    await _sleep_or_stop(stop, self.config.breaker_open_seconds)
+                    self.metrics.breaker_open.labels("ingest").set(0)
+                    self._failures = 0
+                    continue
+                backoff = self.config.backoff_initial if cause != "connect_failed" else min(
+                    self.config.backoff_max, backoff * 2)
+                await _sleep_or_stop(stop, backoff * random.uniform(0.5, 1.5))
+        finally:
+            self.metrics.base.up.labels("ingest").set(0)
+            await producer.flush()
+            await producer.stop()
+            if self._recorder is not None:
+                self._recorder.close()
+
+    async def _connection(self, producer: Any, stop: asyncio.Event) -> str:
+        """One connection's life; returns why it ended (the reconnect cause)."""
+        config = self.config
+        try:
+            ws = await websockets.connect(config.url, ping_interval=None, max_size=2**24, open_timeout=10)
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            log.warning("connect to %s failed: %s", config.url, exc)
+            return "connect_failed"
+        normalizer = Normalizer(config.category)
+        logged: set[str] = set()
+        pinger = asyncio.create_task(self._ping(ws))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await ws.send(orjson.dumps({"op": "subscribe", "req_id": "hean-sub", "args": config.topics()}).decode())
+            log.info("connected", extra={"url": config.url, "topics": len(config.topics())})
+            self.connected.set()
+            while True:
+                receive = asyncio.ensure_future(ws.recv())
+                done, _ = await asyncio.wait({receive, stopper}, timeout=config.stale_after,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if stopper in done:
+                    receive.cancel()
+                    return "stopped"
+                if not done:
+                    receive.cancel()
+                    log.warning("no frame for %s s; reconnecting", config.stale_after)
+                    return "stale"
+                try:
+                    raw = receive.result()
+                except ConnectionClosed as exc:
+                    log.warning("connection closed by the venue: %s", exc)
+                    return "closed"
+                await self._on_frame(raw, normalizer, ws, producer, logged)
+        finally:
+            self.connected.clear()
+            pinger.cancel()
+            stopper.cancel()
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    async def _on_frame(self, raw: str | bytes, normalizer: Normalizer, ws: Any, producer: Any,
+                        logged: set[str]) -> None:
+        recv_ns = time.time_ns()
+        self.metrics.frames.labels("ingest").inc()
+        if self._recorder is not None:
+            text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+            self._recorder.write(orjson.dumps({"t": int((time.monotonic() - self._record_started) * 1000),
+                                               "category": self.config.category, "frame": text}) + b"\n")
+        try:
+            result = normalizer.on_frame(raw, recv_ns)
+        except MalformedFrame as exc:
+            self.metrics.malformed.labels("ingest").inc()
+            kind = str(exc).split(":", 1)[0]
+            if kind not in logged:
+                logged.add(kind)
+                log.warning("malformed frame skipped (further ones of this kind are only counted): %s; frame %r",
+                            exc, raw[:200])
+            await self._dead_letter(producer, raw, exc, recv_ns)
+            return
+        if result.control is not None and result.control.get("success") is False:
+            self.metrics.venue_errors.labels("ingest").inc()
+            log.warning("venue refused %s: %s", result.control.get("op"), result.control.get("ret_msg"))
+        for topic in result.resubscribe:
+            self.metrics.gaps.labels("ingest", topic.rsplit(".", 1)[-1]).inc()
+            await ws.send(orjson.dumps({"op": "unsubscribe", "args": [topic]}).decode())
+            await ws.send(orjson.dumps({"op": "subscribe", "req_id": "hean-resub", "args": [topic]}).decode())
+        if result.events:
+            await send_keyed(producer, ((self.prefix + t, k.encode(), encode(e)) for t, k, e in result.events))
+            self.published += len(result.events)
+            counter = self.metrics.base.events_out
+            for topic, _, _ in result.events:
+                counter.labels("ingest", self.prefix + topic).inc()
+
+    async def _dead_letter(self, producer: Any, raw: str | bytes, exc: MalformedFrame, recv_ns: int) -> None:
+        payload = raw.encode() if isinstance(raw, str) else raw
+        source = f"bybit.ws.{self.config.category}"
+        letter = DeadLettered(id=derive_id("dlq", source, recv_ns, payload[:64]), ts_event=recv_ns, ts_ingest=recv_ns,
+                              service="ingest", source_topic=source, source_partition=-1, source_offset=-1,
+                              reason=exc.reason, error=str(exc)[:2000], payload=payload)
+        await producer.send(self.prefix + DLQ, encode(letter), key=source.encode())
+        self.metrics.base.dlq.labels("ingest", exc.reason).inc()
+
+    async def _ping(self, ws: Any) -> None:
+        """Application-level ping every ping_interval (bybit-v5.md §1.3 recommends 20 s)."""
+        n = 0
+        with contextlib.suppress(ConnectionClosed, asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(self.config.ping_interval)
+                n += 1
+                await ws.send(orjson.dumps({"op": "ping", "req_id": f"hean-ping-{n}"}).decode())
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
