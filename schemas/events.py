@@ -68,7 +68,10 @@ class TradeReceived(Event, frozen=True, kw_only=True, tag="md.trade"):
 
 
 class BookSnapshotReceived(Event, frozen=True, kw_only=True, tag="md.book.snapshot"):
-    """A full L2 book (replaces any local copy). Bids descending, asks ascending."""
+    """A full L2 book (replaces any local copy). Bids descending, asks ascending.
+
+    `best_bid`/`best_ask` are the top of the book after this event (also on deltas), so a consumer
+    that only needs the top (recorder, a simple strategy) needs no book of its own."""
 
     venue: str = "bybit"
     category: str = "linear"
@@ -78,6 +81,8 @@ class BookSnapshotReceived(Event, frozen=True, kw_only=True, tag="md.book.snapsh
     seq: int
     bids: list[PriceLevel]
     asks: list[PriceLevel]
+    best_bid: PriceLevel | None = None
+    best_ask: PriceLevel | None = None
 
 
 class BookDeltaReceived(Event, frozen=True, kw_only=True, tag="md.book.delta"):
@@ -95,6 +100,8 @@ class BookDeltaReceived(Event, frozen=True, kw_only=True, tag="md.book.delta"):
     seq: int
     bids: list[PriceLevel]
     asks: list[PriceLevel]
+    best_bid: PriceLevel | None = None
+    best_ask: PriceLevel | None = None
 
 
 class TickerUpdated(Event, frozen=True, kw_only=True, tag="md.ticker"):

@@ -1,4 +1,8 @@
-"""Every service `hean run/replay/state` knows, by name, imported only when asked for."""
+"""Everything `hean run` can start, by name, imported only when asked for.
+
+SERVICES fold the log through the shared runtime (so `hean replay` and `hean state` work on them);
+PROCESSES are the edges of the platform with their own loops (venue, WebSocket source, sink).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,29 @@ from services.runtime.service import ServiceDef
 SERVICES: dict[str, str] = {
     "tally": "services.tally.shell:DEFINITION",
 }
+PROCESSES: dict[str, str] = {
+    "exchange-sim": "services.exchange_sim.main:run",
+    "ingest": "services.ingest.main:run",
+    "recorder": "services.recorder.main:run",
+}
+
+
+def _load(target: str) -> Any:
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def definition(name: str) -> ServiceDef[Any]:
     """The ServiceDef registered under `name`; an unknown name lists the known ones."""
-    try:
-        target = SERVICES[name]
-    except KeyError:
-        raise SystemExit(f"Unknown service {name!r}; known: {', '.join(sorted(SERVICES))}") from None
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    if name not in SERVICES:
+        raise SystemExit(f"Unknown service {name!r}; known: {', '.join(sorted(SERVICES))}")
+    return _load(SERVICES[name])
+
+
+def process(name: str) -> Any:
+    """The `run(settings, stop)` coroutine function of a process, or None if `name` is a service."""
+    if name in PROCESSES:
+        return _load(PROCESSES[name])
+    if name in SERVICES:
+        return None
+    raise SystemExit(f"Unknown service {name!r}; known: {', '.join(sorted({*SERVICES, *PROCESSES}))}")

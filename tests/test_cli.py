@@ -9,7 +9,7 @@ import pytest
 
 from services.cli.main import build_parser, main
 
-SUBCOMMANDS = ["infra", "topics", "schemas", "run", "replay", "state", "demo"]
+SUBCOMMANDS = ["infra", "topics", "schemas", "run", "replay", "state", "sql", "demo"]
 
 
 def test_every_subcommand_is_listed() -> None:

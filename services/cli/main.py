@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--format", choices=["markdown", "json"], default="markdown")
     schemas.add_argument("--out", type=Path, help="write here instead of stdout")
 
-    run = sub.add_parser("run", help="run one service on the log until SIGTERM/Ctrl-C")
+    run = sub.add_parser("run", help="run a service (tally, exchange-sim, ingest, recorder) until SIGTERM/Ctrl-C")
     run.add_argument("service")
     _add_start_options(run, required=False)
     run.add_argument("--instance", help="instance id (unique per process of one service; default 0)")
@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("service")
     state.add_argument("--json", action="store_true", help="print the result as JSON")
     state.add_argument("--topic-prefix", help="prefix of every topic name")
+
+    sql = sub.add_parser("sql", help="run SQL on the ClickHouse store (chDB by default; stop the recorder first)")
+    sql.add_argument("query", help='e.g. "SELECT symbol, count() FROM hean.trades GROUP BY symbol"')
+    sql.add_argument("--store", help="chdb://PATH or clickhouse://user:pass@host:8123/db (default: RECORDER_STORE)")
+    sql.add_argument("--format", default="PrettyCompactMonoBlock", help="ClickHouse output format")
 
     demo = sub.add_parser("demo", help="the runtime end to end: synthetic trades → tally, live summary")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
@@ -130,6 +135,8 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         return _replay(args)
     if args.command == "state":
         return _state(args)
+    if args.command == "sql":
+        return _sql(args)
     if args.command == "demo":
         from services.cli.demo import run_demo
 
@@ -139,12 +146,29 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
 
 
 def _run(args: argparse.Namespace, configure_logging: Any) -> int:
-    from services.registry import definition
+    from services.registry import definition, process
     from services.runtime.run import ServiceRunner, run_until_signal
 
     configure_logging(args.service, level=os.environ.get("HEAN_LOG_LEVEL", "INFO"))
-    runner = ServiceRunner(definition(args.service), _settings(args), _start_from(args))
+    settings = _settings(args)
+    run_process = process(args.service)
+    if run_process is not None:
+        run_until_signal(lambda stop: run_process(settings, stop))
+        return 0
+    runner = ServiceRunner(definition(args.service), settings, _start_from(args))
     run_until_signal(runner.run)
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from services.cli.infra import LocalStack
+    from services.recorder.store import open_store
+
+    store = open_store(args.store or os.environ.get("RECORDER_STORE", ""), LocalStack.from_env().chdb_dir)
+    try:
+        print(store.query_text(args.query, args.format))
+    finally:
+        store.close()
     return 0
 
 

@@ -23,7 +23,9 @@ class RestResult:
     body: dict[str, Any]
 
 
-def envelope(result: dict[str, Any], ret_code: int = 0, ret_msg: str = "OK", now_ms: int | None = None) -> dict[str, Any]:
+def envelope(
+    result: dict[str, Any], ret_code: int = 0, ret_msg: str = "OK", now_ms: int | None = None
+) -> dict[str, Any]:
     """{"retCode", "retMsg", "result", "retExtInfo", "time"} as every V5 response (bybit-v5.md §3.4)."""
     return {"retCode": ret_code, "retMsg": ret_msg, "result": result, "retExtInfo": {},
             "time": now_ms if now_ms is not None else int(time.time() * 1000)}

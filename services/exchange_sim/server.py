@@ -42,7 +42,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """The simulator's settings (env prefix EXCHANGE_SIM_)."""
 
     host: str = "127.0.0.1"
-    port: int = 0
+    port: int = 8801
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     seed: int = 7
     rate: float = 20.0
@@ -75,6 +75,7 @@ class Simulator:
         self.server: Server | None = None
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -177,12 +178,14 @@ class Simulator:
                 if s in symbols:
                     self._send(category, stream.topic, stream.reset(ts, self.seq[s]))
         elif kind == "malformed":
-            for (category, topic), targets in self.subscribers.items():
+            for (_category, topic), targets in self.subscribers.items():
                 if targets and any(topic.endswith(s) for s in symbols):
                     broadcast(targets, '{"topic": "' + topic + '", "type": "delta", "data": {"s": ')
         elif kind == "disconnect":
             for connection in list(self.connections):
-                asyncio.create_task(connection.close(1011, "simulated disconnect"))
+                closing = asyncio.create_task(connection.close(1011, "simulated disconnect"))
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
         elif kind == "stall":
             self.stalled_until = self.clock() + seconds
         return {"fault": kind, "symbols": symbols}

@@ -133,10 +133,13 @@ class Normalizer:
             result.resubscribe.append(topic)
             result.gaps = 1
             return result
+        best_bid, best_ask = book.best_bid(), book.best_ask()
         common = dict(
             id=derive_id(self.venue, self.category, topic, update_id, "snapshot" if is_snapshot else "delta"),
             ts_event=int(message.get("cts") or message["ts"]) * MS, ts_ingest=recv_ns, origin_ts=recv_ns,
             venue=self.venue, category=self.category, symbol=symbol, depth=depth, update_id=update_id, seq=seq,
+            best_bid=(Decimal(best_bid[0]), Decimal(best_bid[1])) if best_bid else None,
+            best_ask=(Decimal(best_ask[0]), Decimal(best_ask[1])) if best_ask else None,
         )
         if is_snapshot:
             bids, asks = book.levels()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import msgspec
+import orjson
 
 from services.runtime.errors import ConfigError
 
@@ -54,6 +55,19 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             raise ConfigError(f"metrics_port must be 0..65535, was {self.metrics_port}")
 
 
+def _parse_env(text: str, annotation: Any) -> Any:
+    """Lists come as "a,b,c" (or a JSON array); everything else is converted by msgspec."""
+    if get_origin(annotation) in (tuple, list):
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                return orjson.loads(stripped)
+            except orjson.JSONDecodeError:
+                return text
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return text
+
+
 def load_settings(cls: type[T], prefix: str, env: Mapping[str, str] | None = None, **overrides: Any) -> T:
     """Build `cls` from `{PREFIX}_{FIELD}` variables, then keyword overrides (CLI flags).
 
@@ -65,7 +79,7 @@ def load_settings(cls: type[T], prefix: str, env: Mapping[str, str] | None = Non
     for field in msgspec.structs.fields(cls):
         name = f"{prefix}_{field.name}".upper()
         if name in env:
-            values[field.name] = env[name]
+            values[field.name] = _parse_env(env[name], field.type)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return msgspec.convert(values, cls, strict=False)

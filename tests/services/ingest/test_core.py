@@ -45,6 +45,8 @@ def test_orderbook_delta_fixture_after_a_chained_snapshot() -> None:
     assert isinstance(event, BookDeltaReceived)
     assert event.update_id == 177400507
     assert (Decimal("30240.00"), Decimal("0")) in event.bids
+    assert event.best_bid == (Decimal("30247.20"), Decimal("30.028"))
+    assert event.best_ask == (Decimal("30249.30"), Decimal("0.892"))
     book = normalizer.books["orderbook.50.BTCUSDT"]
     assert book.best_bid() == ("30247.20", "30.028")
     assert book.best_ask() == ("30249.30", "0.892")

@@ -46,3 +46,14 @@ def test_runtime_all_is_honest() -> None:
     for module in (codec, run, service, settings):
         missing = set(module.__all__) - set(runtime.__all__)
         assert not missing, f"{module.__name__} publishes {missing} but services.runtime does not"
+
+
+def test_lists_from_env() -> None:
+    from services.ingest.shell import IngestConfig
+
+    config = load_settings(IngestConfig, "INGEST", env={"INGEST_SYMBOLS": "BTCUSDT, ETHUSDT"})
+    assert config.symbols == ("BTCUSDT", "ETHUSDT")
+    config = load_settings(IngestConfig, "INGEST", env={"INGEST_SYMBOLS": '["SOLUSDT"]'})
+    assert config.symbols == ("SOLUSDT",)
+    with pytest.raises(ConfigError, match="INGEST_DEPTH"):
+        load_settings(IngestConfig, "INGEST", env={"INGEST_DEPTH": "7"})

@@ -1,0 +1,257 @@
+"""The recorder shell: md.* topics → ClickHouse, exactly once without Kafka transactions.
+
+The table is its own offset store: every row carries (_topic, _partition, _offset), and on
+assignment the recorder seeks each partition to max(_offset) + 1 read from the table. Rows are
+inserted so that every INSERT is a single day-partition (one part: atomic) and each Kafka
+partition's rows go in offset order; a crash therefore leaves an exact prefix per partition, and
+the restart resumes right after it: no duplicate and no missing row. Kafka commits are made too,
+but only so `hean topics` shows the recorder's lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from prometheus_client import Counter, Histogram
+
+from schemas.events import DeadLettered, derive_id
+from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES
+from services.recorder.core import BY_TABLE, BY_TOPIC, TableSpec
+from services.recorder.store import Store, max_offsets, open_store
+from services.runtime.bus import make_consumer, make_producer
+from services.runtime.codec import decode_as, encode
+from services.runtime.errors import DecodeError
+from services.runtime.metrics import ServiceMetrics
+from services.runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+DAY_NS = 86_400 * 10**9
+
+
+class RecorderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings (env prefix RECORDER_). `store`: chdb://PATH (default: $HEAN_HOME/chdb) or
+    clickhouse://user:password@host:8123/db."""
+
+    store: str = ""
+    topics: tuple[str, ...] = (MD_TRADES, MD_BOOK, MD_TICKERS)
+    flush_rows: int = 50_000
+    flush_seconds: float = 0.25
+
+
+class RecorderMetrics:
+    def __init__(self) -> None:
+        self.base = ServiceMetrics("recorder")
+        r = self.base.registry
+        self.rows = Counter("hean_recorder_rows_total", "Rows inserted, by table", ["service", "table"], registry=r)
+        self.insert_seconds = Histogram("hean_recorder_insert_seconds", "Time of one INSERT", ["service"],
+                                        registry=r)
+        self.lag = Histogram("hean_recorder_lag_seconds", "Ingest time of an event → its row is visible",
+                             ["service"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+
+
+def insert_runs(entries: list[tuple[int, int, int, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
+    """Split (partition, offset, ts_event, row) entries into INSERTs that keep the prefix property.
+
+    Each INSERT holds one UTC day (one MergeTree partition → one atomic part); each Kafka
+    partition's rows are inserted in offset order. Normally that is one INSERT per day present.
+    """
+    runs: dict[int, list[tuple[int, list[tuple[Any, ...]]]]] = defaultdict(list)
+    for partition, _offset, ts_event, row in sorted(entries, key=lambda e: (e[0], e[1])):
+        day = ts_event // DAY_NS
+        partition_runs = runs[partition]
+        if partition_runs and partition_runs[-1][0] == day:
+            partition_runs[-1][1].append(row)
+        else:
+            partition_runs.append((day, [row]))
+    inserts = []
+    while runs:
+        day = min(r[0][0] for r in runs.values())
+        batch: list[tuple[Any, ...]] = []
+        for partition in sorted(runs):
+            if runs[partition][0][0] == day:
+                batch.extend(runs[partition].pop(0)[1])
+                if not runs[partition]:
+                    del runs[partition]
+        inserts.append(batch)
+    return inserts
+
+
+class Recorder:
+    """Consumes md.* as group `hean.recorder` and writes the rows to the store."""
+
+    def __init__(self, config: RecorderConfig, settings: RuntimeSettings, metrics: RecorderMetrics | None = None,
+                 default_path: Path | None = None) -> None:
+        self.config = config
+        self.settings = settings
+        self.metrics = metrics or RecorderMetrics()
+        self.prefix = settings.topic_prefix
+        self.group_id = f"{self.prefix}hean.recorder"
+        self.default_path = default_path or Path(".hean/chdb")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder-store")
+        self.store: Store | None = None
+        self.buffer: dict[str, list[tuple[int, int, int, tuple[Any, ...]]]] = defaultdict(list)
+        self.buffered = 0
+        self.positions: dict[TopicPartition, int] = {}
+        self.ready: set[TopicPartition] = set()
+        self.caught_up = asyncio.Event()
+        self._dead: list[tuple[str, bytes, bytes]] = []
+
+    def _spec(self, topic: str) -> TableSpec:
+        return BY_TOPIC[topic[len(self.prefix):]]
+
+    async def _in_store(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.metrics.base.serve(self.settings.metrics_port)
+        self.store = await self._in_store(open_store, self.config.store, self.default_path)
+        topics = [self.prefix + t for t in self.config.topics]
+        consumer = make_consumer(self.settings.kafka_bootstrap, self.group_id,
+                                 session_timeout_ms=self.settings.session_timeout_ms)
+        producer = make_producer(self.settings.kafka_bootstrap)
+        await producer.start()
+        await consumer.start()
+        self.consumer = consumer
+        consumer.subscribe(topics, listener=_Listener(self))
+        self.metrics.base.up.labels("recorder").set(1)
+        log.info("recorder started", extra={"topics": topics, "store": self.config.store or str(self.default_path)})
+        last_flush = time.monotonic()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=100, max_records=self.settings.batch_max_records)
+                for tp, records in batch.items():
+                    if tp in self.ready:
+                        self._take(tp, records)
+                due = time.monotonic() - last_flush >= self.config.flush_seconds
+                if self.buffered >= self.config.flush_rows or (due and (self.buffered or self._dead)):
+                    await self.flush(consumer, producer)
+                    last_flush = time.monotonic()
+                elif due:
+                    last_flush = time.monotonic()
+                    self._check_caught_up(consumer)
+            await self.flush(consumer, producer)
+        finally:
+            self.metrics.base.up.labels("recorder").set(0)
+            await consumer.stop()
+            await producer.stop()
+            await self._in_store(self.store.close)
+            self.executor.shutdown(wait=True)
+
+    def _take(self, tp: TopicPartition, records: list[Any]) -> None:
+        spec = self._spec(tp.topic)
+        entries = self.buffer[spec.name]
+        for record in records:
+            try:
+                event = decode_as(record.value, spec.accepts)
+            except DecodeError as exc:
+                self._dead.append(self._dead_letter(record, exc))
+                continue
+            entries.append((tp.partition, record.offset, event.ts_event,
+                            (*spec.row(event), tp.topic, tp.partition, record.offset)))
+            self.buffered += 1
+        self.positions[tp] = records[-1].offset + 1
+        self.metrics.base.events_in.labels("recorder", tp.topic).inc(len(records))
+
+    def _dead_letter(self, record: Any, exc: DecodeError) -> tuple[str, bytes, bytes]:
+        self.metrics.base.dlq.labels("recorder", exc.reason).inc()
+        letter = DeadLettered(id=derive_id("dlq", record.topic, record.partition, record.offset),
+                              ts_event=(record.timestamp or 0) * 1_000_000, ts_ingest=time.time_ns(),
+                              service="recorder", source_topic=record.topic, source_partition=record.partition,
+                              source_offset=record.offset, reason=exc.reason, error=str(exc)[:2000],
+                              payload=record.value or b"")
+        return self.prefix + DLQ, record.topic.encode(), encode(letter)
+
+    async def flush(self, consumer: Any, producer: Any) -> None:
+        """Insert the buffered rows (prefix-preserving runs), then dead letters, then commit."""
+        assert self.store is not None
+        for table, entries in list(self.buffer.items()):
+            spec = BY_TABLE[table]
+            ingest_times = [e[3][2] for e in entries]
+            for rows in insert_runs(entries):
+                started = time.perf_counter()
+                await self._in_store(self.store.insert, spec, rows)
+                self.metrics.insert_seconds.labels("recorder").observe(time.perf_counter() - started)
+                self.metrics.rows.labels("recorder", table).inc(len(rows))
+            now = time.time_ns()
+            lag = self.metrics.lag.labels("recorder")
+            for ts_ingest in ingest_times[:: max(1, len(ingest_times) // 100)]:
+                lag.observe((now - ts_ingest) / 1e9)
+        self.buffer.clear()
+        self.buffered = 0
+        for topic, key, value in self._dead:
+            await producer.send(topic, value, key=key)
+        if self._dead:
+            await producer.flush()
+        self._dead.clear()
+        commit = {tp: pos for tp, pos in self.positions.items() if tp in self.ready}
+        if commit:
+            await consumer.commit(commit)
+        self._check_caught_up(consumer)
+
+    def _check_caught_up(self, consumer: Any) -> None:
+        lagging = False
+        for tp in self.ready:
+            end = consumer.highwater(tp)
+            position = self.positions.get(tp, 0)
+            if end is not None:
+                gauge = self.metrics.base.consumer_lag.labels("recorder", tp.topic, str(tp.partition))
+                gauge.set(max(0, end - position))
+                lagging = lagging or end > position
+        if lagging or self.buffered:
+            self.caught_up.clear()
+        else:
+            self.caught_up.set()
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Seek each new partition to the row after the last one its table holds."""
+        new = [tp for tp in assigned if tp not in self.ready]
+        if not new:
+            return
+        self.consumer.pause(*new)
+        beginnings = await self.consumer.beginning_offsets(new)
+        by_topic: dict[str, list[TopicPartition]] = defaultdict(list)
+        for tp in new:
+            by_topic[tp.topic].append(tp)
+        for topic, tps in by_topic.items():
+            recorded = await self._in_store(max_offsets, self.store, self._spec(topic), topic)
+            for tp in tps:
+                offset = max(recorded[tp.partition] + 1 if tp.partition in recorded else 0, beginnings[tp])
+                self.consumer.seek(tp, offset)
+                self.positions[tp] = offset
+                self.ready.add(tp)
+            log.info("resuming from the table", extra={"topic": topic, "recorded": recorded})
+        self.consumer.resume(*new)
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Insert the buffered rows of partitions leaving this instance; the rest stay buffered."""
+        leaving = {(self._spec(tp.topic).name, tp.partition) for tp in self.ready & revoked}
+        if leaving and self.buffered:
+            for table, entries in list(self.buffer.items()):
+                gone = [e for e in entries if (table, e[0]) in leaving]
+                if gone:
+                    for rows in insert_runs(gone):
+                        await self._in_store(self.store.insert, BY_TABLE[table], rows)
+                    self.buffer[table] = [e for e in entries if (table, e[0]) not in leaving]
+            self.buffered = sum(len(v) for v in self.buffer.values())
+        self.ready -= revoked
+        for tp in revoked:
+            self.positions.pop(tp, None)
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.recorder.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.recorder.on_assigned(assigned)
