@@ -7,6 +7,7 @@ Measures, in one run on this machine against the local broker:
   runtime    the tally service end to end (consume → decode → step → produce → commit, in
              transactions) and its ratio to raw consume
   replay     the tally fold from the beginning, no effects (events/s)
+  book, ingest, recorder   market-data figures (bench/marketdata.py)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import marketdata  # noqa: E402  (bench/marketdata.py: issue 3's figures)
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
 from schemas.events import TradeReceived  # noqa: E402
@@ -212,6 +214,9 @@ def main() -> int:
         "codec": bench_codec(),
     }
     figures["kafka"] = asyncio.run(bench_kafka(settings))
+    figures["book"] = marketdata.bench_book()
+    figures["ingest"] = asyncio.run(marketdata.bench_ingest(settings, figures["kafka"]["raw_produce_per_s"]))
+    figures["recorder"] = asyncio.run(marketdata.bench_recorder(settings))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
     text = table(figures)

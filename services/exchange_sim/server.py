@@ -148,7 +148,10 @@ class Simulator:
             self.stats["frames_sent"] += len(targets)
 
     async def _replay_loop(self) -> None:
-        """Play recorded frames ({"t": ms since start, "category": c, "frame": text} per line)."""
+        """Play recorded frames ({"t": ms since start, "category": c, "frame": text} per line),
+        from the moment the first client subscribes."""
+        while not any(self.subscribers.values()):
+            await asyncio.sleep(0.02)
         started = asyncio.get_running_loop().time()
         with Path(self.config.replay_file).open("rb") as lines:
             for line in lines:

@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from schemas.events import DeadLettered, derive_id
 from schemas.topics import DLQ
 from services.ingest.core import MalformedFrame, Normalizer
-from services.runtime.bus import make_producer, send_keyed
+from services.runtime.bus import make_producer
 from services.runtime.codec import encode
 from services.runtime.errors import ConfigError
 from services.runtime.metrics import ServiceMetrics
@@ -98,10 +98,13 @@ class Ingest:
         self.config = config
         self.settings = settings
         self.metrics = metrics or IngestMetrics()
+        self._frames = self.metrics.frames.labels("ingest")
         self.prefix = settings.topic_prefix
         self.connected = asyncio.Event()
         self.published = 0
         self._failures = 0
+        self._last_frame = 0.0
+        self._out_counters: dict[str, Any] = {}
         self._recorder: Any = None
         self._record_started = 0.0
 
@@ -149,40 +152,54 @@ class Ingest:
             return "connect_failed"
         normalizer = Normalizer(config.category)
         logged: set[str] = set()
+        self._last_frame = time.monotonic()
+        ended = {"cause": "closed"}
         pinger = asyncio.create_task(self._ping(ws))
-        stopper = asyncio.create_task(stop.wait())
+        watchdog = asyncio.create_task(self._watch(ws, stop, ended))
         try:
             await ws.send(orjson.dumps({"op": "subscribe", "req_id": "hean-sub", "args": config.topics()}).decode())
             log.info("connected", extra={"url": config.url, "topics": len(config.topics())})
             self.connected.set()
-            while True:
-                receive = asyncio.ensure_future(ws.recv())
-                done, _ = await asyncio.wait({receive, stopper}, timeout=config.stale_after,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if stopper in done:
-                    receive.cancel()
-                    return "stopped"
-                if not done:
-                    receive.cancel()
-                    log.warning("no frame for %s s; reconnecting", config.stale_after)
-                    return "stale"
-                try:
-                    raw = receive.result()
-                except ConnectionClosed as exc:
-                    log.warning("connection closed by the venue: %s", exc)
-                    return "closed"
-                await self._on_frame(raw, normalizer, ws, producer, logged)
+            try:
+                async for raw in ws:
+                    self._last_frame = time.monotonic()
+                    await self._on_frame(raw, normalizer, ws, producer, logged)
+            except ConnectionClosed as exc:
+                log.warning("connection closed: %s", exc)
+            if ended["cause"] == "closed":
+                log.warning("connection closed by the venue")
+            return ended["cause"]
         finally:
             self.connected.clear()
             pinger.cancel()
-            stopper.cancel()
+            watchdog.cancel()
             with contextlib.suppress(Exception):
                 await ws.close()
+
+    async def _watch(self, ws: Any, stop: asyncio.Event, ended: dict[str, str]) -> None:
+        """Close the connection on stop, or when no frame came for `stale_after` seconds.
+
+        A watchdog instead of a timeout per receive keeps the per-frame path free of task creation.
+        """
+        stale_after = self.config.stale_after
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), min(1.0, stale_after / 4))
+                ended["cause"] = "stopped"
+                await ws.close()
+                return
+            except TimeoutError:
+                pass
+            if time.monotonic() - self._last_frame > stale_after:
+                log.warning("no frame for %s s; reconnecting", stale_after)
+                ended["cause"] = "stale"
+                await ws.close()
+                return
 
     async def _on_frame(self, raw: str | bytes, normalizer: Normalizer, ws: Any, producer: Any,
                         logged: set[str]) -> None:
         recv_ns = time.time_ns()
-        self.metrics.frames.labels("ingest").inc()
+        self._frames.inc()
         if self._recorder is not None:
             text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
             self._recorder.write(orjson.dumps({"t": int((time.monotonic() - self._record_started) * 1000),
@@ -206,11 +223,16 @@ class Ingest:
             await ws.send(orjson.dumps({"op": "unsubscribe", "args": [topic]}).decode())
             await ws.send(orjson.dumps({"op": "subscribe", "req_id": "hean-resub", "args": [topic]}).decode())
         if result.events:
-            await send_keyed(producer, ((self.prefix + t, k.encode(), encode(e)) for t, k, e in result.events))
+            # Per-event send: the producer's accumulator (linger) batches them across frames; a
+            # closed batch per frame would cost one produce request per frame.
+            counters = self._out_counters
+            for topic, key, event in result.events:
+                await producer.send(self.prefix + topic, encode(event), key=key.encode())
+                counter = counters.get(topic)
+                if counter is None:
+                    counter = counters[topic] = self.metrics.base.events_out.labels("ingest", self.prefix + topic)
+                counter.inc()
             self.published += len(result.events)
-            counter = self.metrics.base.events_out
-            for topic, _, _ in result.events:
-                counter.labels("ingest", self.prefix + topic).inc()
 
     async def _dead_letter(self, producer: Any, raw: str | bytes, exc: MalformedFrame, recv_ns: int) -> None:
         payload = raw.encode() if isinstance(raw, str) else raw

@@ -62,9 +62,10 @@ def insert_runs(entries: list[tuple[int, int, int, tuple[Any, ...]]]) -> list[li
 
     Each INSERT holds one UTC day (one MergeTree partition → one atomic part); each Kafka
     partition's rows are inserted in offset order. Normally that is one INSERT per day present.
+    Entries of one partition must come in offset order (as the consumer delivers them).
     """
     runs: dict[int, list[tuple[int, list[tuple[Any, ...]]]]] = defaultdict(list)
-    for partition, _offset, ts_event, row in sorted(entries, key=lambda e: (e[0], e[1])):
+    for partition, _offset, ts_event, row in entries:
         day = ts_event // DAY_NS
         partition_runs = runs[partition]
         if partition_runs and partition_runs[-1][0] == day:

@@ -36,7 +36,7 @@ def test_rows_have_one_value_per_column() -> None:
 
 def test_insert_runs_group_by_day_and_keep_offset_order() -> None:
     day = 20_000 * DAY_NS
-    entries = [(0, 5, day + 1, ("p0", 5)), (1, 7, day + 2, ("p1", 7)), (0, 3, day, ("p0", 3)),
+    entries = [(0, 3, day, ("p0", 3)), (0, 5, day + 1, ("p0", 5)), (1, 7, day + 2, ("p1", 7)),
                (0, 6, day + DAY_NS, ("p0", 6)), (1, 8, day + DAY_NS + 5, ("p1", 8))]
     assert insert_runs(entries) == [[("p0", 3), ("p0", 5), ("p1", 7)], [("p0", 6), ("p1", 8)]]
 
