@@ -225,6 +225,7 @@ class Simulator:
         op = request.get("op")
         req_id = str(request.get("req_id", ""))
         if op == "ping":
+            self.stats["pings"] += 1
             return [self._ack(category, conn_id, req_id, "ping", True, "pong")]
         if op not in ("subscribe", "unsubscribe"):
             self.stats["bad_requests"] += 1
