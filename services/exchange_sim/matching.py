@@ -1,0 +1,345 @@
+"""The simulator's matching engine: accounts, orders, fills, positions and wallet. No I/O.
+
+Orders trade against the simulator's own public book (`SymbolMarket`): a taker fill removes that
+liquidity from the public book, so the market data everyone sees reflects our trades. A resting
+order fills as a maker when the market trades through its price. Prices are integer ticks and
+sizes integer lot steps; money (values, fees, PnL, balances) is Decimal and exact.
+
+Every call returns (retCode, retMsg, result) as the REST layer answers, plus the reports the
+private WebSocket pushes (`order`, `execution`, `position`, `wallet`). Codes follow bybit-v5.md
+§3.6: 10001 parameter error, 110001 order does not exist, 110007 balance insufficient,
+110072 duplicate orderLinkId, 110094 notional below the minimum.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from services.exchange_sim.market import Instrument, SymbolMarket
+
+TAKER_FEE = Decimal("0.00055")
+MAKER_FEE = Decimal("0.0002")
+ORDER_LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+ORDER_IDS = uuid.UUID("0b9f2c2e-9d8e-4c3f-8f43-5a1f2a7c0d11")
+OPEN = ("New", "PartiallyFilled")
+
+Result = tuple[int, str, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    """A create-order request that passed validation, in ticks and lot steps."""
+
+    instrument: Instrument
+    side: str
+    order_type: str
+    price: int | None
+    qty: int
+    tif: str
+    reduce_only: bool
+    link_id: str
+
+
+@dataclass
+class SimOrder:
+    order_id: str
+    order_link_id: str
+    symbol: str
+    side: str
+    order_type: str
+    price: int | None
+    qty: int
+    time_in_force: str
+    reduce_only: bool
+    created_ms: int
+    updated_ms: int
+    status: str = "New"
+    cum_qty: int = 0
+    cum_value: Decimal = Decimal(0)
+    cum_fee: Decimal = Decimal(0)
+    cancel_type: str = "UNKNOWN"
+    reject_reason: str = "EC_NoError"
+
+    @property
+    def leaves(self) -> int:
+        return self.qty - self.cum_qty if self.status in OPEN else 0
+
+
+@dataclass
+class Position:
+    size: int = 0  # signed lot steps: > 0 long, < 0 short
+    entry_value: Decimal = Decimal(0)  # |size| * average entry price, exact
+    realized: Decimal = Decimal(0)
+    seq: int = 0
+
+
+@dataclass
+class Account:
+    api_key: str
+    balance: Decimal
+    orders: dict[str, SimOrder] = field(default_factory=dict)
+    by_link_id: dict[str, str] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
+    fees_paid: Decimal = Decimal(0)
+
+
+class MatchingEngine:
+    """All accounts of the venue, trading against the public markets."""
+
+    def __init__(self, markets: dict[str, SymbolMarket], balances: dict[str, Decimal] | None = None) -> None:
+        self.markets = markets
+        self.accounts: dict[str, Account] = {k: Account(k, v) for k, v in (balances or {}).items()}
+        self.exec_seq = itertools.count(1)
+        self.reports: list[tuple[str, str, dict[str, Any]]] = []  # (api_key, topic, data)
+
+    # ------------------------------------------------------------------ requests
+
+    def place(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:
+        """POST /v5/order/create."""
+        account = self.accounts[api_key]
+        checked = self._validate(account, request)
+        if not isinstance(checked, _Valid):
+            return checked
+        inst, side, order_type, price = checked.instrument, checked.side, checked.order_type, checked.price
+        qty, tif, reduce_only, link_id = checked.qty, checked.tif, checked.reduce_only, checked.link_id
+        if reduce_only:
+            position = account.positions.get(inst.symbol, Position()).size
+            closable = -position if side == "Buy" else position
+            if closable <= 0:
+                return 110017, "reduce-only order would not reduce the position", {}
+            qty = min(qty, closable)
+        market = self.markets[inst.symbol]
+        reference = price if price is not None else (market.best_ask() if side == "Buy" else market.best_bid())
+        notional = inst.tick_size * reference * inst.qty_step * qty
+        if notional < inst.min_notional:
+            return 110094, f"Order notional value below the lower limit {inst.min_notional}", {}
+        if not reduce_only and notional * TAKER_FEE > account.balance:
+            return 110007, "ab not enough for new order", {}
+        order_id = str(uuid.uuid5(ORDER_IDS, f"{api_key}:{len(account.orders)}:{link_id}"))
+        order = SimOrder(order_id, link_id, inst.symbol, side, order_type, price, qty, tif, reduce_only,
+                         now_ms, now_ms)
+        account.orders[order_id] = order
+        if link_id:
+            account.by_link_id[link_id] = order_id
+        crosses = price is None or (price >= market.best_ask() if side == "Buy" else price <= market.best_bid())
+        if tif == "PostOnly" and crosses:
+            self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByPostOnly")
+        elif tif == "FOK" and self._available(market, side, price) < qty:
+            self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByFOK")
+        else:
+            self._report_order(account, order)
+            if crosses:
+                self._take(account, order, market, now_ms)
+            if order.status in OPEN and (order_type == "Market" or tif in ("IOC", "FOK")):
+                self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByIOC")
+        return 0, "OK", {"orderId": order_id, "orderLinkId": link_id}
+
+    def cancel(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:
+        """POST /v5/order/cancel by orderId or orderLinkId (orderId wins when both are given)."""
+        account = self.accounts[api_key]
+        order = self._find(account, request)
+        if order is None or order.status not in OPEN:
+            return 110001, "Order does not exist.", {}
+        self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByUser")
+        return 0, "OK", {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def open_orders(self, api_key: str, query: dict[str, str]) -> Result:
+        """GET /v5/order/realtime: open orders, or any order when asked by id or orderLinkId."""
+        account = self.accounts[api_key]
+        if query.get("orderId") or query.get("orderLinkId"):
+            order = self._find(account, query)
+            orders = [order] if order is not None else []
+        else:
+            open_only = query.get("openOnly", "0") == "0"
+            orders = [o for o in account.orders.values() if not open_only or o.status in OPEN]
+            if query.get("symbol"):
+                orders = [o for o in orders if o.symbol == query["symbol"]]
+        orders.sort(key=lambda o: o.created_ms, reverse=True)
+        return 0, "OK", {"list": [self.order_view(o) for o in orders[:50]], "nextPageCursor": "",
+                         "category": "linear"}
+
+    def positions(self, api_key: str, query: dict[str, str]) -> Result:
+        """GET /v5/position/list."""
+        account = self.accounts[api_key]
+        symbols = [query["symbol"]] if query.get("symbol") else sorted(self.markets)
+        if any(s not in self.markets for s in symbols):
+            return 10001, f"params error: symbol {query.get('symbol')!r} is not listed", {}
+        return 0, "OK", {"list": [self.position_view(account, s) for s in symbols], "nextPageCursor": "",
+                         "category": "linear"}
+
+    # ------------------------------------------------------------------ market steps
+
+    def on_market_step(self, symbol: str, now_ms: int) -> None:
+        """Fill resting orders the market traded through (makers, at their own price)."""
+        market = self.markets[symbol]
+        for account in self.accounts.values():
+            for order in list(account.orders.values()):
+                if order.symbol != symbol or order.status not in OPEN or order.price is None:
+                    continue
+                through = order.price > market.best_bid() if order.side == "Buy" else order.price < market.best_ask()
+                if through:
+                    self._fill(account, order, order.leaves, order.price, maker=True, now_ms=now_ms)
+
+    # ------------------------------------------------------------------ internals
+
+    def _validate(self, account: Account, request: dict[str, Any]) -> Result | _Valid:
+        if request.get("category") != "linear":
+            return 10001, "params error: category must be linear", {}
+        symbol = request.get("symbol")
+        if symbol not in self.markets:
+            return 10001, f"params error: symbol {symbol!r} is not listed", {}
+        inst: Instrument = self.markets[symbol].instrument
+        side, order_type = request.get("side"), request.get("orderType")
+        if side not in ("Buy", "Sell") or order_type not in ("Limit", "Market"):
+            return 10001, "params error: side must be Buy|Sell and orderType Limit|Market", {}
+        try:
+            qty_value = Decimal(str(request.get("qty")))
+            price_value = Decimal(str(request["price"])) if order_type == "Limit" else None
+        except (ArithmeticError, KeyError, ValueError):
+            return 10001, "params error: qty (and price for Limit) must be decimal strings", {}
+        if qty_value % inst.qty_step or qty_value < inst.min_qty or qty_value > inst.max_qty:
+            return 10001, (f"params error: qty {qty_value} must be a multiple of {inst.qty_step} within "
+                           f"[{inst.min_qty}, {inst.max_qty}]"), {}
+        if price_value is not None and (price_value <= 0 or price_value % inst.tick_size):
+            return 10001, f"params error: price {price_value} must be a positive multiple of {inst.tick_size}", {}
+        tif = request.get("timeInForce", "GTC") if order_type == "Limit" else "IOC"
+        if tif not in ("GTC", "IOC", "FOK", "PostOnly"):
+            return 10001, f"params error: timeInForce {tif!r}", {}
+        link_id = request.get("orderLinkId") or ""
+        if link_id and not ORDER_LINK_ID.match(link_id):
+            return 10001, "params error: orderLinkId must be 1-36 of [A-Za-z0-9_-]", {}
+        if link_id and link_id in account.by_link_id:
+            return 110072, "OrderLinkedID is duplicate", {}
+        price = int(price_value / inst.tick_size) if price_value is not None else None
+        return _Valid(inst, side, order_type, price, int(qty_value / inst.qty_step), tif,
+                      bool(request.get("reduceOnly", False)), link_id)
+
+    def _find(self, account: Account, request: dict[str, Any]) -> SimOrder | None:
+        order_id = request.get("orderId") or account.by_link_id.get(request.get("orderLinkId") or "")
+        return account.orders.get(order_id or "")
+
+    @staticmethod
+    def _available(market: SymbolMarket, side: str, price: int | None) -> int:
+        book = market.asks if side == "Buy" else market.bids
+        return sum(q for p, q in book.items() if price is None or (p <= price if side == "Buy" else p >= price))
+
+    def _take(self, account: Account, order: SimOrder, market: SymbolMarket, now_ms: int) -> None:
+        book = market.asks if order.side == "Buy" else market.bids
+        for level in sorted(book, reverse=order.side == "Sell"):
+            if order.leaves == 0:
+                break
+            if order.price is not None and (level > order.price if order.side == "Buy" else level < order.price):
+                break
+            take = min(order.leaves, book[level])
+            book[level] -= take
+            if book[level] == 0:
+                del book[level]
+            self._fill(account, order, take, level, maker=False, now_ms=now_ms)
+        if not market.asks:
+            market.asks[market.best_bid() + 1] = 1
+        if not market.bids:
+            market.bids[market.best_ask() - 1] = 1
+
+    def _fill(self, account: Account, order: SimOrder, qty: int, price: int, maker: bool, now_ms: int) -> None:
+        inst = self.markets[order.symbol].instrument
+        value = inst.tick_size * price * inst.qty_step * qty
+        fee = value * (MAKER_FEE if maker else TAKER_FEE)
+        order.cum_qty += qty
+        order.cum_value += value
+        order.cum_fee += fee
+        order.updated_ms = now_ms
+        order.status = "Filled" if order.cum_qty == order.qty else "PartiallyFilled"
+        closed_pnl = self._apply_position(account, order.symbol, qty if order.side == "Buy" else -qty, value)
+        account.balance += closed_pnl - fee
+        account.fees_paid += fee
+        exec_id = str(uuid.uuid5(ORDER_IDS, f"exec:{next(self.exec_seq)}"))
+        self.reports.append((account.api_key, "execution", {
+            "category": "linear", "symbol": order.symbol, "execId": exec_id, "execPrice": inst.price_text(price),
+            "execQty": inst.qty_text(qty), "execValue": _text(value), "execFee": _text(fee),
+            "feeRate": _text(MAKER_FEE if maker else TAKER_FEE), "execType": "Trade", "isMaker": maker,
+            "orderId": order.order_id, "orderLinkId": order.order_link_id, "side": order.side,
+            "orderPrice": inst.price_text(order.price) if order.price is not None else "",
+            "orderQty": inst.qty_text(order.qty), "orderType": order.order_type,
+            "leavesQty": inst.qty_text(order.leaves), "closedSize": "0", "execPnl": _text(closed_pnl),
+            "execTime": str(now_ms), "seq": account.positions[order.symbol].seq, "feeCurrency": "USDT"}))
+        self._report_order(account, order)
+        self.reports.append((account.api_key, "position", self.position_view(account, order.symbol)))
+        self.reports.append((account.api_key, "wallet", self.wallet_view(account)))
+
+    def _apply_position(self, account: Account, symbol: str, signed_qty: int, value: Decimal) -> Decimal:
+        """Update the one-way position; returns the PnL closed by this fill (exact)."""
+        position = account.positions.setdefault(symbol, Position())
+        position.seq += 1
+        size = position.size
+        if size == 0 or (size > 0) == (signed_qty > 0):
+            position.size += signed_qty
+            position.entry_value += value
+            return Decimal(0)
+        closing = min(abs(size), abs(signed_qty))
+        entry_part = position.entry_value * closing / abs(size)
+        exit_part = value * closing / abs(signed_qty)
+        pnl = (exit_part - entry_part) if size > 0 else (entry_part - exit_part)
+        position.entry_value -= entry_part
+        position.size += signed_qty
+        if abs(signed_qty) > closing:  # flipped: the rest opens a new position at this fill's price
+            position.entry_value = value * (abs(signed_qty) - closing) / abs(signed_qty)
+        if position.size == 0:
+            position.entry_value = Decimal(0)
+        position.realized += pnl
+        return pnl
+
+    def _close(self, account: Account, order: SimOrder, status: str, now_ms: int, cancel_type: str) -> None:
+        order.status = status  # linear: a partly filled order that is cancelled reports "Cancelled"
+        order.cancel_type = cancel_type
+        order.updated_ms = now_ms
+        self._report_order(account, order)
+
+    def _report_order(self, account: Account, order: SimOrder) -> None:
+        self.reports.append((account.api_key, "order", self.order_view(order)))
+
+    # ------------------------------------------------------------------ views (V5 JSON)
+
+    def order_view(self, order: SimOrder) -> dict[str, Any]:
+        inst = self.markets[order.symbol].instrument
+        avg = order.cum_value / (inst.qty_step * order.cum_qty) if order.cum_qty else Decimal(0)
+        return {"category": "linear", "symbol": order.symbol, "orderId": order.order_id,
+                "orderLinkId": order.order_link_id, "side": order.side, "orderType": order.order_type,
+                "price": inst.price_text(order.price) if order.price is not None else "0",
+                "qty": inst.qty_text(order.qty), "timeInForce": order.time_in_force,
+                "orderStatus": order.status, "cancelType": order.cancel_type, "rejectReason": order.reject_reason,
+                "avgPrice": _text(avg), "leavesQty": inst.qty_text(order.leaves),
+                "cumExecQty": inst.qty_text(order.cum_qty), "cumExecValue": _text(order.cum_value),
+                "cumExecFee": _text(order.cum_fee), "reduceOnly": order.reduce_only, "positionIdx": 0,
+                "createdTime": str(order.created_ms), "updatedTime": str(order.updated_ms)}
+
+    def position_view(self, account: Account, symbol: str) -> dict[str, Any]:
+        inst = self.markets[symbol].instrument
+        position = account.positions.get(symbol, Position())
+        market = self.markets[symbol]
+        mark = inst.tick_size * ((market.best_bid() + market.best_ask()) // 2)
+        size = inst.qty_step * abs(position.size)
+        avg = position.entry_value / size if size else Decimal(0)
+        unrealized = (mark * size - position.entry_value) * (1 if position.size > 0 else -1) if size else Decimal(0)
+        return {"category": "linear", "symbol": symbol, "positionIdx": 0,
+                "side": "" if position.size == 0 else ("Buy" if position.size > 0 else "Sell"),
+                "size": inst.qty_text(abs(position.size)), "avgPrice": _text(avg),
+                "positionValue": _text(position.entry_value), "markPrice": inst.price_text(int(mark / inst.tick_size)),
+                "unrealisedPnl": _text(unrealized), "cumRealisedPnl": _text(position.realized),
+                "seq": position.seq, "leverage": "1"}
+
+    def wallet_view(self, account: Account) -> dict[str, Any]:
+        return {"accountType": "UNIFIED", "totalWalletBalance": _text(account.balance),
+                "coin": [{"coin": "USDT", "walletBalance": _text(account.balance),
+                          "cumRealisedPnl": _text(sum((p.realized for p in account.positions.values()), Decimal(0))),
+                          "totalFee": _text(account.fees_paid)}]}
+
+
+def _text(value: Decimal) -> str:
+    """A Decimal as the venue prints it: plain notation, no exponent, trailing zeros trimmed."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
