@@ -13,6 +13,7 @@ from services.runtime.service import ServiceDef
 
 SERVICES: dict[str, str] = {
     "tally": "services.tally.shell:DEFINITION",
+    "accounting": "services.accounting.shell:definition",
 }
 PROCESSES: dict[str, str] = {
     "exchange-sim": "services.exchange_sim.main:run",
@@ -30,7 +31,8 @@ def definition(name: str) -> ServiceDef[Any]:
     """The ServiceDef registered under `name`; an unknown name lists the known ones."""
     if name not in SERVICES:
         raise SystemExit(f"Unknown service {name!r}; known: {', '.join(sorted(SERVICES))}")
-    return _load(SERVICES[name])
+    target = _load(SERVICES[name])
+    return target if isinstance(target, ServiceDef) else target()  # a factory reads its settings
 
 
 def process(name: str) -> Any:

@@ -1,0 +1,1 @@
+"""accounting: fills and marks → positions, PnL, fees and equity (accounting.positions)."""

@@ -1,0 +1,139 @@
+"""The accounting core: a fold of fills and marks into positions and PnL. No I/O, exact Decimal.
+
+Average-cost accounting per (account, symbol), one-way positions:
+  - a fill in the position's direction adds to `entry_value` (= |qty| * average entry price);
+  - a fill against it closes min(|position|, |fill|) at the fill price; the closed part of
+    `entry_value` is taken pro rata, and realized PnL = exit value - entry value (sign by side);
+  - a fill larger than the position flips it: the rest opens at the fill price.
+Unrealized PnL = (mark * |qty| - entry_value) * direction; equity = starting balance + realized +
+unrealized - fees. State holds only what the log determines (fills in order per symbol, the last
+mark), so a replay from the beginning ends in the same state as the live service.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from schemas.events import (
+    AccountUpdated,
+    Event,
+    OrderFilled,
+    OrderPartiallyFilled,
+    PositionUpdated,
+    TickerUpdated,
+    derive_id,
+)
+from schemas.topics import ACCOUNTING_POSITIONS
+from services.runtime.errors import InvariantViolation
+from services.runtime.service import Emit
+
+ZERO = Decimal(0)
+
+
+class Position(msgspec.Struct, frozen=True):
+    qty: Decimal = ZERO  # signed: > 0 long, < 0 short
+    entry_value: Decimal = ZERO
+    realized: Decimal = ZERO
+    fees: Decimal = ZERO
+
+    @property
+    def avg_entry(self) -> Decimal:
+        return self.entry_value / abs(self.qty) if self.qty else ZERO
+
+    def unrealized(self, mark: Decimal | None) -> Decimal:
+        if not self.qty or mark is None:
+            return ZERO
+        return (mark * abs(self.qty) - self.entry_value) * (1 if self.qty > 0 else -1)
+
+
+class AccountingState(msgspec.Struct, frozen=True):
+    """Positions by account then symbol, and the last mark price of each symbol."""
+
+    positions: dict[str, dict[str, Position]] = {}
+    marks: dict[str, Decimal] = {}
+
+
+def initial_state() -> AccountingState:
+    return AccountingState(positions={}, marks={})
+
+
+def apply_fill(position: Position, side: str, qty: Decimal, price: Decimal, fee: Decimal) -> Position:
+    """The position after one fill (see the module docstring for the rules)."""
+    if qty <= 0 or price <= 0:
+        raise InvariantViolation(f"a fill needs a positive qty and price, got qty={qty} price={price}")
+    signed = qty if side == "Buy" else -qty
+    value = qty * price
+    fees = position.fees + fee
+    if position.qty == 0 or (position.qty > 0) == (signed > 0):
+        return Position(position.qty + signed, position.entry_value + value, position.realized, fees)
+    size = abs(position.qty)
+    closing = min(size, qty)
+    entry_part = position.entry_value * closing / size
+    exit_part = value * closing / qty
+    pnl = exit_part - entry_part if position.qty > 0 else entry_part - exit_part
+    new_qty = position.qty + signed
+    if new_qty == 0:
+        entry_value = ZERO
+    elif qty > closing:
+        entry_value = value * (qty - closing) / qty
+    else:
+        entry_value = position.entry_value - entry_part
+    return Position(new_qty, entry_value, position.realized + pnl, fees)
+
+
+def step(state: AccountingState, event: Event, starting_balance: Decimal) -> tuple[AccountingState, list[Emit]]:
+    """Fold one fill or ticker; announce the changed position and the account's totals."""
+    if isinstance(event, OrderPartiallyFilled | OrderFilled):
+        account = state.positions.get(event.account, {})
+        position = apply_fill(account.get(event.symbol, Position()), event.side, event.fill_qty,
+                              event.fill_price, event.fee)
+        positions = {**state.positions, event.account: {**account, event.symbol: position}}
+        new = AccountingState(positions=positions, marks=state.marks)
+        return new, _updates(new, event, event.account, event.symbol, starting_balance)
+    if isinstance(event, TickerUpdated):
+        mark = event.mark_price or event.last_price
+        if mark is None or state.marks.get(event.symbol) == mark:
+            return state, []
+        new = AccountingState(positions=state.positions, marks={**state.marks, event.symbol: mark})
+        emits: list[Emit] = []
+        for account, positions in sorted(new.positions.items()):
+            if positions.get(event.symbol, Position()).qty:
+                emits += _updates(new, event, account, event.symbol, starting_balance)
+        return new, emits
+    return state, []
+
+
+def _updates(state: AccountingState, cause: Event, account: str, symbol: str,
+             starting_balance: Decimal) -> list[Emit]:
+    position = state.positions[account][symbol]
+    mark = state.marks.get(symbol)
+    common: dict[str, Any] = {"ts_event": cause.ts_event, "ts_ingest": cause.ts_ingest, "origin_ts": cause.origin_ts}
+    totals = account_totals(state, account, starting_balance)
+    return [
+        Emit(ACCOUNTING_POSITIONS, account, PositionUpdated(
+            id=derive_id("accounting", cause.id, account, symbol), **common, account=account, symbol=symbol,
+            qty=position.qty, avg_entry_price=position.avg_entry, mark_price=mark or ZERO,
+            realized_pnl=position.realized, unrealized_pnl=position.unrealized(mark), fees=position.fees)),
+        Emit(ACCOUNTING_POSITIONS, account, AccountUpdated(
+            id=derive_id("accounting", cause.id, account), **common, account=account, **totals)),
+    ]
+
+
+def account_totals(state: AccountingState, account: str, starting_balance: Decimal) -> dict[str, Decimal]:
+    """Realized, unrealized, fees, equity and gross exposure of one account."""
+    positions = state.positions.get(account, {})
+    realized = sum((p.realized for p in positions.values()), ZERO)
+    unrealized = sum((p.unrealized(state.marks.get(s)) for s, p in positions.items()), ZERO)
+    fees = sum((p.fees for p in positions.values()), ZERO)
+    exposure = sum((abs(p.qty) * (state.marks.get(s) or p.avg_entry) for s, p in positions.items()), ZERO)
+    return {"equity": starting_balance + realized + unrealized - fees, "realized_pnl": realized,
+            "unrealized_pnl": unrealized, "fees": fees, "gross_exposure": exposure}
+
+
+def summarize(state: AccountingState) -> dict[str, Any]:
+    return {account: {symbol: {"qty": str(p.qty), "avg_entry": str(p.avg_entry), "realized": str(p.realized),
+                               "fees": str(p.fees)} for symbol, p in sorted(positions.items())}
+            for account, positions in sorted(state.positions.items())}
