@@ -93,7 +93,8 @@ async def bench_ingest(settings: RuntimeSettings, raw_produce_per_s: float) -> d
         replay = Path(tmp) / "frames.jsonl"
         frames = write_replay_file(replay, 20_000)
         port = 18801
-        env = {**os.environ, "EXCHANGE_SIM_PORT": str(port), "EXCHANGE_SIM_REPLAY_FILE": str(replay),
+        env = {**os.environ, "EXCHANGE_SIM_PORT": str(port), "EXCHANGE_SIM_REST_PORT": "0",
+               "EXCHANGE_SIM_REPLAY_FILE": str(replay),
                "EXCHANGE_SIM_REPLAY_SPEED": "1000000", "HEAN_LOG_LEVEL": "WARNING"}
         sim = subprocess.Popen([sys.executable, "-m", "services.cli.main", "run", "exchange-sim"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)

@@ -31,7 +31,7 @@ async def test_three_processes_and_sql(bootstrap: str, prefix: str, tmp_path: Pa
     await create_topics(bootstrap, prefix, (MD_TRADES, MD_BOOK, MD_TICKERS, DLQ))
     port = free_port()
     env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "EXCHANGE_SIM_PORT": str(port),
-           "EXCHANGE_SIM_RATE": "50", "INGEST_URL": f"ws://127.0.0.1:{port}/v5/public/linear",
+           "EXCHANGE_SIM_REST_PORT": "0", "EXCHANGE_SIM_RATE": "50", "INGEST_URL": f"ws://127.0.0.1:{port}/v5/public/linear",
            "INGEST_SYMBOLS": "BTCUSDT,ETHUSDT", "RECORDER_STORE": f"chdb://{tmp_path / 'chdb'}",
            "HEAN_LOG_LEVEL": "WARNING"}
     hean = [sys.executable, "-m", "services.cli.main"]

@@ -3,7 +3,10 @@
     ws://HOST:PORT/v5/public/linear, /v5/public/spot      subscribe / unsubscribe / ping
     GET /v5/market/time | instruments-info | orderbook    the V5 envelope (retCode, result …)
     GET /sim/fault?kind=gap|reset|malformed|disconnect|stall[&symbol=S][&seconds=N]
+    GET /sim/fault?kind=timeout|http5xx|ratelimit|dropack[&count=N]   private REST faults
     GET /sim/stats                                        counters, for tests and the live view
+    ws://HOST:PORT/v5/private                             auth, then order/execution/position/wallet
+    http://HOST:REST_PORT/v5/...                          REST incl. signed orders (private.py)
 
 A tick loop steps every symbol's market `rate` times a second and broadcasts what changed to the
 subscribers of each topic. In replay mode it plays a file of recorded raw frames instead.
@@ -13,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,13 +34,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from services.exchange_sim.feeds import DEPTHS, BookStream, TickerStream, trade_frame
+from services.exchange_sim.http import HttpServer
 from services.exchange_sim.market import Market
+from services.exchange_sim.matching import MatchingEngine
+from services.exchange_sim.private import PRIVATE_FAULTS, PrivateApi
 from services.exchange_sim.rest import RestResult, public_rest
+from services.execution.signing import ws_auth_signature
 
 log = logging.getLogger(__name__)
 
 CATEGORIES = ("linear", "spot")
 FAULTS = ("gap", "reset", "malformed", "disconnect", "stall")
+PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
 
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -49,6 +59,16 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     levels: int = 200
     replay_file: str = ""
     replay_speed: float = 1.0
+    rest_port: int = 8802
+    api_keys: tuple[str, ...] = ("hean-sim-key:hean-sim-secret",)
+    balance: Decimal = Decimal("100000")
+
+    def secrets(self) -> dict[str, str]:
+        """API key → secret, from "key:secret" entries (the simulator's own test credentials)."""
+        pairs = [entry.split(":", 1) for entry in self.api_keys]
+        if any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
+            raise ValueError("EXCHANGE_SIM_API_KEYS entries must be key:secret")
+        return dict(pairs)  # type: ignore[arg-type]
 
 
 class Simulator:
@@ -74,6 +94,13 @@ class Simulator:
         self.stats: dict[str, int] = defaultdict(int)
         self.server: Server | None = None
         self.port = 0
+        secrets = config.secrets()
+        self.secrets = secrets
+        self.engine = MatchingEngine(self.symbols, dict.fromkeys(secrets, config.balance))
+        self.private = PrivateApi(self, secrets, clock)
+        self.http = HttpServer(self.private.handle, config.host, config.rest_port)
+        self.rest_port = 0
+        self.private_sessions: dict[ServerConnection, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -83,6 +110,7 @@ class Simulator:
         self.server = await serve(self._connection, self.config.host, self.config.port,
                                   process_request=self._http, ping_interval=None, max_size=2**20)
         self.port = self.server.sockets[0].getsockname()[1]
+        self.rest_port = await self.http.start()
         loop = self._replay_loop if self.config.replay_file else self._tick_loop
         self._tasks.append(asyncio.create_task(loop()))
         log.info("exchange simulator listening", extra={"port": self.port, "symbols": list(self.symbols)})
@@ -94,6 +122,7 @@ class Simulator:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.http.stop()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -124,6 +153,8 @@ class Simulator:
         fills = market.step()
         self.seq[symbol] += 1
         seq, ts = self.seq[symbol], self._now_ms()
+        self.engine.on_market_step(symbol, ts)
+        self.deliver_private_reports()
         top = market.top(max(DEPTHS))
         for category in CATEGORIES:
             for depth in DEPTHS:
@@ -165,8 +196,15 @@ class Simulator:
 
     # ------------------------------------------------------------------ faults
 
-    def inject(self, kind: str, symbol: str | None = None, seconds: float = 5.0) -> dict[str, Any]:
-        """Inject a fault now; returns what was done (also reachable as GET /sim/fault)."""
+    def inject(self, kind: str, symbol: str | None = None, seconds: float = 5.0, count: int = 1) -> dict[str, Any]:
+        """Inject a fault now; returns what was done (also reachable as GET /sim/fault).
+
+        Market faults act on `symbol` (default: all); private REST faults hit the next `count`
+        requests."""
+        if kind in PRIVATE_FAULTS:
+            self.private.inject(kind, count)
+            self.stats[f"fault_{kind}"] += 1
+            return {"fault": kind, "count": count}
         symbols = [symbol] if symbol else list(self.symbols)
         if kind not in FAULTS or any(s not in self.symbols for s in symbols):
             raise ValueError(f"kind must be one of {FAULTS} and symbol one of {sorted(self.symbols)}")
@@ -197,6 +235,9 @@ class Simulator:
 
     async def _connection(self, connection: ServerConnection) -> None:
         path = urlsplit(connection.request.path).path if connection.request else ""
+        if path == "/v5/private":
+            await self._private_connection(connection)
+            return
         category = path.rsplit("/", 1)[-1]
         conn_id = str(uuid.uuid4())
         self.connections.add(connection)
@@ -254,6 +295,77 @@ class Simulator:
                 replies.append(self.tickers[(category, symbol)].snapshot(ts, self.seq[symbol]).decode())
         return replies
 
+    # ------------------------------------------------------------------ private websocket
+
+    async def _private_connection(self, connection: ServerConnection) -> None:
+        session: dict[str, Any] = {"key": None, "topics": set(), "conn_id": str(uuid.uuid4())}
+        self.private_sessions[connection] = session
+        try:
+            async for raw in connection:
+                await connection.send(self.on_private_message(session, raw))
+        except ConnectionClosed:
+            pass
+        finally:
+            self.private_sessions.pop(connection, None)
+
+    def on_private_message(self, session: dict[str, Any], raw: str | bytes) -> str:
+        """auth (HMAC of "GET/realtime" + expires), then subscribe; pong in the private shape."""
+        try:
+            request = orjson.loads(raw)
+            assert isinstance(request, dict)
+        except (orjson.JSONDecodeError, AssertionError):
+            return orjson.dumps({"success": False, "ret_msg": "Invalid request", "op": "",
+                                 "conn_id": session["conn_id"]}).decode()
+        op, req_id = request.get("op"), request.get("req_id")
+        reply: dict[str, Any] = {"req_id": req_id} if req_id else {}
+        if op == "ping":
+            return orjson.dumps({**reply, "op": "pong", "args": [str(self._now_ms())],
+                                 "conn_id": session["conn_id"]}).decode()
+        if op == "auth":
+            ok, message = self._check_ws_auth(request.get("args"))
+            if ok:
+                session["key"] = request["args"][0]
+            return orjson.dumps({**reply, "success": ok, "ret_msg": message, "op": "auth",
+                                 "conn_id": session["conn_id"]}).decode()
+        if op == "subscribe" and session["key"] is None:
+            return orjson.dumps({**reply, "success": False, "ret_msg": "Request not authorized", "op": op,
+                                 "conn_id": session["conn_id"]}).decode()
+        args = request.get("args")
+        if op == "subscribe" and isinstance(args, list) and args and all(a in PRIVATE_TOPICS for a in args):
+            session["topics"].update(args)
+            return orjson.dumps({**reply, "success": True, "ret_msg": "", "op": op,
+                                 "conn_id": session["conn_id"]}).decode()
+        return orjson.dumps({**reply, "success": False, "ret_msg": f"Invalid op or topics: {op} {args}", "op": op,
+                             "conn_id": session["conn_id"]}).decode()
+
+    def _check_ws_auth(self, args: Any) -> tuple[bool, str]:
+        if not isinstance(args, list) or len(args) != 3:
+            return False, "Params Error"
+        key, expires, signature = args
+        secret = self.secrets.get(str(key))
+        if secret is None:
+            return False, "Invalid apikey"
+        try:
+            expires_ms = int(expires)
+        except (TypeError, ValueError):
+            return False, "Params Error"
+        if expires_ms <= self._now_ms():
+            return False, "Params Error: request expired"
+        if not hmac.compare_digest(ws_auth_signature(secret, expires_ms), str(signature)):
+            return False, "Invalid sign"
+        return True, ""
+
+    def deliver_private_reports(self) -> None:
+        """Push the engine's pending reports to each authenticated, subscribed private connection."""
+        reports, self.engine.reports = self.engine.reports, []
+        now = self._now_ms()
+        for key, topic, data in reports:
+            targets = {c for c, s in self.private_sessions.items() if s["key"] == key and topic in s["topics"]}
+            if targets:
+                message = {"id": str(uuid.uuid4()), "topic": topic, "creationTime": now, "data": [data]}
+                broadcast(targets, orjson.dumps(message).decode())
+                self.stats["private_messages"] += len(targets)
+
     def _valid_topic(self, topic: str) -> bool:
         parts = topic.split(".")
         if len(parts) == 3 and parts[0] == "orderbook":
@@ -274,13 +386,13 @@ class Simulator:
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         """REST for anything that is not a WebSocket path; None lets the handshake go on."""
         url = urlsplit(request.path)
-        if url.path in ("/v5/public/linear", "/v5/public/spot"):
+        if url.path in ("/v5/public/linear", "/v5/public/spot", "/v5/private"):
             return None
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/sim/fault":
             try:
                 result = RestResult(200, self.inject(query.get("kind", ""), query.get("symbol"),
-                                                     float(query.get("seconds", 5))))
+                                                     float(query.get("seconds", 5)), int(query.get("count", 1))))
             except ValueError as exc:
                 result = RestResult(400, {"error": str(exc)})
         elif url.path == "/sim/stats":

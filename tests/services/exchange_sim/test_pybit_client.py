@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_pybit_keeps_the_same_book(monkeypatch: pytest.MonkeyPatch) -> None:
-    sim = Simulator(SimConfig(port=0, rate=50, symbols=("BTCUSDT",), seed=9))
+    sim = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=("BTCUSDT",), seed=9))
     port = await sim.start()
     monkeypatch.setattr(pybit.unified_trading, "PUBLIC_WSS", f"ws://127.0.0.1:{port}/v5/public/{{CHANNEL_TYPE}}")
     books: list[dict] = []

@@ -18,7 +18,7 @@ from services.exchange_sim.server import SimConfig, Simulator
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(SimConfig(port=0, rate=50, symbols=("BTCUSDT", "ETHUSDT"), seed=2))
+    simulator = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=("BTCUSDT", "ETHUSDT"), seed=2))
     await simulator.start()
     yield simulator
     await simulator.stop()
@@ -114,7 +114,8 @@ async def test_level_one_is_snapshot_only(sim: Simulator) -> None:
 async def test_replay_mode_plays_recorded_frames(tmp_path: Path) -> None:
     replay = tmp_path / "frames.jsonl"
     frames = write_replay_file(replay, 50, symbols=("BTCUSDT",))
-    simulator = Simulator(SimConfig(port=0, symbols=("BTCUSDT",), replay_file=str(replay), replay_speed=100))
+    simulator = Simulator(SimConfig(port=0, rest_port=0, symbols=("BTCUSDT",), replay_file=str(replay),
+                                    replay_speed=100))
     await simulator.start()
     try:
         async with websockets.connect(f"ws://127.0.0.1:{simulator.port}/v5/public/linear") as ws:

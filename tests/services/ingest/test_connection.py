@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 async def test_pings_at_the_configured_interval(bootstrap: str, prefix: str) -> None:
     await create_topics(bootstrap, prefix, (MD_TRADES, MD_BOOK, MD_TICKERS, DLQ))
-    sim = Simulator(SimConfig(port=0, rate=5, symbols=("BTCUSDT",)))
+    sim = Simulator(SimConfig(port=0, rest_port=0, rate=5, symbols=("BTCUSDT",)))
     port = await sim.start()
     ingest = Ingest(IngestConfig(url=f"ws://127.0.0.1:{port}/v5/public/linear", symbols=("BTCUSDT",),
                                  ping_interval=0.2), RuntimeSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix))

@@ -25,7 +25,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 @asynccontextmanager
 async def stack(bootstrap: str, prefix: str, **ingest: object) -> AsyncIterator[tuple[Simulator, Ingest]]:
     await create_topics(bootstrap, prefix, (MD_TRADES, MD_BOOK, MD_TICKERS, DLQ))
-    sim = Simulator(SimConfig(port=0, rate=100, symbols=SYMBOLS, seed=3))
+    sim = Simulator(SimConfig(port=0, rest_port=0, rate=100, symbols=SYMBOLS, seed=3))
     port = await sim.start()
     config = IngestConfig(url=f"ws://127.0.0.1:{port}/v5/public/linear", symbols=SYMBOLS,
                           backoff_initial=0.05, **ingest)  # type: ignore[arg-type]

@@ -67,7 +67,7 @@ async def run_recorder(bootstrap: str, prefix: str, path: Path) -> Recorder:
 
 async def test_simulated_market_lands_in_clickhouse_once(bootstrap: str, prefix: str, tmp_path: Path) -> None:
     await create_topics(bootstrap, prefix, MD)
-    sim = Simulator(SimConfig(port=0, rate=100, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"), seed=5))
+    sim = Simulator(SimConfig(port=0, rest_port=0, rate=100, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"), seed=5))
     port = await sim.start()
     ingest = Ingest(IngestConfig(url=f"ws://127.0.0.1:{port}/v5/public/linear"),
                     RuntimeSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix))
