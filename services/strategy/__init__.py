@@ -1,0 +1,1 @@
+"""strategy: market data and own order events → order intents, per symbol, deterministic."""

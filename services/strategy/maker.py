@@ -1,0 +1,100 @@
+"""Book-imbalance market maker: quote both sides around a fair price skewed by the book.
+
+fair = mid + imbalance * skew_ticks * tick - inventory * inventory_ticks * tick / max_position,
+with imbalance = (bid size - ask size) / (bid size + ask size) at the top of the book. Quotes are
+PostOnly limits `half_spread_ticks` from fair, kept off the opposite best so they rest. When the
+wanted price moves `requote_ticks` or more (and at most once per `min_requote_ns` of event time),
+the old quote is cancelled and a new one sent. A side whose fill would pass `max_position` is
+not quoted.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+import msgspec
+
+from schemas.events import BookDeltaReceived, BookSnapshotReceived, CancelOrder, Event, SubmitOrder, derive_id
+from services.strategy.orders import OwnOrders
+
+ZERO = Decimal(0)
+
+
+class MakerParams(msgspec.Struct, frozen=True, kw_only=True):
+    account: str
+    tick_size: Decimal
+    qty: Decimal = Decimal("0.01")
+    half_spread_ticks: int = 2
+    skew_ticks: int = 2
+    inventory_ticks: int = 4
+    requote_ticks: int = 1
+    min_requote_ns: int = 200_000_000
+    max_position: Decimal = Decimal("0.05")
+
+
+class Quote(msgspec.Struct, frozen=True):
+    intent_id: str
+    price: Decimal
+
+
+class MakerState(msgspec.Struct, frozen=True):
+    bid: Quote | None = None
+    ask: Quote | None = None
+    last_quote_ns: int = 0
+    orders: OwnOrders = OwnOrders()
+
+
+def wanted_prices(best_bid: tuple[Decimal, Decimal], best_ask: tuple[Decimal, Decimal], position: Decimal,
+                  p: MakerParams) -> tuple[Decimal, Decimal]:
+    """The bid and ask to quote now, on the tick grid and never crossing the opposite best."""
+    (bid, bid_size), (ask, ask_size) = best_bid, best_ask
+    mid = (bid + ask) / 2
+    depth = bid_size + ask_size
+    imbalance = (bid_size - ask_size) / depth if depth else ZERO
+    fair = mid + imbalance * p.skew_ticks * p.tick_size - position / p.max_position * p.inventory_ticks * p.tick_size
+    want_bid = ((fair - p.half_spread_ticks * p.tick_size) / p.tick_size).to_integral_value(ROUND_FLOOR) * p.tick_size
+    want_ask = ((fair + p.half_spread_ticks * p.tick_size) / p.tick_size).to_integral_value(ROUND_CEILING) * p.tick_size
+    return min(want_bid, ask - p.tick_size), max(want_ask, bid + p.tick_size)
+
+
+def on_book(state: MakerState, book: BookSnapshotReceived | BookDeltaReceived,
+            p: MakerParams) -> tuple[MakerState, list[Event]]:
+    if book.best_bid is None or book.best_ask is None:
+        return state, []
+    if state.last_quote_ns and book.ts_event - state.last_quote_ns < p.min_requote_ns:
+        return state, []
+    position = state.orders.position
+    want_bid, want_ask = wanted_prices(book.best_bid, book.best_ask, position, p)
+    intents: list[Event] = []
+    orders, quotes = state.orders, {"Buy": state.bid, "Sell": state.ask}
+    for side, price, allowed in (("Buy", want_bid, position + p.qty <= p.max_position),
+                                 ("Sell", want_ask, position - p.qty >= -p.max_position)):
+        current = quotes[side]
+        if current is not None and allowed and abs(current.price - price) < p.requote_ticks * p.tick_size:
+            continue
+        common = {"ts_event": book.ts_event, "ts_ingest": book.ts_ingest, "origin_ts": book.origin_ts,
+                  "account": p.account, "strategy": "maker", "symbol": book.symbol}
+        if current is not None:
+            intents.append(CancelOrder(id=derive_id("maker-cancel", current.intent_id), intent_id=current.intent_id,
+                                       **common))
+            quotes[side] = None
+        if allowed:
+            intent = SubmitOrder(id=derive_id("maker", p.account, book.symbol, book.id, side), side=side,
+                                 order_type="Limit", qty=p.qty, price=price, time_in_force="PostOnly", **common)
+            intents.append(intent)
+            quotes[side] = Quote(intent.id, price)
+            orders = orders.submitted(intent.id, p.qty if side == "Buy" else -p.qty)
+    if not intents:
+        return state, []
+    return MakerState(quotes["Buy"], quotes["Sell"], book.ts_event, orders), intents
+
+
+def on_order_event(state: MakerState, event: Event) -> MakerState:
+    """Fold our own order event; a quote that left the book is forgotten."""
+    orders = state.orders.apply(event)
+    if orders is state.orders:
+        return state
+    gone = set(state.orders.working) - set(orders.working)
+    bid = None if state.bid is not None and state.bid.intent_id in gone else state.bid
+    ask = None if state.ask is not None and state.ask.intent_id in gone else state.ask
+    return MakerState(bid, ask, state.last_quote_ns, orders)
