@@ -14,6 +14,7 @@ from services.runtime.service import ServiceDef
 SERVICES: dict[str, str] = {
     "tally": "services.tally.shell:DEFINITION",
     "accounting": "services.accounting.shell:definition",
+    "strategy": "services.strategy.shell:definition",
 }
 PROCESSES: dict[str, str] = {
     "exchange-sim": "services.exchange_sim.main:run",

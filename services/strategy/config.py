@@ -1,0 +1,42 @@
+"""Strategy settings (env prefix STRATEGY_): which strategies run, for which account, how big."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from services.exchange_sim.market import DEFAULT_INSTRUMENTS
+from services.runtime.errors import ConfigError
+from services.strategy.core import StrategyParams
+from services.strategy.ema import EmaParams
+from services.strategy.maker import MakerParams
+
+
+class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    account: str = "sim-1"
+    ema: bool = True
+    ema_fast: int = 12
+    ema_slow: int = 48
+    ema_qty: Decimal = Decimal("0.01")
+    maker_symbols: tuple[str, ...] = ("BTCUSDT",)
+    maker_qty: Decimal = Decimal("0.01")
+    maker_half_spread_ticks: int = 2
+    maker_max_position: Decimal = Decimal("0.05")
+    tick_sizes: tuple[str, ...] = tuple(f"{s}={i.tick_size}" for s, i in DEFAULT_INSTRUMENTS.items())
+
+    def params(self) -> StrategyParams:
+        """The core's parameters; a maker symbol without a tick size fails at start, by name."""
+        ticks = dict(entry.split("=", 1) for entry in self.tick_sizes)
+        missing = [s for s in self.maker_symbols if s not in ticks]
+        if missing:
+            raise ConfigError(f"STRATEGY_TICK_SIZES has no tick size for {missing} (entries SYMBOL=TICK)")
+        try:
+            ema = EmaParams(account=self.account, fast=self.ema_fast, slow=self.ema_slow, qty=self.ema_qty) \
+                if self.ema else None
+        except ValueError as exc:
+            raise ConfigError(f"STRATEGY_EMA_FAST/SLOW: {exc}") from None
+        makers = {s: MakerParams(account=self.account, tick_size=Decimal(ticks[s]), qty=self.maker_qty,
+                                 half_spread_ticks=self.maker_half_spread_ticks,
+                                 max_position=self.maker_max_position) for s in self.maker_symbols}
+        return StrategyParams(ema=ema, makers=makers)

@@ -1,0 +1,31 @@
+"""Wires the strategy core: md.trades + md.book + orders.events → orders.intents, per partition.
+
+All inputs are keyed by symbol and co-partitioned, so instances in one group share the symbols
+and each partition's state moves with it on a rebalance (per-partition snapshots).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from schemas.events import BookDeltaReceived, BookSnapshotReceived, ExecutionEvent, TradeReceived
+from schemas.topics import MD_BOOK, MD_TRADES, ORDERS_EVENTS
+from services.runtime.service import ServiceDef
+from services.runtime.settings import load_settings
+from services.strategy import core
+from services.strategy.config import StrategyConfig
+
+
+def definition(config: StrategyConfig | None = None) -> ServiceDef[core.StrategyState]:
+    """The strategy service with its settings (STRATEGY_* variables unless given)."""
+    config = config or load_settings(StrategyConfig, "STRATEGY")
+    return ServiceDef(
+        name="strategy",
+        inputs=(MD_TRADES, MD_BOOK, ORDERS_EVENTS),
+        accepts=TradeReceived | BookSnapshotReceived | BookDeltaReceived | ExecutionEvent,
+        state_type=core.StrategyState,
+        initial_state=core.initial_state,
+        step=partial(core.step, params=config.params()),
+        partitioned=True,
+        summarize=core.summarize,
+    )
