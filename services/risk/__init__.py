@@ -1,0 +1,1 @@
+"""risk: pre-trade checks and the kill switch; orders.intents → orders.decisions."""

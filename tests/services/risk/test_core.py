@@ -1,0 +1,150 @@
+"""Risk rules, each rejected with the right reason, and the kill switch halting and resuming."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+import pytest
+
+from schemas.events import (
+    AccountUpdated,
+    BookDeltaReceived,
+    CancelOrder,
+    IntentRejected,
+    OrderFilled,
+    SubmitOrder,
+    TradingHalted,
+    TradingResumed,
+)
+from services.risk.core import InstrumentRules, RiskParams, RiskState, initial_state, step
+
+D = Decimal
+PARAMS = RiskParams(
+    instruments={"BTCUSDT": InstrumentRules(D("0.1"), D("0.001"), D("0.001"), D("5")),
+                 "ETHUSDT": InstrumentRules(D("0.01"), D("0.01"), D("0.01"), D("5"))},
+    max_order_qty=D("1"), max_order_notional=D("60000"), max_position_notional=D("100000"),
+    max_gross_exposure=D("150000"), price_band=D("0.01"), max_open_orders=3, rate_per_second=D("2"), burst=3,
+    daily_loss_limit=D("500"))
+S = 1_000_000_000
+
+
+def submit(n: int, qty: str = "0.1", price: str | None = "50000.0", side: str = "Buy", symbol: str = "BTCUSDT",
+           reduce_only: bool = False, ts: int | None = None) -> SubmitOrder:
+    return SubmitOrder(id=f"i{n}", ts_event=ts if ts is not None else n * S, ts_ingest=n, account="acc",
+                       strategy="s", symbol=symbol, side=side, order_type="Limit" if price else "Market",  # type: ignore[arg-type]
+                       qty=D(qty), price=D(price) if price else None, reduce_only=reduce_only)
+
+
+def mid(state: RiskState, price: str, symbol: str = "BTCUSDT") -> RiskState:
+    p = D(price)
+    book = BookDeltaReceived(id="b", ts_event=0, ts_ingest=0, symbol=symbol, depth=50, update_id=1, seq=1, bids=[],
+                             asks=[], best_bid=(p - D("0.1"), D(1)), best_ask=(p + D("0.1"), D(1)))
+    return step(state, book, PARAMS)[0]
+
+
+def decide(state: RiskState, intent: SubmitOrder | CancelOrder) -> tuple[RiskState, str]:
+    state, [emit] = step(state, intent, PARAMS)
+    assert emit.topic == "orders.decisions" and emit.key == intent.symbol
+    return state, emit.event.rule if isinstance(emit.event, IntentRejected) else "approved"
+
+
+@pytest.fixture
+def ready() -> RiskState:
+    return mid(mid(initial_state(), "50000.0"), "3000.00", "ETHUSDT")
+
+
+@pytest.mark.parametrize(("intent", "rule"), [
+    (submit(1, qty="0.1001"), "qty_step"),
+    (submit(1, qty="0.0001"), "qty_step"),
+    (submit(1, price="50000.05"), "tick_size"),
+    (submit(1, qty="2"), "max_order_qty"),
+    (submit(1, price="51000.0"), "price_band"),
+    (submit(1, qty="0.001", price="4000.0"), "price_band"),
+    (submit(1, symbol="DOGEUSDT"), "unknown_symbol"),
+    (submit(1, qty="0.001", price=None, symbol="ETHUSDT"), "qty_step"),
+    (submit(1, qty="0.01", price="300.00", symbol="ETHUSDT"), "price_band"),
+])
+def test_rules_reject_with_their_name(ready: RiskState, intent: SubmitOrder, rule: str) -> None:
+    assert decide(ready, intent)[1] == rule
+
+
+def test_min_and_max_notional_and_no_market_price() -> None:
+    no_book = initial_state()
+    assert decide(no_book, submit(1, price=None))[1] == "no_market_price"
+    state = mid(initial_state(), "3000.00", "ETHUSDT")
+    assert decide(state, submit(1, qty="0.01", price="3000.00", symbol="ETHUSDT"))[1] == "approved"
+    state = mid(initial_state(), "100.00", "ETHUSDT")
+    assert decide(state, submit(2, qty="0.01", price="100.00", symbol="ETHUSDT"))[1] == "min_notional"
+    state = mid(initial_state(), "70000.0")
+    assert decide(state, submit(3, qty="0.9", price="70000.0"))[1] == "max_notional"
+
+
+def test_position_open_orders_fills_and_rate(ready: RiskState) -> None:
+    state, outcome = decide(ready, submit(1, qty="0.6", ts=0))
+    assert outcome == "approved"
+    state, outcome = decide(state, submit(2, qty="0.6", ts=0))
+    assert outcome == "approved"
+    # working buys of 1.2 BTC (60,000): another 0.9 makes 2.1 x 50,000 = 105,000 > 100,000
+    state, outcome = decide(state, submit(3, qty="0.9", ts=0))
+    assert outcome == "max_position"
+    state, outcome = decide(state, submit(4, qty="0.6", side="Sell", ts=0))
+    assert outcome == "approved"  # reduces the expected position; 3 orders now work
+    state, outcome = decide(state, submit(5, qty="0.1", ts=0))
+    assert outcome == "max_open_orders"
+    filled = OrderFilled(id="f", ts_event=0, ts_ingest=0, account="acc", symbol="BTCUSDT", intent_id="i1",
+                         order_link_id="l", exec_id="x", side="Buy", fill_qty=D("0.6"), fill_price=D("50000"),
+                         fee=D("0"), is_maker=True, cum_qty=D("0.6"))
+    state, _ = step(state, filled, PARAMS)
+    assert state.accounts["acc"].positions["BTCUSDT"] == D("0.6") and "i1" not in state.accounts["acc"].working
+    state, outcome = decide(state, submit(6, qty="0.1", ts=0))
+    assert outcome == "order_rate"  # the burst of 3 was spent at t=0
+    state, outcome = decide(state, submit(7, qty="0.1", ts=S // 2))
+    assert outcome == "approved"  # 2/s refilled one token after 0.5 s
+
+
+def test_gross_exposure_across_symbols(ready: RiskState) -> None:
+    params = msgspec.structs.replace(PARAMS, max_gross_exposure=D("100000"), max_open_orders=10, burst=10)
+    state = ready
+    for n, (qty, price, symbol, want) in enumerate([
+        ("1", "50000.0", "BTCUSDT", "approved"),   # 50,000
+        ("1", "3000.00", "ETHUSDT", "approved"),   # 53,000
+        ("1", "50000.0", "BTCUSDT", "max_gross_exposure"),  # BTC would be 100,000 (allowed) but gross 103,000
+        ("0.9", "50000.0", "BTCUSDT", "approved"),  # 98,000
+    ]):
+        state, [emit] = step(state, submit(n, qty=qty, price=price, symbol=symbol, ts=0), params)
+        got = emit.event.rule if isinstance(emit.event, IntentRejected) else "approved"
+        assert got == want, (n, got)
+
+
+def test_cancels_always_pass(ready: RiskState) -> None:
+    halted = step(ready, TradingHalted(id="h", ts_event=0, ts_ingest=0, account="acc", reason="ops", actor="op"),
+                  PARAMS)[0]
+    cancel = CancelOrder(id="c", ts_event=0, ts_ingest=0, account="acc", strategy="s", symbol="BTCUSDT",
+                         intent_id="i1")
+    assert decide(halted, cancel)[1] == "approved"
+
+
+def test_kill_switch_on_daily_loss_and_operator_resume(ready: RiskState) -> None:
+    def equity(value: str, ts: int) -> AccountUpdated:
+        return AccountUpdated(id=f"e{value}", ts_event=ts, ts_ingest=ts, account="acc", equity=D(value),
+                              realized_pnl=D(0), unrealized_pnl=D(0), fees=D(0), gross_exposure=D(0))
+
+    state, out = step(ready, equity("10000", S), PARAMS)
+    assert out == []
+    state, out = step(state, equity("9600", 2 * S), PARAMS)
+    assert out == []
+    state, [halt] = step(state, equity("9500", 3 * S), PARAMS)
+    assert halt.topic == "control" and isinstance(halt.event, TradingHalted) and halt.event.actor == "risk"
+    state, outcome = decide(state, submit(1, ts=3 * S))
+    assert outcome == "halted"
+    state, outcome = decide(state, submit(2, side="Sell", reduce_only=True, ts=3 * S))
+    assert outcome == "approved"  # only reduce-only orders pass
+    state, out = step(state, equity("9400", 4 * S), PARAMS)
+    assert out == []  # already halted: no second halt
+    resume = TradingResumed(id="r", ts_event=5 * S, ts_ingest=0, account="acc", reason="reviewed", actor="ops")
+    state, _ = step(state, resume, PARAMS)
+    assert decide(state, submit(3, ts=5 * S))[1] == "approved"
+    next_day = 86_400 * S + 1
+    state, out = step(state, equity("9400", next_day), PARAMS)
+    assert out == [] and state.accounts["acc"].day_start_equity == D("9400")
