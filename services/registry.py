@@ -15,6 +15,7 @@ SERVICES: dict[str, str] = {
     "tally": "services.tally.shell:DEFINITION",
     "accounting": "services.accounting.shell:definition",
     "strategy": "services.strategy.shell:definition",
+    "risk": "services.risk.shell:definition",
 }
 PROCESSES: dict[str, str] = {
     "exchange-sim": "services.exchange_sim.main:run",

@@ -106,3 +106,29 @@ async def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float 
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def wait_consumed(bootstrap: str, group: str, topic: str, timeout: float = 60) -> None:
+    """Wait until `group` has committed past the last record of every partition of `topic`.
+
+    Unlike `wait_caught_up`, this works for transactional topics, whose end offset also counts the
+    commit marker after the last record (a consumer that read every record sits one below it).
+    """
+    last: dict[int, int] = {}
+    for record in await read_topic(bootstrap, topic):
+        last[record.partition] = max(last.get(record.partition, -1), record.offset)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            committed = {tp.partition: m.offset for tp, m in (await group_offsets(admin, group)).items()
+                         if tp.topic == topic}
+            if all(committed.get(p, 0) > offset for p, offset in last.items()):
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"group {group} has not consumed {topic}: {committed} vs last records {last}")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()

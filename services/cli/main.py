@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--store", help="chdb://PATH or clickhouse://user:pass@host:8123/db (default: RECORDER_STORE)")
     sql.add_argument("--format", default="PrettyCompactMonoBlock", help="ClickHouse output format")
 
+    kill = sub.add_parser("kill-switch", help="halt (on) or resume (off) an account's trading: a control event")
+    kill.add_argument("state", choices=["on", "off"])
+    kill.add_argument("--account", required=True)
+    kill.add_argument("--reason", required=True)
+    kill.add_argument("--topic-prefix", default="", help="prefix of every topic name")
+
     demo = sub.add_parser("demo", help="the runtime end to end: synthetic trades → tally, live summary")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
     demo.add_argument("--rate", type=int, default=2000, help="synthetic trades per second")
@@ -135,6 +141,10 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         return _replay(args)
     if args.command == "state":
         return _state(args)
+    if args.command == "kill-switch":
+        from services.cli.control import kill_switch
+
+        return kill_switch(args.state, args.account, args.reason, args.topic_prefix)
     if args.command == "sql":
         return _sql(args)
     if args.command == "demo":

@@ -11,10 +11,20 @@ Checks, in order; the first that fails names the rule in IntentRejected.rule:
   max_position    |position + working orders + this order| * price per symbol (not for reduce-only)
   max_gross_exposure   sum of |expected position| * mid over the account's symbols, with this order
   max_open_orders the account's working orders
-  order_rate      a token bucket of `rate_per_second`, `burst` deep, on event time
+  order_rate      more than `rate_per_second` approvals in the last second of event time
 Cancels always pass: they only reduce risk. The kill switch trips when the account's equity falls
 `daily_loss_limit` below its first equity of the UTC day (AccountUpdated from accounting); an
 operator halts and resumes with control events.
+
+Decisions are facts. Risk reads several topics whose interleaving Kafka does not fix, so a replay
+must not depend on re-deciding. The state that limits use is folded from risk's *own outputs*
+read back (orders.decisions, control) and from order events, books and equity, each in a way
+that does not depend on the order of topics: positions are sums of fills; a terminal order event
+that arrives before its approval is remembered so the approval does not reopen it; the order rate
+is a sliding window of approval times pruned against the latest one; halts come only from the
+single-partition control topic. What risk decided but has not read back yet lives in `pending`
+(and `halt_sent`), used by live checks and cleared by the recorded decision, so a replay that
+re-decides differently still ends in the live state.
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ from services.runtime.service import Emit
 
 ZERO = Decimal(0)
 DAY_NS = 86_400 * 10**9
-NS = Decimal(10**9)
+NS_PER_S = 10**9
 
 
 class InstrumentRules(msgspec.Struct, frozen=True):
@@ -64,8 +74,7 @@ class RiskParams(msgspec.Struct, frozen=True, kw_only=True):
     max_gross_exposure: Decimal = Decimal("100000")
     price_band: Decimal = Decimal("0.05")
     max_open_orders: int = 50
-    rate_per_second: Decimal = Decimal("20")
-    burst: int = 40
+    rate_per_second: int = 20
     daily_loss_limit: Decimal = Decimal("2000")
 
 
@@ -74,16 +83,27 @@ class Working(msgspec.Struct, frozen=True):
     qty: Decimal  # signed, still expected to fill
 
 
+class Pending(msgspec.Struct, frozen=True):
+    """A decision risk produced but has not read back from orders.decisions yet; `working` is set
+    for an approved submit (it counts against the limits until read back), None otherwise."""
+
+    working: Working | None
+    ts_event: int
+
+
 class AccountRisk(msgspec.Struct, frozen=True):
     positions: dict[str, Decimal] = {}
     working: dict[str, Working] = {}
-    tokens: Decimal = Decimal(-1)  # -1: not started (a full bucket on the first intent)
-    tokens_at_ns: int = 0
+    closed: tuple[str, ...] = ()  # terminal before their approval was read back
+    recent: tuple[int, ...] = ()  # approval times (ns) of the last second, ascending
     halted: bool = False
     halt_reason: str = ""
     day: int = -1
     day_start_equity: Decimal | None = None
     equity: Decimal | None = None
+    pending: dict[str, Pending] = {}
+    early: tuple[str, ...] = ()  # decisions read back before their intent (happens in replays)
+    halt_sent: bool = False
 
 
 class RiskState(msgspec.Struct, frozen=True):
@@ -98,6 +118,8 @@ def initial_state() -> RiskState:
 def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState, list[Emit]]:
     if isinstance(event, SubmitOrder | CancelOrder):
         return _decide(state, event, params)
+    if isinstance(event, IntentApproved | IntentRejected):
+        return _read_back(state, event), []
     if isinstance(event, BookSnapshotReceived | BookDeltaReceived):
         if event.best_bid is None or event.best_ask is None:
             return state, []
@@ -113,8 +135,37 @@ def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState,
         account = _account(state, event.account)
         halted = isinstance(event, TradingHalted)
         return _replace(state, event.account, msgspec.structs.replace(
-            account, halted=halted, halt_reason=event.reason if halted else "")), []
+            account, halted=halted, halt_reason=event.reason if halted else "", halt_sent=False)), []
     return state, []
+
+
+def _read_back(state: RiskState, decision: IntentApproved | IntentRejected) -> RiskState:
+    """Fold one of risk's own recorded decisions into the committed state."""
+    intent = decision.intent
+    account = _account(state, intent.account)
+    if intent.id in account.pending:
+        pending = {k: v for k, v in account.pending.items() if k != intent.id}
+        account = msgspec.structs.replace(account, pending=pending)
+    else:
+        account = msgspec.structs.replace(account, early=(*account.early, intent.id))
+    pending = account.pending
+    if isinstance(decision, IntentRejected) or isinstance(intent, CancelOrder):
+        return _replace(state, intent.account, account)
+    recent = _prune((*account.recent, intent.ts_event))
+    if intent.id in account.closed:
+        closed = tuple(c for c in account.closed if c != intent.id)
+        account = msgspec.structs.replace(account, closed=closed, recent=recent, pending=pending)
+    else:
+        signed = intent.qty if intent.side == "Buy" else -intent.qty
+        working = {**account.working, intent.id: Working(intent.symbol, signed)}
+        account = msgspec.structs.replace(account, working=working, recent=recent, pending=pending)
+    return _replace(state, intent.account, account)
+
+
+def _prune(times: tuple[int, ...]) -> tuple[int, ...]:
+    """Approval times within a second of the latest: the same set whatever order they came in."""
+    latest = max(times)
+    return tuple(sorted(t for t in times if t > latest - NS_PER_S))
 
 
 def _account(state: RiskState, name: str) -> AccountRisk:
@@ -126,94 +177,95 @@ def _replace(state: RiskState, name: str, account: AccountRisk) -> RiskState:
 
 
 def _decide(state: RiskState, intent: SubmitOrder | CancelOrder, p: RiskParams) -> tuple[RiskState, list[Emit]]:
+    """Decide one intent; the decision stays pending until it is read back from orders.decisions."""
     account = _account(state, intent.account)
-    common = {"ts_event": intent.ts_event, "ts_ingest": intent.ts_ingest, "origin_ts": intent.origin_ts}
-    if isinstance(intent, CancelOrder):
-        return state, [Emit(ORDERS_DECISIONS, intent.symbol,
-                            IntentApproved(id=derive_id("risk", intent.id), intent=intent, **common))]
-    rule, detail, account = _check(state, account, intent, p)
+    if intent.id in account.early:
+        # Its decision is already folded (a replay read it first): deciding again changes nothing.
+        early = tuple(e for e in account.early if e != intent.id)
+        return _replace(state, intent.account, msgspec.structs.replace(account, early=early)), []
+    common = {"id": derive_id("risk", intent.id), "intent": intent, "ts_event": intent.ts_event,
+              "ts_ingest": intent.ts_ingest, "origin_ts": intent.origin_ts}
+    reserved: Working | None = None
+    rule, detail = ("", "") if isinstance(intent, CancelOrder) else _check(state, account, intent, p)
     if rule:
-        decision: Event = IntentRejected(id=derive_id("risk", intent.id), intent=intent, rule=rule, detail=detail,
-                                         **common)
-        return _replace(state, intent.account, account), [Emit(ORDERS_DECISIONS, intent.symbol, decision)]
-    signed = intent.qty if intent.side == "Buy" else -intent.qty
-    account = msgspec.structs.replace(account, tokens=account.tokens - 1,
-                                      working={**account.working, intent.id: Working(intent.symbol, signed)})
-    approved = IntentApproved(id=derive_id("risk", intent.id), intent=intent, **common)
-    return _replace(state, intent.account, account), [Emit(ORDERS_DECISIONS, intent.symbol, approved)]
+        decision: Event = IntentRejected(rule=rule, detail=detail, **common)
+    else:
+        decision = IntentApproved(**common)
+        if isinstance(intent, SubmitOrder):
+            reserved = Working(intent.symbol, intent.qty if intent.side == "Buy" else -intent.qty)
+    pending = {**account.pending, intent.id: Pending(reserved, intent.ts_event)}
+    account = msgspec.structs.replace(account, pending=pending)
+    return _replace(state, intent.account, account), [Emit(ORDERS_DECISIONS, intent.symbol, decision)]
 
 
-def _check(state: RiskState, account: AccountRisk, o: SubmitOrder, p: RiskParams) -> tuple[str, str, AccountRisk]:
-    """(rule, detail, account with its token bucket refilled); rule is '' when every check passes."""
-    account = _refill(account, o.ts_event, p)
-    if account.halted and not o.reduce_only:
-        return "halted", f"account halted: {account.halt_reason}", account
+def _check(state: RiskState, account: AccountRisk, o: SubmitOrder, p: RiskParams) -> tuple[str, str]:
+    """(rule, detail); rule is '' when every check passes. Pending approvals count as working."""
+    if (account.halted or account.halt_sent) and not o.reduce_only:
+        return "halted", f"account halted: {account.halt_reason or 'daily loss limit'}"
     rules = p.instruments.get(o.symbol)
     if rules is None:
-        return "unknown_symbol", f"no instrument rules for {o.symbol}", account
+        return "unknown_symbol", f"no instrument rules for {o.symbol}"
     if o.qty % rules.qty_step:
-        return "qty_step", f"qty {o.qty} is not a multiple of {rules.qty_step}", account
+        return "qty_step", f"qty {o.qty} is not a multiple of {rules.qty_step}"
     if o.qty < rules.min_qty:
-        return "min_qty", f"qty {o.qty} < {rules.min_qty}", account
+        return "min_qty", f"qty {o.qty} < {rules.min_qty}"
     if o.price is not None and o.price % rules.tick_size:
-        return "tick_size", f"price {o.price} is not a multiple of {rules.tick_size}", account
+        return "tick_size", f"price {o.price} is not a multiple of {rules.tick_size}"
     if o.qty > p.max_order_qty:
-        return "max_order_qty", f"qty {o.qty} > {p.max_order_qty}", account
+        return "max_order_qty", f"qty {o.qty} > {p.max_order_qty}"
     mid = state.mids.get(o.symbol)
     price = o.price if o.price is not None else mid
     if price is None:
-        return "no_market_price", f"no mid for {o.symbol} to value a market order", account
+        return "no_market_price", f"no mid for {o.symbol} to value a market order"
     if mid is not None and abs(price - mid) > mid * p.price_band:
-        return "price_band", f"price {price} is more than {p.price_band} from mid {mid}", account
+        return "price_band", f"price {price} is more than {p.price_band} from mid {mid}"
     notional = o.qty * price
     if notional > p.max_order_notional:
-        return "max_notional", f"notional {notional} > {p.max_order_notional}", account
+        return "max_notional", f"notional {notional} > {p.max_order_notional}"
     if notional < rules.min_notional:
-        return "min_notional", f"notional {notional} < {rules.min_notional}", account
+        return "min_notional", f"notional {notional} < {rules.min_notional}"
     signed = o.qty if o.side == "Buy" else -o.qty
     expected = _expected(account)
     after = expected.get(o.symbol, ZERO) + signed
     if not o.reduce_only and abs(after) * price > p.max_position_notional:
-        return "max_position", f"position {after} * {price} > {p.max_position_notional}", account
+        return "max_position", f"position {after} * {price} > {p.max_position_notional}"
     exposure = sum((abs(q) * (state.mids.get(s) or price) for s, q in {**expected, o.symbol: after}.items()), ZERO)
     if not o.reduce_only and exposure > p.max_gross_exposure:
-        return "max_gross_exposure", f"gross exposure {exposure} > {p.max_gross_exposure}", account
-    if len(account.working) >= p.max_open_orders:
-        return "max_open_orders", f"{len(account.working)} working orders", account
-    if account.tokens < 1:
-        return "order_rate", f"more than {p.rate_per_second}/s (burst {p.burst})", account
-    return "", "", account
-
-
-def _refill(account: AccountRisk, ts_ns: int, p: RiskParams) -> AccountRisk:
-    if account.tokens < 0:
-        return msgspec.structs.replace(account, tokens=Decimal(p.burst), tokens_at_ns=ts_ns)
-    elapsed = max(0, ts_ns - account.tokens_at_ns)
-    tokens = min(Decimal(p.burst), account.tokens + p.rate_per_second * elapsed / NS)
-    return msgspec.structs.replace(account, tokens=tokens, tokens_at_ns=max(ts_ns, account.tokens_at_ns))
+        return "max_gross_exposure", f"gross exposure {exposure} > {p.max_gross_exposure}"
+    in_flight = [x for x in account.pending.values() if x.working is not None]
+    open_orders = len(account.working) + len(in_flight)
+    if open_orders >= p.max_open_orders:
+        return "max_open_orders", f"{open_orders} working orders"
+    last_second = [t for t in (*account.recent, *(x.ts_event for x in in_flight)) if t > o.ts_event - NS_PER_S]
+    if len(last_second) >= p.rate_per_second:
+        return "order_rate", f"{len(last_second)} approvals in the last second (limit {p.rate_per_second})"
+    return "", ""
 
 
 def _expected(account: AccountRisk) -> dict[str, Decimal]:
     expected = dict(account.positions)
-    for working in account.working.values():
+    in_flight = (p.working for p in account.pending.values() if p.working is not None)
+    for working in (*account.working.values(), *in_flight):
         expected[working.symbol] = expected.get(working.symbol, ZERO) + working.qty
     return expected
 
 
 def _apply_order_event(account: AccountRisk, event: Event) -> AccountRisk:
     intent_id = getattr(event, "intent_id", "")
-    positions, working = account.positions, account.working
+    positions, working, closed = account.positions, account.working, account.closed
+    terminal = not isinstance(event, OrderPartiallyFilled)
+    known = intent_id in working
     if isinstance(event, OrderPartiallyFilled | OrderFilled):
         signed = event.fill_qty if event.side == "Buy" else -event.fill_qty
         positions = {**positions, event.symbol: positions.get(event.symbol, ZERO) + signed}
-        if intent_id in working:
-            left = working[intent_id].qty - signed
+        if known and not terminal:
+            working = {**working, intent_id: Working(event.symbol, working[intent_id].qty - signed)}
+    if terminal:
+        if known:
             working = {k: v for k, v in working.items() if k != intent_id}
-            if isinstance(event, OrderPartiallyFilled) and left != 0:
-                working[intent_id] = Working(event.symbol, left)
-    elif intent_id in working:
-        working = {k: v for k, v in working.items() if k != intent_id}
-    return msgspec.structs.replace(account, positions=positions, working=working)
+        elif intent_id and intent_id not in closed:
+            closed = (*closed, intent_id)  # its approval has not been read back yet
+    return msgspec.structs.replace(account, positions=positions, working=working, closed=closed)
 
 
 def _on_equity(state: RiskState, update: AccountUpdated, p: RiskParams) -> tuple[RiskState, list[Emit]]:
@@ -222,10 +274,10 @@ def _on_equity(state: RiskState, update: AccountUpdated, p: RiskParams) -> tuple
     start = update.equity if day != account.day or account.day_start_equity is None else account.day_start_equity
     account = msgspec.structs.replace(account, day=day, day_start_equity=start, equity=update.equity)
     loss = start - update.equity
-    if loss < p.daily_loss_limit or account.halted:
+    if loss < p.daily_loss_limit or account.halted or account.halt_sent:
         return _replace(state, update.account, account), []
     reason = f"daily loss {loss} >= limit {p.daily_loss_limit}"
-    account = msgspec.structs.replace(account, halted=True, halt_reason=reason)
+    account = msgspec.structs.replace(account, halt_sent=True)  # halted once the halt is read back
     halt = TradingHalted(id=derive_id("risk-halt", update.id), ts_event=update.ts_event, ts_ingest=update.ts_ingest,
                          origin_ts=update.origin_ts, account=update.account, reason=reason, actor="risk")
     return _replace(state, update.account, account), [Emit(CONTROL, update.account, halt)]

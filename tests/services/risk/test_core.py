@@ -24,7 +24,7 @@ PARAMS = RiskParams(
     instruments={"BTCUSDT": InstrumentRules(D("0.1"), D("0.001"), D("0.001"), D("5")),
                  "ETHUSDT": InstrumentRules(D("0.01"), D("0.01"), D("0.01"), D("5"))},
     max_order_qty=D("1"), max_order_notional=D("60000"), max_position_notional=D("100000"),
-    max_gross_exposure=D("150000"), price_band=D("0.01"), max_open_orders=3, rate_per_second=D("2"), burst=3,
+    max_gross_exposure=D("150000"), price_band=D("0.01"), max_open_orders=3, rate_per_second=3,
     daily_loss_limit=D("500"))
 S = 1_000_000_000
 
@@ -43,9 +43,13 @@ def mid(state: RiskState, price: str, symbol: str = "BTCUSDT") -> RiskState:
     return step(state, book, PARAMS)[0]
 
 
-def decide(state: RiskState, intent: SubmitOrder | CancelOrder) -> tuple[RiskState, str]:
-    state, [emit] = step(state, intent, PARAMS)
+def decide(state: RiskState, intent: SubmitOrder | CancelOrder, params: RiskParams = PARAMS,
+           read_back: bool = True) -> tuple[RiskState, str]:
+    """One decision; like the live loop, the decision is then read back from orders.decisions."""
+    state, [emit] = step(state, intent, params)
     assert emit.topic == "orders.decisions" and emit.key == intent.symbol
+    if read_back:
+        state, _ = step(state, emit.event, params)
     return state, emit.event.rule if isinstance(emit.event, IntentRejected) else "approved"
 
 
@@ -98,13 +102,15 @@ def test_position_open_orders_fills_and_rate(ready: RiskState) -> None:
     state, _ = step(state, filled, PARAMS)
     assert state.accounts["acc"].positions["BTCUSDT"] == D("0.6") and "i1" not in state.accounts["acc"].working
     state, outcome = decide(state, submit(6, qty="0.1", ts=0))
-    assert outcome == "order_rate"  # the burst of 3 was spent at t=0
+    assert outcome == "order_rate"  # 3 approvals in the last second already
     state, outcome = decide(state, submit(7, qty="0.1", ts=S // 2))
-    assert outcome == "approved"  # 2/s refilled one token after 0.5 s
+    assert outcome == "order_rate"
+    state, outcome = decide(state, submit(8, qty="0.1", ts=S + 1))
+    assert outcome == "approved"  # the approvals at t=0 left the window
 
 
 def test_gross_exposure_across_symbols(ready: RiskState) -> None:
-    params = msgspec.structs.replace(PARAMS, max_gross_exposure=D("100000"), max_open_orders=10, burst=10)
+    params = msgspec.structs.replace(PARAMS, max_gross_exposure=D("100000"), max_open_orders=10, rate_per_second=10)
     state = ready
     for n, (qty, price, symbol, want) in enumerate([
         ("1", "50000.0", "BTCUSDT", "approved"),   # 50,000
@@ -112,9 +118,16 @@ def test_gross_exposure_across_symbols(ready: RiskState) -> None:
         ("1", "50000.0", "BTCUSDT", "max_gross_exposure"),  # BTC would be 100,000 (allowed) but gross 103,000
         ("0.9", "50000.0", "BTCUSDT", "approved"),  # 98,000
     ]):
-        state, [emit] = step(state, submit(n, qty=qty, price=price, symbol=symbol, ts=0), params)
-        got = emit.event.rule if isinstance(emit.event, IntentRejected) else "approved"
+        state, got = decide(state, submit(n, qty=qty, price=price, symbol=symbol, ts=0), params)
         assert got == want, (n, got)
+
+
+def test_pending_decisions_count_before_they_are_read_back(ready: RiskState) -> None:
+    """Live, a decision is not read back at once; the pending overlay keeps limits tight meanwhile."""
+    state, outcome = decide(ready, submit(1, qty="1", ts=0), read_back=False)
+    state, outcome = decide(state, submit(2, qty="1", ts=0), read_back=False)
+    state, outcome = decide(state, submit(3, qty="0.1", ts=0), read_back=False)
+    assert outcome == "max_position"  # 2.1 BTC x 50,000 with two approvals still in flight
 
 
 def test_cancels_always_pass(ready: RiskState) -> None:
@@ -137,7 +150,9 @@ def test_kill_switch_on_daily_loss_and_operator_resume(ready: RiskState) -> None
     state, [halt] = step(state, equity("9500", 3 * S), PARAMS)
     assert halt.topic == "control" and isinstance(halt.event, TradingHalted) and halt.event.actor == "risk"
     state, outcome = decide(state, submit(1, ts=3 * S))
-    assert outcome == "halted"
+    assert outcome == "halted"  # already, before the halt is read back from control
+    state, _ = step(state, halt.event, PARAMS)
+    assert state.accounts["acc"].halted
     state, outcome = decide(state, submit(2, side="Sell", reduce_only=True, ts=3 * S))
     assert outcome == "approved"  # only reduce-only orders pass
     state, out = step(state, equity("9400", 4 * S), PARAMS)
@@ -148,3 +163,41 @@ def test_kill_switch_on_daily_loss_and_operator_resume(ready: RiskState) -> None
     next_day = 86_400 * S + 1
     state, out = step(state, equity("9400", next_day), PARAMS)
     assert out == [] and state.accounts["acc"].day_start_equity == D("9400")
+
+
+def test_the_committed_state_does_not_depend_on_topic_interleaving(ready: RiskState) -> None:
+    """Replay reads topics in another interleaving than live did; per-topic order is all Kafka keeps.
+    Folding the same recorded decisions, fills, halts and equity in any interleaving ends equal."""
+    import itertools
+
+    from services.runtime.service import state_hash
+
+    intents = [submit(n, qty="0.1", ts=n) for n in range(1, 4)]
+    decisions = [step(ready, i, PARAMS)[1][0].event for i in intents]
+    fill = OrderFilled(id="f", ts_event=5, ts_ingest=5, account="acc", symbol="BTCUSDT", intent_id="i2",
+                       order_link_id="l", exec_id="x", side="Buy", fill_qty=D("0.1"), fill_price=D("50000"),
+                       fee=D("0"), is_maker=True, cum_qty=D("0.1"))
+    topics = {"decisions": decisions, "events": [fill],
+              "control": [TradingHalted(id="h", ts_event=6, ts_ingest=6, account="acc", reason="x", actor="op")]}
+    hashes = set()
+    for order in itertools.permutations(["decisions", "events", "control"]):
+        for split in range(len(decisions) + 1):  # also interleave within the decision stream
+            sequence = [*decisions[:split]]
+            for topic in order:
+                sequence += topics[topic] if topic != "decisions" else []
+            sequence += decisions[split:]
+            state = ready
+            for event in sequence:
+                state, _ = step(state, event, PARAMS)
+            hashes.add(state_hash({0: state}))
+    assert len(hashes) == 1
+
+
+def test_a_decision_read_before_its_intent_is_not_decided_again(ready: RiskState) -> None:
+    """In a replay the decision topic may be read ahead of the intent topic."""
+    intent = submit(1, ts=0)
+    decision = step(ready, intent, PARAMS)[1][0].event
+    state, _ = step(ready, decision, PARAMS)  # read back first
+    state, emits = step(state, intent, PARAMS)
+    assert emits == [] and state.accounts["acc"].pending == {} and state.accounts["acc"].early == ()
+    assert "i1" in state.accounts["acc"].working

@@ -1,0 +1,33 @@
+"""`hean kill-switch on|off --account A --reason R`: an operator's halt or resume, as a control event."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import time
+
+from schemas.events import TradingHalted, TradingResumed, derive_id
+from schemas.topics import CONTROL
+from services.cli.topics import bootstrap
+from services.runtime.bus import make_producer
+from services.runtime.codec import encode
+
+
+def kill_switch(state: str, account: str, reason: str, prefix: str = "") -> int:
+    now = time.time_ns()
+    actor = f"operator:{getpass.getuser()}"
+    common = {"id": derive_id("operator", account, state, now), "ts_event": now, "ts_ingest": now,
+              "account": account, "reason": reason, "actor": actor}
+    event = TradingHalted(**common) if state == "on" else TradingResumed(**common)
+
+    async def send() -> None:
+        producer = make_producer(bootstrap())
+        await producer.start()
+        try:
+            await (await producer.send(prefix + CONTROL, encode(event), key=account.encode()))
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    print(f"kill switch {state} for {account}: {reason} ({event.id})")
+    return 0
