@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from prometheus_client import Counter, Histogram
 
 from schemas.events import DeadLettered, derive_id
 from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES
 from services.recorder.core import BY_TABLE, BY_TOPIC, TableSpec
 from services.recorder.store import Store, max_offsets, open_store
-from services.runtime.bus import make_consumer, make_producer
+from services.runtime.bus import Rebalance, make_consumer, make_producer
 from services.runtime.codec import decode_as, encode
 from services.runtime.errors import DecodeError
 from services.runtime.metrics import ServiceMetrics
@@ -121,7 +121,7 @@ class Recorder:
         await producer.start()
         await consumer.start()
         self.consumer = consumer
-        consumer.subscribe(topics, listener=_Listener(self))
+        consumer.subscribe(topics, listener=Rebalance(self))
         self.metrics.base.up.labels("recorder").set(1)
         log.info("recorder started", extra={"topics": topics, "store": self.config.store or str(self.default_path)})
         last_flush = time.monotonic()
@@ -246,13 +246,3 @@ class Recorder:
         for tp in revoked:
             self.positions.pop(tp, None)
 
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.recorder.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.recorder.on_assigned(assigned)

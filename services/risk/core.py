@@ -66,8 +66,9 @@ class InstrumentRules(msgspec.Struct, frozen=True):
     min_notional: Decimal
 
 
-class RiskParams(msgspec.Struct, frozen=True, kw_only=True):
-    instruments: dict[str, InstrumentRules]
+class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The numeric limits, shared by the core's parameters and the env-loaded config."""
+
     max_order_qty: Decimal = Decimal("10")
     max_order_notional: Decimal = Decimal("25000")
     max_position_notional: Decimal = Decimal("50000")
@@ -76,6 +77,10 @@ class RiskParams(msgspec.Struct, frozen=True, kw_only=True):
     max_open_orders: int = 50
     rate_per_second: int = 20
     daily_loss_limit: Decimal = Decimal("2000")
+
+
+class RiskParams(RiskLimits, frozen=True, kw_only=True):
+    instruments: dict[str, InstrumentRules]
 
 
 class Working(msgspec.Struct, frozen=True):

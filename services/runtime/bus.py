@@ -10,8 +10,9 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -20,6 +21,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas.topics import TOPICS, TopicSpec
 
 __all__ = [
+    "Rebalance",
     "TopicStatus",
     "ensure_topics",
     "make_admin",
@@ -115,6 +117,19 @@ async def send_keyed(producer: AIOKafkaProducer, records: Iterable[tuple[str, by
         batch.close()
         await producer.send_batch(batch, topic, partition=partition)
     return count
+
+
+class Rebalance(ConsumerRebalanceListener):
+    """Forwards a group's rebalances to an owner with `on_revoked` / `on_assigned` coroutines."""
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.owner.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.owner.on_assigned(assigned)
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.events import DeadLettered, derive_id
 from schemas.topics import DLQ
-from services.runtime.bus import make_consumer, make_producer, partitions_of, send_keyed
+from services.runtime.bus import Rebalance, make_consumer, make_producer, partitions_of, send_keyed
 from services.runtime.codec import decode_as, encode
 from services.runtime.errors import DecodeError, InvariantViolation
 from services.runtime.metrics import ServiceMetrics
@@ -84,7 +84,7 @@ class ServiceRunner:
         self.consumer = consumer
         await producer.start()
         await consumer.start()
-        consumer.subscribe(list(self.inputs), listener=_Listener(self))
+        consumer.subscribe(list(self.inputs), listener=Rebalance(self))
         log.info("service started", extra={"group": self.group_id, "inputs": self.inputs,
                                            "transactional_id": transactional_id,
                                            "metrics_port": self.metrics_port})
@@ -312,16 +312,6 @@ class ServiceRunner:
     def state_hash(self) -> str:
         return state_hash(self.states)
 
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, runner: ServiceRunner) -> None:
-        self.runner = runner
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.runner.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.runner.on_assigned(assigned)
 
 
 # ---------------------------------------------------------------------- replay without effects
