@@ -21,6 +21,7 @@ PROCESSES: dict[str, str] = {
     "exchange-sim": "services.exchange_sim.main:run",
     "ingest": "services.ingest.main:run",
     "recorder": "services.recorder.main:run",
+    "execution": "services.execution.main:run",
 }
 
 

@@ -55,6 +55,13 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             raise ConfigError(f"metrics_port must be 0..65535, was {self.metrics_port}")
 
 
+def _secret_hook(target: type, value: Any) -> Any:
+    """Builds `Secret` fields from strings (msgspec does not convert str subclasses itself)."""
+    if target is Secret and isinstance(value, str):
+        return Secret(value)
+    raise NotImplementedError(f"cannot convert {type(value).__name__} to {target}")
+
+
 def _parse_env(text: str, annotation: Any) -> Any:
     """Lists come as "a,b,c" (or a JSON array); everything else is converted by msgspec."""
     if get_origin(annotation) in (tuple, list):
@@ -82,7 +89,7 @@ def load_settings(cls: type[T], prefix: str, env: Mapping[str, str] | None = Non
             values[field.name] = _parse_env(env[name], field.type)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return msgspec.convert(values, cls, strict=False)
+        return msgspec.convert(values, cls, strict=False, dec_hook=_secret_hook)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"Bad {prefix} setting: {exc} (env prefix {prefix.upper()}_)") from None
     except ConfigError:

@@ -57,3 +57,14 @@ def test_lists_from_env() -> None:
     assert config.symbols == ("SOLUSDT",)
     with pytest.raises(ConfigError, match="INGEST_DEPTH"):
         load_settings(IngestConfig, "INGEST", env={"INGEST_DEPTH": "7"})
+
+
+def test_secret_settings_load_masked() -> None:
+    import msgspec
+
+    class WithKey(msgspec.Struct, frozen=True, kw_only=True):
+        api_secret: Secret = Secret("")
+
+    config = load_settings(WithKey, "X", env={"X_API_SECRET": "hunter2"})
+    assert isinstance(config.api_secret, Secret) and config.api_secret.reveal() == "hunter2"
+    assert "hunter2" not in repr(config)

@@ -1,0 +1,306 @@
+"""The execution shell: approved intents → Bybit V5 orders; the private WS → orders.events.
+
+- One active executor per account (Redis lease with a fencing token); a second instance waits,
+  and an executor that lost its lease stops before its next effect.
+- Decisions are read as group `hean.execution`; each batch's effects are performed, then its
+  venue refusals (OrderRejected) and offsets are committed in one transaction. A crash re-reads
+  uncommitted decisions, and `place_order` is idempotent by orderLinkId, so no order is placed
+  twice; a repeated cancel gets 110001, which is fine.
+- The private WS (auth, `order` + `execution`) becomes orders.events, deduplicated by event id.
+- Reconciliation on start: orders.events is read back to learn what was already reported; every
+  order the venue still lists, or that HEAN placed and has not seen close, is compared with the
+  venue's view, and missed acks, fills and cancels are reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import orjson
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from schemas.events import (
+    CancelOrder,
+    Event,
+    IntentApproved,
+    OrderAcknowledged,
+    OrderCancelled,
+    OrderEvent,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderRejected,
+    SubmitOrder,
+    derive_id,
+)
+from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS
+from services.execution.client import BybitRest, VenueError
+from services.execution.core import create_request, events_from_private, link_id_for
+from services.execution.lease import Lease
+from services.execution.signing import ws_auth_signature
+from services.runtime.bus import make_consumer, make_producer, partitions_of
+from services.runtime.codec import decode, encode
+from services.runtime.errors import DecodeError, TransientError
+from services.runtime.metrics import ServiceMetrics
+from services.runtime.settings import RuntimeSettings, Secret
+
+log = logging.getLogger(__name__)
+ORDER_NOT_FOUND = 110001
+ZERO = Decimal(0)
+
+
+class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings (env prefix EXECUTION_). Keys come from the environment and are never logged."""
+
+    account: str = "sim-1"
+    rest_url: str = "http://127.0.0.1:8802"
+    ws_url: str = "ws://127.0.0.1:8801/v5/private"
+    api_key: str = "hean-sim-key"
+    api_secret: Secret = Secret("hean-sim-secret")
+    lease_ttl_ms: int = 5_000
+
+
+class Execution:
+    """Runs one account's executor until `stop` is set."""
+
+    def __init__(self, config: ExecutionConfig, settings: RuntimeSettings) -> None:
+        self.config = config
+        self.settings = settings
+        self.prefix = settings.topic_prefix
+        self.group_id = f"{self.prefix}hean.execution"
+        self.metrics = ServiceMetrics("execution")
+        self.rest = BybitRest(config.rest_url, config.api_key, config.api_secret)
+        self.lease = Lease(settings.redis_url, config.account, f"{config.account}-{settings.instance}",
+                           ttl_ms=config.lease_ttl_ms, namespace=f"hean:{self.prefix}" if self.prefix else "hean")
+        self.published: set[str] = set()
+        self.origins: dict[str, int] = {}
+        self.open_links: dict[str, str] = {}  # orderLinkId → symbol, placed and not seen closed
+        self.reported: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # orderLinkId → qty, value, fee
+        self.active = asyncio.Event()
+        self.lost_lease = asyncio.Event()
+        self.placed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.metrics.serve(self.settings.metrics_port)
+        events_producer = make_producer(self.settings.kafka_bootstrap)
+        await events_producer.start()
+        try:
+            if not await self._wait_for_lease(stop):
+                return
+            log.info("execution active", extra={"account": self.config.account, "token": self.lease.token})
+            await self.rest.sync_time()
+            await self._read_back_reported()
+            ws_task = asyncio.create_task(self._private_stream(events_producer, stop))
+            lease_task = asyncio.create_task(self._keep_lease(stop))
+            await self._reconcile(events_producer)
+            self.active.set()
+            try:
+                await self._decisions(stop)
+            finally:
+                for task in (ws_task, lease_task):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        finally:
+            await events_producer.stop()
+            await self.lease.release()
+            await self.lease.close()
+            await self.rest.close()
+
+    async def _wait_for_lease(self, stop: asyncio.Event) -> bool:
+        """A second instance waits here until the active one goes away."""
+        while not stop.is_set():
+            if await self.lease.acquire() is not None:
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.lease_ttl_ms / 2000)
+        return False
+
+    async def _keep_lease(self, stop: asyncio.Event) -> None:
+        """Renew on its own clock, so slow orders (rate limits, retries) never let the lease lapse."""
+        while not stop.is_set():
+            await asyncio.sleep(self.config.lease_ttl_ms / 3000)
+            if not await self.lease.renew():
+                log.error("lost the execution lease; no further orders from this instance")
+                self.lost_lease.set()
+                return
+
+    # ------------------------------------------------------------------ decisions → venue
+
+    async def _decisions(self, stop: asyncio.Event) -> None:
+        producer = make_producer(self.settings.kafka_bootstrap, f"{self.prefix}hean.execution.{self.config.account}")
+        consumer = make_consumer(self.settings.kafka_bootstrap, self.group_id, self.prefix + ORDERS_DECISIONS,
+                                 session_timeout_ms=self.settings.session_timeout_ms)
+        await producer.start()
+        await consumer.start()
+        try:
+            while not stop.is_set() and not self.lost_lease.is_set():
+                batch = await consumer.getmany(timeout_ms=100, max_records=50)
+                if not batch:
+                    continue
+                outputs: list[tuple[str, bytes, bytes]] = []
+                for records in batch.values():
+                    for record in records:
+                        outputs += await self._act(record)
+                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                async with producer.transaction():
+                    for topic, key, value in outputs:
+                        await producer.send(topic, value, key=key)
+                    await producer.send_offsets_to_transaction(offsets, self.group_id)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _act(self, record: Any) -> list[tuple[str, bytes, bytes]]:
+        try:
+            decision = decode(record.value)
+        except DecodeError as exc:
+            log.warning("undecodable decision at %s:%s: %s", record.partition, record.offset, exc)
+            self.metrics.dlq.labels("execution", exc.reason).inc()
+            return []
+        if not isinstance(decision, IntentApproved) or decision.intent.account != self.config.account:
+            return []
+        if not await self.lease.holds():
+            raise TransientError("the execution lease moved to another instance; not acting")
+        intent = decision.intent
+        if isinstance(intent, CancelOrder):
+            try:
+                await self.rest.cancel_order("linear", intent.symbol, link_id_for(intent.intent_id))
+            except VenueError as exc:
+                if exc.ret_code != ORDER_NOT_FOUND:  # already filled or cancelled: nothing to do
+                    log.warning("cancel of %s refused: %s", intent.intent_id, exc)
+            return []
+        assert isinstance(intent, SubmitOrder)
+        link_id = link_id_for(intent.id)
+        self.origins[link_id] = intent.origin_ts
+        self.open_links[link_id] = intent.symbol
+        try:
+            await self.rest.place_order(create_request(intent))
+            self.placed += 1
+            return []
+        except VenueError as exc:
+            self.open_links.pop(link_id, None)
+            self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
+            rejected = OrderRejected(id=derive_id("exec-reject", intent.id), ts_event=time.time_ns(),
+                                     ts_ingest=time.time_ns(), origin_ts=intent.origin_ts, account=intent.account,
+                                     symbol=intent.symbol, intent_id=intent.id, order_link_id=link_id,
+                                     ret_code=exc.ret_code, reason=exc.ret_msg)
+            self.published.add(rejected.id)
+            return [(self.prefix + ORDERS_EVENTS, intent.symbol.encode(), encode(rejected))]
+
+    # ------------------------------------------------------------------ venue → orders.events
+
+    async def _private_stream(self, producer: Any, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                async with websockets.connect(self.config.ws_url, ping_interval=None) as ws:
+                    expires = int(time.time() * 1000) + self.rest.time_offset_ms + 10_000
+                    signature = ws_auth_signature(self.config.api_secret.reveal(), expires)
+                    await ws.send(orjson.dumps({"op": "auth", "args": [self.config.api_key, expires, signature]}))
+                    auth = orjson.loads(await ws.recv())
+                    if not auth.get("success"):
+                        log.error("private WS auth refused: %s", auth.get("ret_msg"))
+                        await asyncio.sleep(5)
+                        continue
+                    await ws.send(b'{"op": "subscribe", "args": ["order", "execution"]}')
+                    backoff = 0.2
+                    async for raw in ws:
+                        message = orjson.loads(raw)
+                        if "topic" in message:
+                            await self._publish(producer, events_from_private(
+                                message, self.config.account, time.time_ns(), self.origins))
+            except (OSError, ConnectionClosed) as exc:
+                log.warning("private WS dropped (%s); reconnecting and reconciling", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(10.0, backoff * 2)
+                with contextlib.suppress(Exception):
+                    await self._reconcile(producer)
+
+    async def _publish(self, producer: Any, events: list[Event]) -> None:
+        for event in events:
+            if event.id in self.published:
+                continue
+            self.published.add(event.id)
+            if isinstance(event, OrderEvent):
+                self._track(event)
+            await producer.send(self.prefix + ORDERS_EVENTS, encode(event), key=event.symbol.encode())
+            self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
+        await producer.flush()
+
+    def _track(self, event: OrderEvent) -> None:
+        """Keep what reconciliation compares with the venue: open orders and reported fills."""
+        link_id = event.order_link_id
+        if isinstance(event, OrderPartiallyFilled | OrderFilled):
+            qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
+            self.reported[link_id] = (qty + event.fill_qty, value + event.fill_qty * event.fill_price, fee + event.fee)
+        if isinstance(event, OrderFilled | OrderCancelled | OrderRejected):
+            self.open_links.pop(link_id, None)
+        elif isinstance(event, OrderAcknowledged | OrderPartiallyFilled):
+            self.open_links[link_id] = event.symbol
+
+    async def _read_back_reported(self) -> None:
+        """Learn which events and fills are already in orders.events (our own past output)."""
+        consumer = make_consumer(self.settings.kafka_bootstrap, None)
+        await consumer.start()
+        try:
+            tps = await partitions_of(consumer, [self.prefix + ORDERS_EVENTS])
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+            while pending:
+                for records in (await consumer.getmany(*pending, timeout_ms=500)).values():
+                    for record in records:
+                        with contextlib.suppress(DecodeError):
+                            event = decode(record.value)
+                            self.published.add(event.id)
+                            if isinstance(event, OrderEvent) and event.account == self.config.account:
+                                self._track(event)
+                pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        finally:
+            await consumer.stop()
+
+    async def _reconcile(self, producer: Any) -> None:
+        """Report what the venue knows and orders.events does not (missed while HEAN was down)."""
+        venue = {o["orderLinkId"]: o for o in await self.rest.open_orders("linear") if o.get("orderLinkId")}
+        for link_id in list(self.open_links):
+            if link_id not in venue:
+                found = await self.rest.find_order("linear", link_id)
+                if found is not None:
+                    venue[link_id] = found
+        events: list[Event] = []
+        now = time.time_ns()
+        for view in venue.values():
+            message = {"topic": "order", "creationTime": int(view.get("updatedTime") or 0)}
+            events += events_from_private({**message, "data": [{**view, "orderStatus": "New"}]},
+                                          self.config.account, now, self.origins)
+            events += self._missed_fill(view, now)
+            if view.get("orderStatus") in ("Cancelled", "Rejected", "Deactivated"):
+                events += events_from_private({**message, "data": [view]}, self.config.account, now, self.origins)
+        await self._publish(producer, events)
+
+    def _missed_fill(self, view: dict[str, Any], now: int) -> list[Event]:
+        """The part of the venue's cumulative fill not reported yet, as one fill event.
+
+        Quantity, value and fee are the venue's cumulative figures minus what orders.events holds,
+        so the sums stay exact; the execId derives from the order and its cumulative quantity, so
+        reconciling again reports nothing new."""
+        qty, value, fee = self.reported.get(view["orderLinkId"], (ZERO, ZERO, ZERO))
+        missing = Decimal(view.get("cumExecQty") or "0") - qty
+        if missing <= 0:
+            return []
+        price = (Decimal(view.get("cumExecValue") or "0") - value) / missing
+        item = {"symbol": view["symbol"], "orderLinkId": view["orderLinkId"], "orderId": view["orderId"],
+                "execId": f"recon-{view['orderId']}-{view['cumExecQty']}", "side": view["side"],
+                "execQty": str(missing), "execPrice": str(price),
+                "execFee": str(Decimal(view.get("cumExecFee") or "0") - fee), "isMaker": False,
+                "leavesQty": view.get("leavesQty") or "0", "orderQty": view.get("qty")}
+        message = {"topic": "execution", "creationTime": int(view.get("updatedTime") or 0), "data": [item]}
+        return events_from_private(message, self.config.account, now, self.origins)
