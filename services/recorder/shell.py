@@ -22,12 +22,11 @@ import msgspec
 from aiokafka import TopicPartition
 from prometheus_client import Counter, Histogram
 
-from schemas.events import DeadLettered, derive_id
 from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES
 from services.recorder.core import BY_TABLE, BY_TOPIC, TableSpec
 from services.recorder.store import Store, max_offsets, open_store
-from services.runtime.bus import Rebalance, make_consumer, make_producer
-from services.runtime.codec import decode_as, encode
+from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer
+from services.runtime.codec import decode_as
 from services.runtime.errors import DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
@@ -163,12 +162,7 @@ class Recorder:
 
     def _dead_letter(self, record: Any, exc: DecodeError) -> tuple[str, bytes, bytes]:
         self.metrics.base.dlq.labels("recorder", exc.reason).inc()
-        letter = DeadLettered(id=derive_id("dlq", record.topic, record.partition, record.offset),
-                              ts_event=(record.timestamp or 0) * 1_000_000, ts_ingest=time.time_ns(),
-                              service="recorder", source_topic=record.topic, source_partition=record.partition,
-                              source_offset=record.offset, reason=exc.reason, error=str(exc)[:2000],
-                              payload=record.value or b"")
-        return self.prefix + DLQ, record.topic.encode(), encode(letter)
+        return dead_letter(record, "recorder", exc.reason, str(exc), self.prefix + DLQ)
 
     async def flush(self, consumer: Any, producer: Any) -> None:
         """Insert the buffered rows (prefix-preserving runs), then dead letters, then commit."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,14 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
+from schemas.events import DeadLettered, derive_id
 from schemas.topics import TOPICS, TopicSpec
+from services.runtime.codec import encode
 
 __all__ = [
     "Rebalance",
     "TopicStatus",
+    "dead_letter",
     "ensure_topics",
     "make_admin",
     "make_consumer",
@@ -130,6 +134,20 @@ class Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.owner.on_assigned(assigned)
+
+
+def dead_letter(record: Any, service: str, reason: str, error: str, dlq_topic: str) -> tuple[str, bytes, bytes]:
+    """The dlq record (topic, key, value) for a consumed record a service could not process.
+
+    Its id derives from the source position, so dead-lettering the same record again (a replay)
+    gives the same id."""
+    letter = DeadLettered(
+        id=derive_id("dlq", record.topic, record.partition, record.offset),
+        ts_event=(record.timestamp or 0) * 1_000_000, ts_ingest=time.time_ns(), service=service,
+        source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
+        reason=reason, error=error[:2000], payload=record.value or b"",
+    )
+    return dlq_topic, record.topic.encode(), encode(letter)
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

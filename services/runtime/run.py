@@ -22,9 +22,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas.events import DeadLettered, derive_id
 from schemas.topics import DLQ
-from services.runtime.bus import Rebalance, make_consumer, make_producer, partitions_of, send_keyed
+from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, partitions_of, send_keyed
 from services.runtime.codec import decode_as, encode
 from services.runtime.errors import DecodeError, InvariantViolation
 from services.runtime.metrics import ServiceMetrics
@@ -179,22 +178,8 @@ class ServiceRunner:
         metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
 
     def _dead_letter(self, record: Any, reason: str, error: str) -> tuple[str, bytes, bytes]:
-        """A dead-letter record for the dlq topic, keyed by the source topic."""
         self.metrics.dlq.labels(self.definition.name, reason).inc()
-        now = time.time_ns()
-        letter = DeadLettered(
-            id=derive_id("dlq", record.topic, record.partition, record.offset),
-            ts_event=(record.timestamp or 0) * 1_000_000,
-            ts_ingest=now,
-            service=self.definition.name,
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            reason=reason,
-            error=error[:2000],
-            payload=record.value or b"",
-        )
-        return self.dlq_topic, record.topic.encode(), encode(letter)
+        return dead_letter(record, self.definition.name, reason, error, self.dlq_topic)
 
     # ------------------------------------------------------------------ shards, recovery
 
