@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from schemas.events import EVENT_TYPES, Event, event_tag
+from schemas.events import EVENT_TYPES, event_tag
 from schemas.topics import TOPICS
 
 
@@ -52,4 +52,4 @@ def export(fmt: str) -> str:
     return markdown() if fmt == "markdown" else json_schema()
 
 
-__all__ = ["Event", "export", "json_schema", "markdown"]
+__all__ = ["export", "json_schema", "markdown"]

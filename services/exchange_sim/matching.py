@@ -128,15 +128,15 @@ class MatchingEngine:
             account.by_link_id[link_id] = order_id
         crosses = price is None or (price >= market.best_ask() if side == "Buy" else price <= market.best_bid())
         if tif == "PostOnly" and crosses:
-            self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByPostOnly")
+            self._cancel(account, order, now_ms, "CancelByPostOnly")
         elif tif == "FOK" and self._available(market, side, price) < qty:
-            self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByFOK")
+            self._cancel(account, order, now_ms, "CancelByFOK")
         else:
             self._report_order(account, order)
             if crosses:
                 self._take(account, order, market, now_ms)
             if order.status in OPEN and (order_type == "Market" or tif in ("IOC", "FOK")):
-                self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByIOC")
+                self._cancel(account, order, now_ms, "CancelByIOC")
         return 0, "OK", {"orderId": order_id, "orderLinkId": link_id}
 
     def cancel(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:
@@ -145,7 +145,7 @@ class MatchingEngine:
         order = self._find(account, request)
         if order is None or order.status not in OPEN:
             return 110001, "Order does not exist.", {}
-        self._close(account, order, "Cancelled", now_ms, cancel_type="CancelByUser")
+        self._cancel(account, order, now_ms, "CancelByUser")
         return 0, "OK", {"orderId": order.order_id, "orderLinkId": order.order_link_id}
 
     def open_orders(self, api_key: str, query: dict[str, str]) -> Result:
@@ -293,8 +293,8 @@ class MatchingEngine:
         position.realized += pnl
         return pnl
 
-    def _close(self, account: Account, order: SimOrder, status: str, now_ms: int, cancel_type: str) -> None:
-        order.status = status  # linear: a partly filled order that is cancelled reports "Cancelled"
+    def _cancel(self, account: Account, order: SimOrder, now_ms: int, cancel_type: str) -> None:
+        order.status = "Cancelled"  # linear: a partly filled order that is cancelled reports "Cancelled"
         order.cancel_type = cancel_type
         order.updated_ms = now_ms
         self._report_order(account, order)

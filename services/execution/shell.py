@@ -84,7 +84,6 @@ class Execution:
         self.reported: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # orderLinkId → qty, value, fee
         self.active = asyncio.Event()
         self.lost_lease = asyncio.Event()
-        self.placed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         self.metrics.serve(self.settings.metrics_port)
@@ -182,7 +181,6 @@ class Execution:
         self.open_links[link_id] = intent.symbol
         try:
             await self.rest.place_order(create_request(intent))
-            self.placed += 1
             return []
         except VenueError as exc:
             self.open_links.pop(link_id, None)

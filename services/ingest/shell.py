@@ -166,8 +166,9 @@ class Ingest:
                     await self._on_frame(raw, normalizer, ws, producer, logged)
             except ConnectionClosed as exc:
                 log.warning("connection closed: %s", exc)
-            if ended["cause"] == "closed":
-                log.warning("connection closed by the venue")
+            else:
+                if ended["cause"] == "closed":
+                    log.warning("connection closed by the venue")
             return ended["cause"]
         finally:
             self.connected.clear()

@@ -101,7 +101,6 @@ class Recorder:
         self.buffered = 0
         self.positions: dict[TopicPartition, int] = {}
         self.ready: set[TopicPartition] = set()
-        self.caught_up = asyncio.Event()
         self._dead: list[tuple[str, bytes, bytes]] = []
 
     def _spec(self, topic: str) -> TableSpec:
@@ -136,7 +135,7 @@ class Recorder:
                     last_flush = time.monotonic()
                 elif due:
                     last_flush = time.monotonic()
-                    self._check_caught_up(consumer)
+                    self._update_lag(consumer)
             await self.flush(consumer, producer)
         finally:
             self.metrics.base.up.labels("recorder").set(0)
@@ -189,21 +188,14 @@ class Recorder:
         commit = {tp: pos for tp, pos in self.positions.items() if tp in self.ready}
         if commit:
             await consumer.commit(commit)
-        self._check_caught_up(consumer)
+        self._update_lag(consumer)
 
-    def _check_caught_up(self, consumer: Any) -> None:
-        lagging = False
+    def _update_lag(self, consumer: Any) -> None:
         for tp in self.ready:
             end = consumer.highwater(tp)
-            position = self.positions.get(tp, 0)
             if end is not None:
                 gauge = self.metrics.base.consumer_lag.labels("recorder", tp.topic, str(tp.partition))
-                gauge.set(max(0, end - position))
-                lagging = lagging or end > position
-        if lagging or self.buffered:
-            self.caught_up.clear()
-        else:
-            self.caught_up.set()
+                gauge.set(max(0, end - self.positions.get(tp, 0)))
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Seek each new partition to the row after the last one its table holds."""
