@@ -43,11 +43,11 @@ from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS
 from services.execution.client import BybitRest, VenueError
 from services.execution.core import create_request, events_from_private, link_id_for
 from services.execution.lease import Lease
+from services.execution.metrics import ExecutionMetrics
 from services.execution.signing import ws_auth_signature
 from services.runtime.bus import make_consumer, make_producer, partitions_of
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, TransientError
-from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings, Secret
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ class Execution:
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.group_id = f"{self.prefix}hean.execution"
-        self.metrics = ServiceMetrics("execution")
         self.rest = BybitRest(config.rest_url, config.api_key, config.api_secret)
+        self.metrics = ExecutionMetrics(self.rest)
         self.lease = Lease(settings.redis_url, config.account, f"{config.account}-{settings.instance}",
                            ttl_ms=config.lease_ttl_ms, namespace=f"hean:{self.prefix}" if self.prefix else "hean")
         self.published: set[str] = set()
@@ -93,6 +93,7 @@ class Execution:
             if not await self._wait_for_lease(stop):
                 return
             log.info("execution active", extra={"account": self.config.account, "token": self.lease.token})
+            self.metrics.active.labels("execution", self.config.account).set(1)
             await self.rest.sync_time()
             await self._read_back_reported()
             ws_task = asyncio.create_task(self._private_stream(events_producer, stop))
@@ -107,6 +108,7 @@ class Execution:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         finally:
+            self.metrics.active.labels("execution", self.config.account).set(0)
             await events_producer.stop()
             await self.lease.release()
             await self.lease.close()
@@ -171,6 +173,7 @@ class Execution:
         if isinstance(intent, CancelOrder):
             try:
                 await self.rest.cancel_order("linear", intent.symbol, link_id_for(intent.intent_id))
+                self.metrics.orders.labels("execution", "cancel_sent").inc()
             except VenueError as exc:
                 if exc.ret_code != ORDER_NOT_FOUND:  # already filled or cancelled: nothing to do
                     log.warning("cancel of %s refused: %s", intent.intent_id, exc)
@@ -179,10 +182,16 @@ class Execution:
         link_id = link_id_for(intent.id)
         self.origins[link_id] = intent.origin_ts
         self.open_links[link_id] = intent.symbol
+        sent = time.time_ns()
+        if intent.origin_ts:
+            self.metrics.tick_to_order.observe((sent - intent.origin_ts) / 1e9)
         try:
             await self.rest.place_order(create_request(intent))
+            self.metrics.order_ack.observe((time.time_ns() - sent) / 1e9)
+            self.metrics.orders.labels("execution", "placed").inc()
             return []
         except VenueError as exc:
+            self.metrics.orders.labels("execution", "refused").inc()
             self.open_links.pop(link_id, None)
             self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
             rejected = OrderRejected(id=derive_id("exec-reject", intent.id), ts_event=time.time_ns(),
@@ -230,6 +239,7 @@ class Execution:
                 self._track(event)
             await producer.send(self.prefix + ORDERS_EVENTS, encode(event), key=event.symbol.encode())
             self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
+            self.metrics.order_events.labels("execution", type(event).__name__).inc()
         await producer.flush()
 
     def _track(self, event: OrderEvent) -> None:

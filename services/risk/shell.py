@@ -12,13 +12,16 @@ from schemas.events import (
     BookSnapshotReceived,
     ControlEvent,
     DecisionEvent,
+    Event,
     ExecutionEvent,
+    IntentApproved,
     IntentEvent,
+    IntentRejected,
 )
 from schemas.topics import ACCOUNTING_POSITIONS, CONTROL, MD_BOOK, ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_INTENTS
 from services.risk import core
 from services.risk.config import RiskConfig
-from services.runtime.service import ServiceDef
+from services.runtime.service import Reading, ServiceDef
 from services.runtime.settings import load_settings
 
 
@@ -35,4 +38,25 @@ def definition(config: RiskConfig | None = None) -> ServiceDef[core.RiskState]:
         step=partial(core.step, params=config.params()),
         partitioned=False,
         summarize=core.summarize,
+        gauges=readings,
+        classify=classify,
     )
+
+
+def classify(event: Event) -> str:
+    """Decisions by outcome, rejections by the rule that refused ("rejected:max_position")."""
+    if isinstance(event, IntentRejected):
+        return f"rejected:{event.rule}"
+    return "approved" if isinstance(event, IntentApproved) else type(event).__name__
+
+
+def readings(state: core.RiskState) -> list[Reading]:
+    """Whether each account is halted, and its working orders, for dashboards and alerts."""
+    out: list[Reading] = []
+    for name, account in sorted(state.accounts.items()):
+        labels = {"account": name}
+        out += [Reading("hean_trading_halted", "1 while the account is halted (kill switch)", labels,
+                        1.0 if account.halted else 0.0),
+                Reading("hean_working_orders", "Orders approved and not yet closed", labels,
+                        float(len(account.working)))]
+    return out

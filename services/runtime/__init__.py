@@ -10,7 +10,7 @@ from services.runtime.errors import (
     UnsupportedVersion,
 )
 from services.runtime.run import ReplayResult, ServiceRunner, replay, run_until_signal
-from services.runtime.service import Emit, ServiceDef, StartFrom, state_hash
+from services.runtime.service import Emit, Reading, ServiceDef, StartFrom, state_hash
 from services.runtime.settings import RuntimeSettings, Secret, load_settings
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Emit",
     "HeanError",
     "InvariantViolation",
+    "Reading",
     "ReplayResult",
     "RuntimeSettings",
     "Secret",

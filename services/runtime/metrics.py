@@ -7,15 +7,48 @@ the `service` label, so one dashboard panel covers the whole platform.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-__all__ = ["ServiceMetrics"]
+from services.runtime.service import Reading
+
+__all__ = ["ORIGIN_BUCKETS", "ServiceMetrics", "metrics_address"]
 
 LATENCY_BUCKETS = (
     1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0,
 )
+
+# Latency from a tick's arrival (origin_ts) to a later stage: sub-millisecond to seconds.
+ORIGIN_BUCKETS = (
+    2.5e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7.5e-3, 1e-2, 1.5e-2, 2e-2, 3e-2, 5e-2, 7.5e-2, 0.1, 0.25, 0.5, 1.0, 2.5,
+)
+
+
+def metrics_address() -> str:
+    """Where /metrics listens: loopback by default; HEAN_METRICS_ADDR=0.0.0.0 in containers."""
+    return os.environ.get("HEAN_METRICS_ADDR", "127.0.0.1")
+
+
+class _Readings(Collector):
+    """Gauges computed from live state at scrape time (see ServiceDef.gauges)."""
+
+    def __init__(self, read: Callable[[], Iterable[Reading]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for reading in self.read():
+            family = families.get(reading.name)
+            if family is None:
+                family = families[reading.name] = GaugeMetricFamily(reading.name, reading.help,
+                                                                    labels=sorted(reading.labels))
+            family.add_metric([reading.labels[k] for k in sorted(reading.labels)], reading.value)
+        yield from families.values()
 
 
 class ServiceMetrics:
@@ -46,6 +79,12 @@ class ServiceMetrics:
                                 "Records re-applied during recovery with outputs suppressed",
                                 ["service"], registry=r)
         self.up = Gauge("hean_up", "1 while the service loop is live", ["service"], registry=r)
+        self.outputs = Counter("hean_outputs_total", "Committed outputs by the service's own classification",
+                               ["service", "kind"], registry=r)
+        self.tick_to_emit = Histogram("hean_tick_to_emit_seconds",
+                                      "A tick's arrival at ingest (origin_ts) → this service's output committed "
+                                      "(strategy: tick to signal; risk: tick to decision)",
+                                      ["service"], buckets=ORIGIN_BUCKETS, registry=r)
         self._last_snapshot = time.monotonic()
         self.snapshot_age.labels(service).set_function(lambda: time.monotonic() - self._last_snapshot)
         self.apply_hist = self.apply_seconds.labels(service)
@@ -55,7 +94,11 @@ class ServiceMetrics:
         self._last_snapshot = time.monotonic()
         self.snapshots.labels(self.service).inc()
 
+    def read_gauges(self, read: Callable[[], Iterable[Reading]]) -> None:
+        """Export the readings `read` returns at each scrape (state-derived gauges)."""
+        self.registry.register(_Readings(read))
+
     def serve(self, port: int) -> int:
         """Serve /metrics on `port` (0 = pick a free one); returns the bound port."""
-        server, _thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        server, _thread = start_http_server(port, addr=metrics_address(), registry=self.registry)
         return int(server.server_address[1])

@@ -70,6 +70,8 @@ class ServiceRunner:
         self.consumer: AIOKafkaConsumer | None = None
         self.metrics_port: int | None = None
         self.live = asyncio.Event()
+        self.metrics.read_gauges(lambda: [r for state in list(self.states.values())
+                                          for r in definition.gauges(state)])
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -112,6 +114,9 @@ class ServiceRunner:
         step, accepts = definition.step, definition.accepts
         applying = 0.0
         outgoing: list[tuple[str, bytes, bytes]] = []
+        origins: list[int] = []
+        classify = definition.classify
+        kinds: list[str] = []
         commit: dict[TopicPartition, int] = {}
         replayed = 0
         for tp, records in batch.items():
@@ -146,6 +151,10 @@ class ServiceRunner:
                 if live:
                     for emit in emits:
                         outgoing.append((self.prefix + emit.topic, emit.key.encode(), encode(emit.event)))
+                        if emit.event.origin_ts:
+                            origins.append(emit.event.origin_ts)
+                        if classify is not None:
+                            kinds.append(classify(emit.event))
                 else:
                     replayed += 1
             self.states[shard] = state
@@ -166,6 +175,12 @@ class ServiceRunner:
             async with producer.transaction():
                 await send_keyed(producer, outgoing)
                 await producer.send_offsets_to_transaction(commit, self.group_id)
+            for kind in kinds:
+                metrics.outputs.labels(name, kind).inc()
+            if origins:
+                now, hist = time.time_ns(), metrics.tick_to_emit.labels(name)
+                for origin in origins:
+                    hist.observe((now - origin) / 1e9)
             counts: dict[str, int] = {}
             for topic, _key, _value in outgoing:
                 counts[topic] = counts.get(topic, 0) + 1

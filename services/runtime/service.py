@@ -15,7 +15,7 @@ import msgspec
 from schemas.events import Event
 from services.runtime.codec import encode_sorted
 
-__all__ = ["Emit", "ServiceDef", "StartFrom", "state_hash"]
+__all__ = ["Emit", "Reading", "ServiceDef", "StartFrom", "state_hash"]
 
 S = TypeVar("S")
 
@@ -27,6 +27,19 @@ class Emit:
     topic: str
     key: str
     event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One gauge sample read off a state at scrape time (positions, PnL): for dashboards only.
+
+    The state stays exact (Decimal); the float here is what Prometheus can hold.
+    """
+
+    name: str
+    help: str
+    labels: Mapping[str, str]
+    value: float
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,10 @@ class ServiceDef(Generic[S]):
     step: Callable[[S, Any], tuple[S, Sequence[Emit]]]
     partitioned: bool = True
     summarize: Callable[[S], Mapping[str, Any]] = field(default=lambda state: {})
+    gauges: Callable[[S], Sequence[Reading]] = field(default=lambda state: ())
+    # A label for each committed output, counted as hean_outputs_total{service, kind}: how risk
+    # shows rejections by rule and strategy its intents by strategy, without metrics in the core.
+    classify: Callable[[Event], str] | None = None
 
     def encode_state(self, state: S) -> bytes:
         return msgspec.msgpack.encode(state)

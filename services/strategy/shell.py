@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from schemas.events import BookDeltaReceived, BookSnapshotReceived, ExecutionEvent, TradeReceived
+from schemas.events import BookDeltaReceived, BookSnapshotReceived, Event, ExecutionEvent, TradeReceived
 from schemas.topics import MD_BOOK, MD_TRADES, ORDERS_EVENTS
 from services.runtime.service import ServiceDef
 from services.runtime.settings import load_settings
@@ -28,4 +28,10 @@ def definition(config: StrategyConfig | None = None) -> ServiceDef[core.Strategy
         step=partial(core.step, params=config.params()),
         partitioned=True,
         summarize=core.summarize,
+        classify=classify,
     )
+
+
+def classify(intent: Event) -> str:
+    """Intents by strategy and kind ("maker:SubmitOrder")."""
+    return f"{getattr(intent, 'strategy', '')}:{type(intent).__name__}"

@@ -1,0 +1,67 @@
+"""Execution's metrics: the runtime's set plus the order path and the venue's health.
+
+Tick-to-order (origin_ts → REST request sent) is the platform's tick-to-trade figure; the REST
+client's own tallies (answers by retCode, the X-Bapi-Limit headroom, the circuit breaker) are read
+at scrape time, so the client stays free of metrics code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.execution.client import BybitRest
+from services.runtime.metrics import ORIGIN_BUCKETS, ServiceMetrics
+
+__all__ = ["ExecutionMetrics"]
+
+
+class _VenueCollector(Collector):
+    def __init__(self, rest: BybitRest) -> None:
+        self.rest = rest
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        answers = CounterMetricFamily("hean_rest_responses", "Venue REST answers, by retCode (0 = success)",
+                                      labels=["service", "ret_code"])
+        for code, count in sorted(self.rest.ret_codes.items()):
+            answers.add_metric(["execution", str(code)], count)
+        yield answers
+        remaining = GaugeMetricFamily("hean_rate_limit_remaining",
+                                      "Requests left in the venue's window (X-Bapi-Limit-Status), by endpoint",
+                                      labels=["service", "endpoint"])
+        limit = GaugeMetricFamily("hean_rate_limit", "The venue's request limit (X-Bapi-Limit), by endpoint",
+                                  labels=["service", "endpoint"])
+        for path, seen in sorted(self.rest.rate_limits.items()):
+            remaining.add_metric(["execution", path], seen.remaining)
+            limit.add_metric(["execution", path], seen.limit)
+        yield remaining
+        yield limit
+        breaker = GaugeMetricFamily("hean_venue_breaker_open", "1 while the REST circuit breaker is open",
+                                    labels=["service"])
+        breaker.add_metric(["execution"], 1.0 if time.monotonic() < self.rest.open_until else 0.0)
+        yield breaker
+
+
+class ExecutionMetrics(ServiceMetrics):
+    """The runtime's metrics plus order latencies, outcomes and venue health."""
+
+    def __init__(self, rest: BybitRest) -> None:
+        super().__init__("execution")
+        r = self.registry
+        self.tick_to_order = Histogram("hean_tick_to_order_seconds",
+                                       "A tick's arrival at ingest (origin_ts) → the order's REST request sent",
+                                       ["service"], buckets=ORIGIN_BUCKETS, registry=r).labels("execution")
+        self.order_ack = Histogram("hean_order_ack_seconds", "REST order request sent → the venue's answer",
+                                   ["service"], buckets=ORIGIN_BUCKETS, registry=r
+                                   ).labels("execution")
+        self.orders = Counter("hean_orders_total", "Order requests by outcome (placed, refused, cancel_sent)",
+                              ["service", "outcome"], registry=r)
+        self.order_events = Counter("hean_order_events_total", "Order events reported to orders.events, by type",
+                                    ["service", "type"], registry=r)
+        self.active = Gauge("hean_execution_active", "1 while this instance holds the account's lease",
+                            ["service", "account"], registry=r)
+        r.register(_VenueCollector(rest))
