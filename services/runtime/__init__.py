@@ -6,6 +6,7 @@ from services.runtime.errors import (
     DecodeError,
     HeanError,
     InvariantViolation,
+    NotAccepted,
     TransientError,
     UnsupportedVersion,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "Emit",
     "HeanError",
     "InvariantViolation",
+    "NotAccepted",
     "Reading",
     "ReplayResult",
     "RuntimeSettings",

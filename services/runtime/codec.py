@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from schemas.events import SCHEMA_MAJOR, AnyEvent, Event, event_tag
-from services.runtime.errors import DecodeError, UnsupportedVersion
+from services.runtime.errors import DecodeError, NotAccepted, UnsupportedVersion
 
 __all__ = ["decode", "decode_as", "encode", "encode_sorted"]
 
@@ -55,14 +55,23 @@ def decode(data: bytes) -> Event:
 
 
 def decode_as(data: bytes, event_type: Any) -> Any:
-    """Decode into one type (or union of types) only: a stricter boundary for a known topic."""
+    """Decode into one type (or union of types) only: a stricter boundary for a known topic.
+
+    A valid event of another known type raises NotAccepted (skip it); anything else DecodeError.
+    """
     decoder = _typed_decoders.get(event_type)
     if decoder is None:
         decoder = _typed_decoders[event_type] = msgspec.msgpack.Decoder(event_type)
     try:
         event = decoder.decode(data)
     except msgspec.ValidationError as exc:
-        raise DecodeError("invalid", f"Not a valid {event_type}: {exc}") from None
+        try:  # the slow path, only on failure: is it a valid event of another type?
+            other = decode(data)
+        except UnsupportedVersion:
+            raise
+        except DecodeError:
+            raise DecodeError("invalid", f"Not a valid {event_type}: {exc}") from None
+        raise NotAccepted(event_tag(type(other))) from None
     except msgspec.DecodeError as exc:
         raise DecodeError("malformed", f"Not decodable msgpack: {exc}") from None
     if event.version != SCHEMA_MAJOR:

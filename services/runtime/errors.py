@@ -43,6 +43,16 @@ class UnsupportedVersion(DecodeError):
         self.version = version
 
 
+class NotAccepted(DecodeError):
+    """A valid HEAN event of a type this reader does not take (a shared topic carries several
+    types: risk reads AccountUpdated from accounting.positions, not PositionUpdated). Skipped,
+    never dead-lettered: nothing is wrong with it."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__("not_accepted", f"{event_type} is not among the types this reader takes")
+        self.event_type = event_type
+
+
 class ConfigError(HeanError):
     """A setting that is missing or has the wrong type; raised at startup, naming the key."""
 

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas.topics import DLQ
 from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, partitions_of, send_keyed
 from services.runtime.codec import decode_as, encode
-from services.runtime.errors import DecodeError, InvariantViolation
+from services.runtime.errors import DecodeError, InvariantViolation, NotAccepted
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.service import ServiceDef, StartFrom, state_hash
 from services.runtime.settings import RuntimeSettings
@@ -131,6 +131,8 @@ class ServiceRunner:
                 t0 = time.perf_counter()
                 try:
                     event = decode_as(record.value, accepts)
+                except NotAccepted:
+                    continue
                 except DecodeError as exc:
                     if live:
                         outgoing.append(self._dead_letter(record, exc.reason, str(exc)))
@@ -379,6 +381,8 @@ async def replay(
                     records += 1
                     try:
                         event = decode_as(record.value, definition.accepts)
+                    except NotAccepted:
+                        continue
                     except DecodeError:
                         undecodable += 1
                         continue

@@ -76,6 +76,8 @@ async def test_full_loop_trades_and_accounting_equals_the_venue(bootstrap: str, 
     fills = [e for e in events if isinstance(e, OrderFilled | OrderPartiallyFilled)]
     assert fills and any(isinstance(e, OrderAcknowledged) for e in events)
     assert len({e.id for e in events}) == len(events), "no event reported twice"
+    dead = [decode(r.value) for r in await read_topic(bootstrap, prefix + "dlq")]
+    assert not dead, f"nothing in the loop is dead-lettered: {dead[:3]}"
 
     state = accounting.states[0]
     venue = sim.engine.accounts[KEY]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from schemas.events import EVENT_TYPES, SCHEMA_MAJOR, SubmitOrder, TradeReceived, derive_id, event_tag
 from services.runtime.codec import decode, decode_as, encode
-from services.runtime.errors import DecodeError, UnsupportedVersion
+from services.runtime.errors import DecodeError, NotAccepted, UnsupportedVersion
 from tests.samples import SAMPLES
 
 
@@ -113,9 +113,18 @@ def test_a_foreign_float_becomes_its_shortest_decimal() -> None:
     assert decode(msgpack.packb({**raw, "price": 0.1})).price == Decimal("0.1")
 
 
-def test_decode_as_refuses_other_types() -> None:
-    with pytest.raises(DecodeError):
+def test_decode_as_tells_another_valid_type_from_a_broken_event() -> None:
+    """A shared topic carries several types; a reader skips the ones it does not take (NotAccepted)
+    and dead-letters only what is broken (invalid)."""
+    with pytest.raises(NotAccepted) as info:
         decode_as(encode(SAMPLES[SubmitOrder]), TradeReceived)
+    assert info.value.event_type == event_tag(SubmitOrder)
+    raw = msgpack.unpackb(encode(SAMPLES[SubmitOrder]))
+    with pytest.raises(DecodeError) as broken:
+        decode_as(msgpack.packb({**raw, "qty": [1]}), TradeReceived)
+    assert not isinstance(broken.value, NotAccepted) and broken.value.reason == "invalid"
+    with pytest.raises(UnsupportedVersion):
+        decode_as(msgpack.packb({**raw, "version": SCHEMA_MAJOR + 1}), TradeReceived)
 
 
 def test_derive_id_is_deterministic_and_distinct() -> None:
