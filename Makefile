@@ -16,9 +16,9 @@ infra-up: install
 infra-down:
 	@$(HEAN) infra down
 
-## the main job: the local stack plus the platform, live in the terminal (DURATION=60 for a headless run)
+## the main job: the local stack plus every service, live in the terminal (DURATION=60: run 60 s, print a summary)
 run: infra-up
-	@$(HEAN) demo --duration $(DURATION)
+	@$(HEAN) up --duration $(DURATION)
 
 ## install what is missing, start the local stack, run every test
 test: infra-up

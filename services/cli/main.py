@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("--reason", required=True)
     kill.add_argument("--topic-prefix", default="", help="prefix of every topic name")
 
+    up = sub.add_parser("up", help="the whole local stack as supervised processes, live in the terminal")
+    up.add_argument("--duration", type=float, default=0, help="seconds to run, then summarize (0 = until Ctrl-C)")
+    up.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT", help="comma-separated symbols to trade")
+    up.add_argument("--no-recorder", action="store_true", help="do not record ticks into ClickHouse")
+    up.add_argument("--topic-prefix", help="topic prefix of the session (default: a new session, runYYYYmmddHHMMSS.)")
+
     demo = sub.add_parser("demo", help="the runtime end to end: synthetic trades → tally, live summary")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
     demo.add_argument("--rate", type=int, default=2000, help="synthetic trades per second")
@@ -147,6 +153,16 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         return kill_switch(args.state, args.account, args.reason, args.topic_prefix)
     if args.command == "sql":
         return _sql(args)
+    if args.command == "up":
+        from services.cli.infra import LocalStack
+        from services.supervisor.main import up
+
+        configure_logging("up", level="WARNING")
+        symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
+        # The bundled simulator starts a fresh venue account each run, so each run is a session of
+        # its own in the log unless told otherwise (the log is kept; see `hean topics`).
+        prefix = args.topic_prefix if args.topic_prefix is not None else time.strftime("run%Y%m%d%H%M%S.")
+        return up(args.duration, prefix, symbols, not args.no_recorder, LocalStack.from_env().home)
     if args.command == "demo":
         from services.cli.demo import run_demo
 

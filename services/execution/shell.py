@@ -64,6 +64,9 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     api_key: str = "hean-sim-key"
     api_secret: Secret = Secret("hean-sim-secret")
     lease_ttl_ms: int = 5_000
+    # An order decided longer ago than this (time in the log) is not sent: the market it was
+    # decided on is gone. It is reported as OrderRejected (ret_code 0, "stale decision").
+    max_decision_age_ms: int = 30_000
 
 
 class Execution:
@@ -87,6 +90,7 @@ class Execution:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.metrics.serve(self.settings.metrics_port)
+        self.metrics.up.labels("execution").set(1)  # running; hean_execution_active says if it holds the lease
         events_producer = make_producer(self.settings.kafka_bootstrap)
         await events_producer.start()
         try:
@@ -109,6 +113,7 @@ class Execution:
                         await task
         finally:
             self.metrics.active.labels("execution", self.config.account).set(0)
+            self.metrics.up.labels("execution").set(0)
             await events_producer.stop()
             await self.lease.release()
             await self.lease.close()
@@ -146,7 +151,8 @@ class Execution:
                 if not batch:
                     continue
                 outputs: list[tuple[str, bytes, bytes]] = []
-                for records in batch.values():
+                for tp, records in batch.items():
+                    self.metrics.events_in.labels("execution", tp.topic).inc(len(records))
                     for record in records:
                         outputs += await self._act(record)
                 offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
@@ -180,6 +186,10 @@ class Execution:
             return []
         assert isinstance(intent, SubmitOrder)
         link_id = link_id_for(intent.id)
+        age_ms = time.time() * 1000 - record.timestamp
+        if age_ms > self.config.max_decision_age_ms:
+            self.metrics.orders.labels("execution", "stale").inc()
+            return [self._rejected(intent, link_id, 0, f"stale decision: waited {age_ms / 1000:.1f} s in the log")]
         self.origins[link_id] = intent.origin_ts
         self.open_links[link_id] = intent.symbol
         sent = time.time_ns()
@@ -193,13 +203,18 @@ class Execution:
         except VenueError as exc:
             self.metrics.orders.labels("execution", "refused").inc()
             self.open_links.pop(link_id, None)
-            self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
-            rejected = OrderRejected(id=derive_id("exec-reject", intent.id), ts_event=time.time_ns(),
-                                     ts_ingest=time.time_ns(), origin_ts=intent.origin_ts, account=intent.account,
-                                     symbol=intent.symbol, intent_id=intent.id, order_link_id=link_id,
-                                     ret_code=exc.ret_code, reason=exc.ret_msg)
-            self.published.add(rejected.id)
-            return [(self.prefix + ORDERS_EVENTS, intent.symbol.encode(), encode(rejected))]
+            return [self._rejected(intent, link_id, exc.ret_code, exc.ret_msg)]
+
+    def _rejected(self, intent: SubmitOrder, link_id: str, ret_code: int, reason: str) -> tuple[str, bytes, bytes]:
+        """An OrderRejected for orders.events (committed with the decision's offset)."""
+        self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
+        self.metrics.order_events.labels("execution", "OrderRejected").inc()
+        now = time.time_ns()
+        rejected = OrderRejected(id=derive_id("exec-reject", intent.id), ts_event=now, ts_ingest=now,
+                                 origin_ts=intent.origin_ts, account=intent.account, symbol=intent.symbol,
+                                 intent_id=intent.id, order_link_id=link_id, ret_code=ret_code, reason=reason)
+        self.published.add(rejected.id)
+        return (self.prefix + ORDERS_EVENTS, intent.symbol.encode(), encode(rejected))
 
     # ------------------------------------------------------------------ venue → orders.events
 

@@ -53,3 +53,4 @@ def configure_logging(service: str, level: str = "INFO", json: bool | None = Non
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the service's own

@@ -19,10 +19,15 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     ema_fast: int = 12
     ema_slow: int = 48
     ema_qty: Decimal = Decimal("0.01")
+    # SYMBOL=QTY sizes that differ from ema_qty (each symbol has its own qty step and price).
+    ema_qtys: tuple[str, ...] = ("ETHUSDT=0.1", "SOLUSDT=1")
     maker_symbols: tuple[str, ...] = ("BTCUSDT",)
     maker_qty: Decimal = Decimal("0.01")
     maker_half_spread_ticks: int = 2
     maker_max_position: Decimal = Decimal("0.05")
+    # A re-quote is a cancel plus a new order: at most one a second keeps the maker well under
+    # the venue's order-rate limit (Bybit's 10 requests/s per endpoint).
+    maker_min_requote_ms: int = 1_000
     tick_sizes: tuple[str, ...] = tuple(f"{s}={i.tick_size}" for s, i in DEFAULT_INSTRUMENTS.items())
 
     def params(self) -> StrategyParams:
@@ -32,11 +37,13 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         if missing:
             raise ConfigError(f"STRATEGY_TICK_SIZES has no tick size for {missing} (entries SYMBOL=TICK)")
         try:
-            ema = EmaParams(account=self.account, fast=self.ema_fast, slow=self.ema_slow, qty=self.ema_qty) \
-                if self.ema else None
-        except ValueError as exc:
-            raise ConfigError(f"STRATEGY_EMA_FAST/SLOW: {exc}") from None
+            sizes = {symbol: Decimal(qty) for symbol, qty in (entry.split("=", 1) for entry in self.ema_qtys)}
+            ema = EmaParams(account=self.account, fast=self.ema_fast, slow=self.ema_slow, qty=self.ema_qty,
+                            qty_by_symbol=sizes) if self.ema else None
+        except (ValueError, ArithmeticError) as exc:
+            raise ConfigError(f"STRATEGY_EMA_FAST/SLOW/QTYS: {exc}") from None
         makers = {s: MakerParams(account=self.account, tick_size=Decimal(ticks[s]), qty=self.maker_qty,
                                  half_spread_ticks=self.maker_half_spread_ticks,
-                                 max_position=self.maker_max_position) for s in self.maker_symbols}
+                                 max_position=self.maker_max_position,
+                                 min_requote_ns=self.maker_min_requote_ms * 1_000_000) for s in self.maker_symbols}
         return StrategyParams(ema=ema, makers=makers)

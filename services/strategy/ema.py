@@ -22,6 +22,8 @@ class EmaParams(msgspec.Struct, frozen=True, kw_only=True):
     fast: int = 12
     slow: int = 48
     qty: Decimal = Decimal("0.01")
+    # Per-symbol sizes (each a multiple of the symbol's qty step); `qty` for the others.
+    qty_by_symbol: dict[str, Decimal] = {}
 
     def __post_init__(self) -> None:
         if not 1 <= self.fast < self.slow:
@@ -47,7 +49,7 @@ def on_trade(state: EmaState, trade: TradeReceived, params: EmaParams) -> tuple[
     new = EmaState(fast, slow, trades, signal, state.orders)
     if signal == state.signal or signal == 0:
         return new, []
-    delta = signal * params.qty - state.orders.expected_position()
+    delta = signal * params.qty_by_symbol.get(trade.symbol, params.qty) - state.orders.expected_position()
     if delta == 0:
         return new, []
     intent = SubmitOrder(

@@ -1,0 +1,1 @@
+"""`hean up`: the whole local stack as supervised processes, with a live terminal view."""

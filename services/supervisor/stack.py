@@ -1,0 +1,182 @@
+"""The local stack's plan (which processes, in which order, with which settings) and its run loop.
+
+Ports are picked free at start (simulator, every /metrics) and handed to the children by env, so
+`hean up` never collides with a stray process; the metrics targets are written for a local
+Prometheus (`infra/prometheus/local.yml` reads them through file_sd).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+
+from services.runtime.bus import ensure_topics
+from services.supervisor.observe import LogView, Samples, scrape
+from services.supervisor.process import Child
+
+# Start order: the venue, then the services that consume what others produce, ingest last (the
+# source), so nothing misses its first events. Stopped in reverse.
+ORDER = ("exchange-sim", "accounting", "risk", "execution", "strategy", "recorder", "ingest")
+HAS_METRICS = frozenset(ORDER) - {"exchange-sim"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What `hean up` runs; defaults are the local stack of `hean infra up`."""
+
+    home: Path
+    bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = ""
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    market_rate: float = 20.0
+    recorder: bool = True
+    recorder_store: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Service:
+    child: Child
+    metrics_port: int | None
+    samples: Samples = field(default_factory=Samples)
+
+
+def plan(config: StackConfig) -> dict[str, Service]:
+    """The children with their argv and env; ports chosen now."""
+    ws_port, rest_port = free_port(), free_port()
+    symbols = ",".join(config.symbols)
+    common = {"HEAN_KAFKA_BOOTSTRAP": config.bootstrap, "HEAN_REDIS_URL": config.redis_url,
+              "HEAN_TOPIC_PREFIX": config.prefix, "HEAN_HOME": str(config.home), "HEAN_LOG_LEVEL": "INFO"}
+    own = {
+        "exchange-sim": {"EXCHANGE_SIM_PORT": str(ws_port), "EXCHANGE_SIM_REST_PORT": str(rest_port),
+                         "EXCHANGE_SIM_SYMBOLS": symbols, "EXCHANGE_SIM_RATE": str(config.market_rate)},
+        "ingest": {"INGEST_URL": f"ws://127.0.0.1:{ws_port}/v5/public/linear", "INGEST_SYMBOLS": symbols},
+        "execution": {"EXECUTION_REST_URL": f"http://127.0.0.1:{rest_port}",
+                      "EXECUTION_WS_URL": f"ws://127.0.0.1:{ws_port}/v5/private"},
+        "risk": {"RISK_RATE_PER_SECOND": "8"},  # under the venue's 10 orders/s, so no order waits on 10006
+        "recorder": {"RECORDER_STORE": config.recorder_store} if config.recorder_store else {},
+    }
+    services: dict[str, Service] = {}
+    for name in ORDER:
+        if name == "recorder" and not config.recorder:
+            continue
+        port = free_port() if name in HAS_METRICS else None
+        argv = [sys.executable, "-m", "services.cli.main", "run", name]
+        if port is not None:
+            argv += ["--metrics-port", str(port)]
+        env = {**common, **own.get(name, {}), **config.extra_env}
+        services[name] = Service(Child(name, argv, env, config.home / "logs"), port)
+    services["exchange-sim"].child.env["HEAN_SIM_WS_PORT"] = str(ws_port)
+    return services
+
+
+def write_prometheus_targets(home: Path, services: dict[str, Service]) -> Path:
+    """file_sd targets for infra/prometheus/local.yml: one job label per service."""
+    targets = [{"targets": [f"127.0.0.1:{s.metrics_port}"], "labels": {"job": name}}
+               for name, s in services.items() if s.metrics_port is not None]
+    path = home / "prometheus-targets.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(targets, option=orjson.OPT_INDENT_2))
+    return path
+
+
+async def wait_for_port(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+class Stack:
+    """Runs the plan until stopped; `observe()` refreshes what the view shows."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.services = plan(config)
+        self.log = LogView(config.bootstrap, config.prefix)
+        self.http = httpx.AsyncClient()
+        self.started = time.monotonic()
+        self.final: dict[str, bool] | None = None  # health when the run ended, kept for the summary
+
+    async def start(self) -> None:
+        await ensure_topics(self.config.bootstrap, prefix=self.config.prefix)
+        await self.log.start()
+        write_prometheus_targets(self.config.home, self.services)
+        for name, service in self.services.items():
+            await service.child.start()
+            if name == "exchange-sim":
+                port = int(service.child.env["HEAN_SIM_WS_PORT"])
+                if not await wait_for_port(port, 30):
+                    raise RuntimeError(f"the exchange simulator did not open port {port}; see {service.child.log_path}")
+
+    async def observe(self) -> None:
+        results = await asyncio.gather(*(scrape(self.http, s.metrics_port) for s in self.services.values()))
+        for service, samples in zip(self.services.values(), results, strict=True):
+            service.samples = samples
+        with contextlib.suppress(Exception):  # a broker hiccup must not stop the view
+            await self.log.refresh()
+
+    def healthy(self, name: str) -> bool:
+        if self.final is not None:
+            return self.final[name]
+        service = self.services[name]
+        if not service.child.running:
+            return False
+        if service.metrics_port is None:
+            return True
+        return service.samples.ok and service.samples.total("hean_up") >= 1
+
+    async def stop(self) -> None:
+        for name in reversed(list(self.services)):
+            await self.services[name].child.stop()
+        await self.log.close()
+        await self.http.aclose()
+
+
+async def run_stack(config: StackConfig, duration: float, render: Callable[[Stack], None],
+                    interval: float = 1.0) -> tuple[Stack, bool]:
+    """Start everything, call `render(stack)` each interval until Ctrl-C or `duration`, stop it;
+    returns the stack (with its last observations) and whether every service was healthy at the end."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stack = Stack(config)
+    try:
+        await stack.start()
+        deadline = time.monotonic() + duration if duration > 0 else None
+        while not stop.is_set():
+            await stack.observe()
+            render(stack)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+        await stack.observe()
+        stack.final = {name: stack.healthy(name) for name in stack.services}
+        healthy = all(stack.final.values())
+        render(stack)
+        return stack, healthy
+    finally:
+        await stack.stop()
