@@ -64,4 +64,8 @@ class ExecutionMetrics(ServiceMetrics):
                                     ["service", "type"], registry=r)
         self.active = Gauge("hean_execution_active", "1 while this instance holds the account's lease",
                             ["service", "account"], registry=r)
+        for outcome in ("placed", "refused", "stale", "cancel_sent"):
+            self.orders.labels("execution", outcome)
+        for kind in ("OrderAcknowledged", "OrderRejected", "OrderPartiallyFilled", "OrderFilled", "OrderCancelled"):
+            self.order_events.labels("execution", kind)
         r.register(_VenueCollector(rest))

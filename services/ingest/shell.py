@@ -89,6 +89,11 @@ class IngestMetrics:
                                     registry=r)
         self.breaker_open = Gauge("hean_ws_breaker_open", "1 while the reconnect circuit breaker is open",
                                   ["service"], registry=r)
+        for cause in ("closed", "connect_failed", "stale"):
+            self.reconnects.labels("ingest", cause)
+        for series in (self.frames, self.malformed, self.venue_errors):
+            series.labels("ingest")
+        self.breaker_open.labels("ingest").set(0)
 
 
 class Ingest:
@@ -98,6 +103,8 @@ class Ingest:
         self.config = config
         self.settings = settings
         self.metrics = metrics or IngestMetrics()
+        for symbol in config.symbols:
+            self.metrics.gaps.labels("ingest", symbol)
         self._frames = self.metrics.frames.labels("ingest")
         self.prefix = settings.topic_prefix
         self.connected = asyncio.Event()

@@ -54,6 +54,10 @@ class RecorderMetrics:
                                         registry=r)
         self.lag = Histogram("hean_recorder_lag_seconds", "Ingest time of an event → its row is visible",
                              ["service"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        for table in BY_TABLE:
+            self.rows.labels("recorder", table)
+        self.insert_seconds.labels("recorder")
+        self.lag.labels("recorder")
 
 
 def insert_runs(entries: list[tuple[int, int, int, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:

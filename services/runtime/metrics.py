@@ -85,6 +85,13 @@ class ServiceMetrics:
                                       "A tick's arrival at ingest (origin_ts) → this service's output committed "
                                       "(strategy: tick to signal; risk: tick to decision)",
                                       ["service"], buckets=ORIGIN_BUCKETS, registry=r)
+        # Every series a dashboard reads exists from the first scrape (at 0), so a panel or an
+        # alert on "no DLQ yet" sees 0 rather than no data.
+        for reason in ("malformed", "invalid", "unsupported_version", "apply_failed"):
+            self.dlq.labels(service, reason)
+        for series in (self.replayed, self.snapshots, self.batch_seconds, self.tick_to_emit):
+            series.labels(service)
+        self.up.labels(service).set(0)
         self._last_snapshot = time.monotonic()
         self.snapshot_age.labels(service).set_function(lambda: time.monotonic() - self._last_snapshot)
         self.apply_hist = self.apply_seconds.labels(service)

@@ -70,6 +70,8 @@ class ServiceRunner:
         self.consumer: AIOKafkaConsumer | None = None
         self.metrics_port: int | None = None
         self.live = asyncio.Event()
+        for topic in self.inputs:
+            self.metrics.events_in.labels(definition.name, topic)
         self.metrics.read_gauges(lambda: [r for state in list(self.states.values())
                                           for r in definition.gauges(state)])
 

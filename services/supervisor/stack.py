@@ -155,13 +155,15 @@ class Stack:
 
 
 async def run_stack(config: StackConfig, duration: float, render: Callable[[Stack], None],
-                    interval: float = 1.0) -> tuple[Stack, bool]:
-    """Start everything, call `render(stack)` each interval until Ctrl-C or `duration`, stop it;
-    returns the stack (with its last observations) and whether every service was healthy at the end."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+                    interval: float = 1.0, stop: asyncio.Event | None = None) -> tuple[Stack, bool]:
+    """Start everything, call `render(stack)` each interval until `stop` (default: Ctrl-C or
+    SIGTERM) or `duration`, stop it; returns the stack (with its last observations) and whether
+    every service was healthy at the end."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     stack = Stack(config)
     try:
         await stack.start()
