@@ -36,7 +36,7 @@ schemas: install
 
 ## the full stack with Docker (Redpanda, ClickHouse, Redis …)
 up:
-	docker compose up -d
+	docker compose up -d --build
 
 down:
 	docker compose down

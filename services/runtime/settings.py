@@ -8,6 +8,7 @@ Decimal, bool…); a wrong value fails by name before the service touches the lo
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any, TypeVar, get_origin
 
@@ -40,6 +41,8 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Unique per process of one service (it names the transactional id). "hostname" takes the
+    # host's name: each container replica of `docker compose --scale` has its own.
     instance: str = "0"
     metrics_port: int = 0
     snapshot_every_events: int = 20_000
@@ -49,6 +52,8 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     session_timeout_ms: int = 10_000
 
     def __post_init__(self) -> None:
+        if self.instance == "hostname":
+            msgspec.structs.force_setattr(self, "instance", socket.gethostname())
         if self.snapshot_every_events < 1:
             raise ConfigError(f"snapshot_every_events must be >= 1, was {self.snapshot_every_events}")
         if not 0 <= self.metrics_port < 65536:
