@@ -8,6 +8,7 @@ Measures, in one run on this machine against the local broker:
              transactions) and its ratio to raw consume
   replay     the tally fold from the beginning, no effects (events/s)
   book, ingest, recorder   market-data figures (bench/marketdata.py)
+  tick_to_order, accounting_replay, strategy_scaling   trading-loop figures (bench/trading.py)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import marketdata  # noqa: E402  (bench/marketdata.py: issue 3's figures)
+import trading  # noqa: E402  (bench/trading.py: issue 4's figures)
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
 from schemas.events import TradeReceived  # noqa: E402
@@ -217,6 +219,9 @@ def main() -> int:
     figures["book"] = marketdata.bench_book()
     figures["ingest"] = asyncio.run(marketdata.bench_ingest(settings, figures["kafka"]["raw_produce_per_s"]))
     figures["recorder"] = asyncio.run(marketdata.bench_recorder(settings))
+    figures["accounting_replay"] = asyncio.run(trading.bench_accounting_replay(settings))
+    figures["strategy_scaling"] = asyncio.run(trading.bench_strategy_scaling(settings))
+    figures["tick_to_order"] = asyncio.run(trading.bench_tick_to_order(settings))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
     text = table(figures)

@@ -9,7 +9,7 @@ import pytest
 
 from services.cli.main import build_parser, main
 
-SUBCOMMANDS = ["infra", "topics", "schemas", "run", "replay", "state", "sql", "kill-switch", "demo"]
+SUBCOMMANDS = ["infra", "topics", "schemas", "run", "replay", "state", "sql", "kill-switch", "up", "demo"]
 
 
 def test_every_subcommand_is_listed() -> None:

@@ -84,26 +84,34 @@ def apply_fill(position: Position, side: str, qty: Decimal, price: Decimal, fee:
     return Position(new_qty, entry_value, position.realized + pnl, fees)
 
 
-def step(state: AccountingState, event: Event, starting_balance: Decimal) -> tuple[AccountingState, list[Emit]]:
-    """Fold one fill or ticker; announce the changed position and the account's totals."""
+def fold(state: AccountingState, event: Event) -> AccountingState:
+    """The state after one fill or ticker, without the announcements (what a replay needs)."""
     if isinstance(event, OrderPartiallyFilled | OrderFilled):
         account = state.positions.get(event.account, {})
         position = apply_fill(account.get(event.symbol, Position()), event.side, event.fill_qty,
                               event.fill_price, event.fee)
-        positions = {**state.positions, event.account: {**account, event.symbol: position}}
-        new = AccountingState(positions=positions, marks=state.marks)
-        return new, _updates(new, event, event.account, event.symbol, starting_balance)
+        return AccountingState(positions={**state.positions, event.account: {**account, event.symbol: position}},
+                               marks=state.marks)
     if isinstance(event, TickerUpdated):
         mark = event.mark_price or event.last_price
         if mark is None or state.marks.get(event.symbol) == mark:
-            return state, []
-        new = AccountingState(positions=state.positions, marks={**state.marks, event.symbol: mark})
-        emits: list[Emit] = []
-        for account, positions in sorted(new.positions.items()):
-            if positions.get(event.symbol, Position()).qty:
-                emits += _updates(new, event, account, event.symbol, starting_balance)
-        return new, emits
-    return state, []
+            return state
+        return AccountingState(positions=state.positions, marks={**state.marks, event.symbol: mark})
+    return state
+
+
+def step(state: AccountingState, event: Event, starting_balance: Decimal) -> tuple[AccountingState, list[Emit]]:
+    """Fold one fill or ticker; announce the changed position and the account's totals."""
+    new = fold(state, event)
+    if new is state:
+        return state, []
+    if isinstance(event, OrderPartiallyFilled | OrderFilled):
+        return new, _updates(new, event, event.account, event.symbol, starting_balance)
+    emits: list[Emit] = []
+    for account, positions in sorted(new.positions.items()):
+        if positions.get(event.symbol, Position()).qty:
+            emits += _updates(new, event, account, event.symbol, starting_balance)
+    return new, emits
 
 
 def _updates(state: AccountingState, cause: Event, account: str, symbol: str,

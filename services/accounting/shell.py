@@ -27,6 +27,7 @@ def definition(config: AccountingConfig | None = None) -> ServiceDef[core.Accoun
         state_type=core.AccountingState,
         initial_state=core.initial_state,
         step=partial(core.step, starting_balance=config.starting_balance),
+        fold=core.fold,
         partitioned=False,
         summarize=core.summarize,
         gauges=partial(readings, starting_balance=config.starting_balance),

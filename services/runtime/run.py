@@ -114,6 +114,7 @@ class ServiceRunner:
         started = time.perf_counter()
         definition, metrics, name = self.definition, self.metrics, self.definition.name
         step, accepts = definition.step, definition.accepts
+        fold = definition.fold or (lambda state, event: step(state, event)[0])
         applying = 0.0
         outgoing: list[tuple[str, bytes, bytes]] = []
         origins: list[int] = []
@@ -140,7 +141,10 @@ class ServiceRunner:
                         outgoing.append(self._dead_letter(record, exc.reason, str(exc)))
                     continue
                 try:
-                    state, emits = step(state, event)
+                    if live:
+                        state, emits = step(state, event)
+                    else:  # recovery: the outputs are already in the log
+                        state, emits = fold(state, event), ()
                 except InvariantViolation:
                     raise
                 except Exception as exc:  # a step that fails on one event must not stop the service
@@ -222,9 +226,9 @@ class ServiceRunner:
         consumer.pause(*new_tps)
         beginnings = await consumer.beginning_offsets(new_tps)
         by_time: dict[TopicPartition, Any] = {}
+        ends = await consumer.end_offsets(new_tps)
         if start.mode == "time":
             by_time = await consumer.offsets_for_times({tp: start.value for tp in new_tps})
-            ends = await consumer.end_offsets(new_tps)
         for shard in sorted({self._shard(tp) for tp in new_tps}):
             shard_tps = [tp for tp in new_tps if self._shard(tp) == shard]
             snapshot = await self.snapshots.load(self.definition.name, shard) if start.mode == "snapshot" else None
@@ -254,7 +258,8 @@ class ServiceRunner:
                 else:
                     found = by_time.get(tp)
                     offset = found.offset if found is not None else ends[tp]
-                offset = max(offset, beginnings[tp])
+                # Within the log: a seek past the end would make the consumer reset to the start.
+                offset = min(max(offset, beginnings[tp]), ends[tp])
                 consumer.seek(tp, offset)
                 self.positions[tp] = offset
                 self.committed[tp] = committed[tp]
@@ -361,7 +366,7 @@ async def replay(
             found = await consumer.offsets_for_times({tp: start.value for tp in tps})
         for tp in tps:
             if start.mode == "offset":
-                offset = max(int(start.value or 0), beginnings[tp])
+                offset = min(max(int(start.value or 0), beginnings[tp]), ends[tp])
             elif start.mode == "time":
                 hit = found.get(tp)
                 offset = hit.offset if hit is not None else ends[tp]
@@ -369,6 +374,7 @@ async def replay(
                 offset = beginnings[tp]
             consumer.seek(tp, offset)
         shard_of = (lambda tp: tp.partition) if definition.partitioned else (lambda tp: 0)
+        fold = definition.fold or (lambda state, event: definition.step(state, event)[0])
         states: dict[int, Any] = {shard_of(tp): definition.initial_state() for tp in tps}
         total = sum(max(0, ends[tp] - beginnings[tp]) for tp in tps)
         records = undecodable = 0
@@ -389,7 +395,7 @@ async def replay(
                         undecodable += 1
                         continue
                     try:
-                        state, _ = definition.step(state, event)
+                        state = fold(state, event)
                     except InvariantViolation:
                         raise
                     except Exception:

@@ -65,6 +65,9 @@ class ServiceDef(Generic[S]):
     # A label for each committed output, counted as hean_outputs_total{service, kind}: how risk
     # shows rejections by rule and strategy its intents by strategy, without metrics in the core.
     classify: Callable[[Event], str] | None = None
+    # `step` without its outputs, where building them is costly: replays and recovery, whose
+    # outputs are suppressed, use it. Must give exactly step's state (a test checks accounting's).
+    fold: Callable[[S, Any], S] | None = None
 
     def encode_state(self, state: S) -> bytes:
         return msgspec.msgpack.encode(state)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.events import AccountUpdated, OrderFilled, PositionUpdated, TickerUpdated
-from services.accounting.core import Position, account_totals, apply_fill, initial_state, step
+from services.accounting.core import Position, account_totals, apply_fill, fold, initial_state, step
 from services.runtime.errors import InvariantViolation
 from services.runtime.service import state_hash
 
@@ -96,3 +96,16 @@ def test_replaying_the_same_events_gives_the_same_state() -> None:
             state, _ = step(state, event, START)
         states.append(state)
     assert state_hash({0: states[0]}) == state_hash({0: states[1]})
+
+
+@given(st.lists(st.one_of(
+    st.tuples(st.just("fill"), st.sampled_from(["Buy", "Sell"]), decimals, decimals, st.sampled_from(["A", "B"])),
+    st.tuples(st.just("mark"), st.just(""), decimals, decimals, st.sampled_from(["A", "B"]))), max_size=40))
+def test_fold_gives_exactly_steps_state(script: list[tuple[str, str, Decimal, Decimal, str]]) -> None:
+    """Replays and recovery use `fold` (no outputs): it must land on the very state `step` does."""
+    stepped = folded = initial_state()
+    for n, (kind, side, qty, price, symbol) in enumerate(script):
+        event = fill(side, str(qty), str(price), "0.01", n, symbol) if kind == "fill" else ticker(str(price), n, symbol)
+        stepped, _ = step(stepped, event, START)
+        folded = fold(folded, event)
+    assert folded == stepped and state_hash({0: folded}) == state_hash({0: stepped})

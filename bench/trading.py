@@ -1,0 +1,209 @@
+"""Issue 4's figures: tick-to-order latency, accounting replay over >= 1M fills, strategy scaling.
+
+- tick_to_order: the whole local stack (`hean up`'s supervisor: simulator, ingest, strategy, risk,
+  execution, accounting) with the simulator's market at about 1k md events/s; the percentiles come
+  from execution's hean_tick_to_order_seconds histogram (origin_ts at ingest → REST request sent),
+  interpolated within buckets as Prometheus does.
+- accounting_replay: 1M OrderFilled events folded by `replay()` (no effects), beside a raw consume
+  of the same topic in the same run.
+- strategy_scaling: the same trades through 1, then 2 `hean run strategy` processes in one group;
+  records/s from the first committed offset to caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.events import OrderFilled
+from schemas.topics import DLQ, MD_BOOK, MD_TRADES, ORDERS_EVENTS, ORDERS_INTENTS, spec
+from services.accounting.shell import definition as accounting_definition
+from services.runtime.bus import ensure_topics, make_consumer, partitions_of, send_keyed
+from services.runtime.codec import encode
+from services.runtime.run import replay
+from services.runtime.service import StartFrom
+from services.runtime.settings import RuntimeSettings
+from services.supervisor.observe import histogram_quantile
+from services.supervisor.stack import StackConfig, run_stack
+from services.tally.feed import synthetic_trades
+
+ROOT = Path(__file__).resolve().parents[1]
+FILLS = 1_000_000
+
+
+def _rate(n: float, seconds: float) -> float:
+    return round(n / seconds) if seconds > 0 else 0.0
+
+
+# ---------------------------------------------------------------------- tick to order
+
+
+async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 45.0) -> dict[str, Any]:
+    prefix = f"benchtto{uuid.uuid4().hex[:6]}."
+    with tempfile.TemporaryDirectory() as home:
+        config = StackConfig(home=Path(home), bootstrap=settings.kafka_bootstrap, redis_url=settings.redis_url,
+                             prefix=prefix, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"), market_rate=140.0,
+                             recorder=False)
+        seen: dict[str, float] = {}
+
+        def note(stack: Any) -> None:
+            md = sum(t.end for t in stack.log.topics if t.name.startswith("md."))
+            seen.setdefault("md_start", md)
+            seen.setdefault("t_start", time.monotonic())
+            seen["md_end"], seen["t_end"] = md, time.monotonic()
+
+        stack, healthy = await run_stack(config, seconds, note)
+    execution = stack.services["execution"].samples
+    buckets = execution.buckets("hean_tick_to_order_seconds")
+    signal = stack.services["strategy"].samples.buckets("hean_tick_to_emit_seconds")
+    decision = stack.services["risk"].samples.buckets("hean_tick_to_emit_seconds")
+    ms = {q: histogram_quantile(q, buckets) for q in (0.5, 0.99, 0.999)}
+    return {
+        "md_events_per_s": _rate(seen["md_end"] - seen["md_start"], seen["t_end"] - seen["t_start"]),
+        "orders": int(execution.total("hean_tick_to_order_seconds_count")),
+        "tick_to_order_p50_ms": round(ms[0.5] * 1000, 2) if ms[0.5] is not None else None,
+        "tick_to_order_p99_ms": round(ms[0.99] * 1000, 2) if ms[0.99] is not None else None,
+        "tick_to_order_p999_ms": round(ms[0.999] * 1000, 2) if ms[0.999] is not None else None,
+        "tick_to_signal_p50_ms": round((histogram_quantile(0.5, signal) or 0) * 1000, 2),
+        "tick_to_decision_p50_ms": round((histogram_quantile(0.5, decision) or 0) * 1000, 2),
+        "order_ack_p50_ms": round((histogram_quantile(0.5, execution.buckets("hean_order_ack_seconds")) or 0)
+                                  * 1000, 2),
+        "stack_healthy": healthy,
+    }
+
+
+# ---------------------------------------------------------------------- accounting replay
+
+
+def fills(n: int) -> list[OrderFilled]:
+    """Round trips on three symbols: each fill is exact Decimal money, like the venue's."""
+    rng = random.Random(11)
+    prices = {"BTCUSDT": 650000, "ETHUSDT": 35000, "SOLUSDT": 15000}  # in ticks of 0.1
+    names = list(prices)
+    out = []
+    for i in range(n):
+        symbol = names[i % 3]
+        prices[symbol] += rng.randint(-5, 5)
+        ts = 1_700_000_000_000_000_000 + i * 1_000_000
+        out.append(OrderFilled(id=f"f{i}", ts_event=ts, ts_ingest=ts, origin_ts=ts, account="bench", symbol=symbol,
+                               intent_id=f"i{i}", order_link_id=f"h-{i}", order_id=str(i), exec_id=f"e{i}",
+                               side="Buy" if rng.random() < 0.5 else "Sell", fill_qty=Decimal(rng.randint(1, 5)) / 100,
+                               fill_price=Decimal(prices[symbol]) / 10, fee=Decimal(rng.randint(1, 99)) / 1000,
+                               is_maker=bool(i % 2), cum_qty=Decimal("0.05")))
+    return out
+
+
+async def bench_accounting_replay(settings: RuntimeSettings, n: int = FILLS) -> dict[str, Any]:
+    prefix = f"benchacct{uuid.uuid4().hex[:6]}."
+    await ensure_topics(settings.kafka_bootstrap, [spec(ORDERS_EVENTS), spec("md.tickers"), spec(DLQ)], prefix=prefix)
+    topic = prefix + ORDERS_EVENTS
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, linger_ms=5,
+                                max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        await send_keyed(producer, ((topic, f.symbol.encode(), encode(f)) for f in fills(n)))
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    consumer = make_consumer(settings.kafka_bootstrap, None)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, [topic])
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        t0 = time.perf_counter()
+        seen = 0
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=settings.batch_max_records)
+            seen += sum(len(v) for v in batch.values())
+        raw_s = time.perf_counter() - t0
+    finally:
+        await consumer.stop()
+    definition = accounting_definition()
+    result = await replay(definition, RuntimeSettings(kafka_bootstrap=settings.kafka_bootstrap, topic_prefix=prefix),
+                          StartFrom("beginning"))
+    raw, folded = _rate(n, raw_s), _rate(result.records, result.seconds)
+    return {"fills": result.records, "raw_consume_per_s": raw, "accounting_replay_per_s": folded,
+            "replay_to_raw_consume_ratio": round(folded / raw, 3) if raw else 0.0, "state_hash": result.hash[:16]}
+
+
+# ---------------------------------------------------------------------- strategy scaling
+
+
+async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except Exception:  # the coordinator is still loading the group
+        return 0
+    return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
+
+
+async def _strategy_run(settings: RuntimeSettings, instances: int, trades: int) -> dict[str, Any]:
+    prefix = f"benchstrat{instances}{uuid.uuid4().hex[:6]}."
+    await ensure_topics(settings.kafka_bootstrap, [spec(t) for t in (MD_TRADES, MD_BOOK, ORDERS_EVENTS,
+                                                                    ORDERS_INTENTS, DLQ)], prefix=prefix)
+    topic = prefix + MD_TRADES
+    symbols = {f"S{i}USDT": (Decimal("100.0"), Decimal("0.1")) for i in range(12)}
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, linger_ms=5,
+                                max_batch_size=512 * 1024)
+    await producer.start()
+    await send_keyed(producer, ((topic, t.symbol.encode(), encode(t)) for t in synthetic_trades(trades, seed=9,
+                                                                                                 symbols=symbols)))
+    await producer.flush()
+    await producer.stop()
+    consumer = make_consumer(settings.kafka_bootstrap, None)
+    await consumer.start()
+    tps = await partitions_of(consumer, [topic])
+    ends = await consumer.end_offsets(tps)
+    await consumer.stop()
+    total = sum(ends.values())
+    used = sum(1 for tp in tps if ends[TopicPartition(tp.topic, tp.partition)] > 0)
+    env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "HEAN_REDIS_URL": settings.redis_url,
+           "STRATEGY_MAKER_SYMBOLS": "[]", "STRATEGY_EMA_FAST": "5", "STRATEGY_EMA_SLOW": "20",
+           "HEAN_LOG_LEVEL": "WARNING", "HEAN_SNAPSHOT_EVERY_SECONDS": "5"}
+    processes = [subprocess.Popen([sys.executable, "-m", "services.cli.main", "run", "strategy", "--instance", str(i),
+                                   "--topic-prefix", prefix], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for i in range(instances)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    group = f"{prefix}hean.strategy"
+    try:
+        start_at, start_offset = None, 0
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            done = await _committed(admin, group, topic)
+            if start_at is None and done > 0:
+                start_at, start_offset = time.perf_counter(), done
+            if done >= total:
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - (start_at or time.perf_counter())
+    finally:
+        await admin.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    return {"records_per_s": _rate(total - start_offset, elapsed), "partitions_used": used, "records": total}
+
+
+async def bench_strategy_scaling(settings: RuntimeSettings, trades: int = 300_000) -> dict[str, Any]:
+    one = await _strategy_run(settings, 1, trades)
+    two = await _strategy_run(settings, 2, trades)
+    return {"trades": one["records"], "partitions_used": one["partitions_used"],
+            "one_instance_per_s": one["records_per_s"], "two_instances_per_s": two["records_per_s"],
+            "speedup": round(two["records_per_s"] / one["records_per_s"], 2) if one["records_per_s"] else 0.0,
+            "cpus": os.cpu_count()}
