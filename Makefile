@@ -24,9 +24,9 @@ run: infra-up
 test: infra-up
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-## benchmarks → bench/results/latest.json and a printed table
+## benchmarks → bench/results/latest.json and a printed table (ONLY="tick_to_order ..." for some groups)
 bench: infra-up
-	@$(PY) bench/run.py
+	@$(PY) bench/run.py $(ONLY)
 
 lint: install
 	@$(VENV)/bin/ruff check .

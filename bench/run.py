@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer  # noqa: E402
 
 from schemas.events import TradeReceived  # noqa: E402
 from schemas.topics import DEMO_TALLIES, DEMO_TRADES, DLQ, spec  # noqa: E402
-from services.runtime.bus import ensure_topics, make_consumer, partitions_of, send_keyed  # noqa: E402
+from services.runtime.bus import ensure_topics, send_keyed  # noqa: E402
 from services.runtime.codec import decode, encode  # noqa: E402
 from services.runtime.run import ServiceRunner, replay  # noqa: E402
 from services.runtime.service import StartFrom  # noqa: E402
@@ -150,18 +150,7 @@ async def bench_kafka(settings: RuntimeSettings) -> dict[str, float]:
     produce_batched_s = time.perf_counter() - t0
     await producer.stop()
 
-    consumer = make_consumer(settings.kafka_bootstrap, None)
-    await consumer.start()
-    tps = await partitions_of(consumer, [topic])
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    t0 = time.perf_counter()
-    seen = 0
-    while seen < KAFKA_EVENTS:
-        batch = await consumer.getmany(timeout_ms=1000, max_records=settings.batch_max_records)
-        seen += sum(len(v) for v in batch.values())
-    consume_s = time.perf_counter() - t0
-    await consumer.stop()
+    consume_s = await trading.time_raw_consume(settings, topic, KAFKA_EVENTS)
 
     # The runtime: the tally service over the same input, timed from its first record to caught up.
     bench_settings = msgspec.structs.replace(settings, topic_prefix=prefix, snapshot_every_events=50_000,
@@ -207,21 +196,32 @@ def table(figures: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(only: list[str]) -> int:
+    """Every group, or only the named ones (merged into the existing latest.json)."""
     settings = load_settings(RuntimeSettings, "HEAN")
-    figures: dict[str, dict[str, Any]] = {
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": __import__("os").cpu_count(), "msgspec": msgspec.__version__,
-                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-        "codec": bench_codec(),
+    groups: dict[str, Any] = {
+        "codec": bench_codec,
+        "kafka": lambda: asyncio.run(bench_kafka(settings)),
+        "book": marketdata.bench_book,
+        "ingest": lambda: asyncio.run(marketdata.bench_ingest(settings, figures["kafka"]["raw_produce_per_s"])),
+        "recorder": lambda: asyncio.run(marketdata.bench_recorder(settings)),
+        "accounting_replay": lambda: asyncio.run(trading.bench_accounting_replay(settings)),
+        "strategy_scaling": lambda: asyncio.run(trading.bench_strategy_scaling(settings)),
+        "tick_to_order": lambda: asyncio.run(trading.bench_tick_to_order(settings)),
+        "tick_to_order_light": lambda: asyncio.run(trading.bench_tick_to_order(settings, market_rate=20.0)),
     }
-    figures["kafka"] = asyncio.run(bench_kafka(settings))
-    figures["book"] = marketdata.bench_book()
-    figures["ingest"] = asyncio.run(marketdata.bench_ingest(settings, figures["kafka"]["raw_produce_per_s"]))
-    figures["recorder"] = asyncio.run(marketdata.bench_recorder(settings))
-    figures["accounting_replay"] = asyncio.run(trading.bench_accounting_replay(settings))
-    figures["strategy_scaling"] = asyncio.run(trading.bench_strategy_scaling(settings))
-    figures["tick_to_order"] = asyncio.run(trading.bench_tick_to_order(settings))
+    unknown = set(only) - set(groups)
+    if unknown:
+        print(f"unknown groups {sorted(unknown)}; known: {', '.join(groups)}", file=sys.stderr)
+        return 2
+    latest = RESULTS / "latest.json"
+    figures: dict[str, dict[str, Any]] = json.loads(latest.read_text()) if only and latest.exists() else {}
+    figures["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
+                          "cpus": __import__("os").cpu_count(), "msgspec": msgspec.__version__,
+                          "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for name, run in groups.items():
+        if not only or name in only:
+            figures[name] = run()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
     text = table(figures)
@@ -232,4 +232,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

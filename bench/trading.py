@@ -50,11 +50,12 @@ def _rate(n: float, seconds: float) -> float:
 # ---------------------------------------------------------------------- tick to order
 
 
-async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 45.0) -> dict[str, Any]:
+async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 45.0,
+                              market_rate: float = 140.0) -> dict[str, Any]:
     prefix = f"benchtto{uuid.uuid4().hex[:6]}."
     with tempfile.TemporaryDirectory() as home:
         config = StackConfig(home=Path(home), bootstrap=settings.kafka_bootstrap, redis_url=settings.redis_url,
-                             prefix=prefix, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"), market_rate=140.0,
+                             prefix=prefix, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"), market_rate=market_rate,
                              recorder=False)
         seen: dict[str, float] = {}
 
@@ -80,11 +81,30 @@ async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 45.0) 
         "tick_to_decision_p50_ms": round((histogram_quantile(0.5, decision) or 0) * 1000, 2),
         "order_ack_p50_ms": round((histogram_quantile(0.5, execution.buckets("hean_order_ack_seconds")) or 0)
                                   * 1000, 2),
+        "venue_rate_limited_answers": int(execution.total("hean_rest_responses_total", ret_code="10006")),
         "stack_healthy": healthy,
     }
 
 
 # ---------------------------------------------------------------------- accounting replay
+
+
+async def time_raw_consume(settings: RuntimeSettings, topic: str, n: int) -> float:
+    """Seconds aiokafka alone takes to read the first `n` records of `topic`: the ceiling."""
+    consumer = make_consumer(settings.kafka_bootstrap, None)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, [topic])
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        t0 = time.perf_counter()
+        seen = 0
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=settings.batch_max_records)
+            seen += sum(len(v) for v in batch.values())
+        return time.perf_counter() - t0
+    finally:
+        await consumer.stop()
 
 
 def fills(n: int) -> list[OrderFilled]:
@@ -118,20 +138,7 @@ async def bench_accounting_replay(settings: RuntimeSettings, n: int = FILLS) -> 
     finally:
         await producer.stop()
 
-    consumer = make_consumer(settings.kafka_bootstrap, None)
-    await consumer.start()
-    try:
-        tps = await partitions_of(consumer, [topic])
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        t0 = time.perf_counter()
-        seen = 0
-        while seen < n:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=settings.batch_max_records)
-            seen += sum(len(v) for v in batch.values())
-        raw_s = time.perf_counter() - t0
-    finally:
-        await consumer.stop()
+    raw_s = await time_raw_consume(settings, topic, n)
     definition = accounting_definition()
     result = await replay(definition, RuntimeSettings(kafka_bootstrap=settings.kafka_bootstrap, topic_prefix=prefix),
                           StartFrom("beginning"))

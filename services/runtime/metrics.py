@@ -26,6 +26,7 @@ LATENCY_BUCKETS = (
 # Latency from a tick's arrival (origin_ts) to a later stage: sub-millisecond to seconds.
 ORIGIN_BUCKETS = (
     2.5e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7.5e-3, 1e-2, 1.5e-2, 2e-2, 3e-2, 5e-2, 7.5e-2, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
 )
 
 
