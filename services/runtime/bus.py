@@ -25,6 +25,7 @@ from services.runtime.codec import encode
 
 __all__ = [
     "Rebalance",
+    "StatusReader",
     "TopicStatus",
     "dead_letter",
     "ensure_topics",
@@ -252,21 +253,37 @@ class TopicStatus:
     group_lag: dict[str, int]
 
 
-async def topic_status(bootstrap: str, prefix: str = "") -> list[TopicStatus]:
-    """End offsets of every topic and the lag of every consumer group (for `hean topics`)."""
-    admin = make_admin(bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix) and not t.startswith("__"))
-        described = await admin.describe_topics(names) if names else []
+class StatusReader:
+    """End offsets and consumer-group lag, over one admin client and one consumer kept open: `hean
+    topics` asks once, `hean up`'s live view every second."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = make_admin(bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    async def start(self) -> None:
+        await self.admin.start()
+        await self.consumer.start()
+
+    async def close(self) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def read(self, prefix: str = "", only: Iterable[str] | None = None,
+                   group_prefix: str = "") -> list[TopicStatus]:
+        """Topics whose names start with `prefix` (or just `only`, where they exist), with the lag of
+        the groups whose ids start with `group_prefix`."""
+        existing = [t for t in await self.admin.list_topics() if not t.startswith("__")]
+        names = sorted(set(only) & set(existing) if only is not None else (t for t in existing
+                                                                           if t.startswith(prefix)))
+        described = await self.admin.describe_topics(names) if names else []
         tps = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
-        ends = await consumer.end_offsets(tps) if tps else {}
-        groups = [g[0] for g in await admin.list_consumer_groups()]
+        ends = await self.consumer.end_offsets(tps) if tps else {}
+        groups = [g[0] for g in await self.admin.list_consumer_groups() if g[0].startswith(group_prefix)]
+        committed = await asyncio.gather(*(self.admin.list_consumer_group_offsets(g) for g in groups))
         lag: dict[str, dict[str, int]] = {}
-        for group in groups:
-            for tp, meta in (await admin.list_consumer_group_offsets(group)).items():
+        for group, offsets in zip(groups, committed, strict=True):
+            for tp, meta in offsets.items():
                 if tp in ends and meta.offset >= 0:
                     lag.setdefault(tp.topic, {}).setdefault(group, 0)
                     lag[tp.topic][group] += max(0, ends[tp] - meta.offset)
@@ -274,7 +291,14 @@ async def topic_status(bootstrap: str, prefix: str = "") -> list[TopicStatus]:
         for d in described:
             parts = {p["partition"]: ends.get(TopicPartition(d["topic"], p["partition"]), 0) for p in d["partitions"]}
             result.append(TopicStatus(d["topic"], len(parts), dict(sorted(parts.items())), lag.get(d["topic"], {})))
-        return sorted(result, key=lambda s: s.name)
+        return sorted(result, key=lambda status: status.name)
+
+
+async def topic_status(bootstrap: str, prefix: str = "") -> list[TopicStatus]:
+    """End offsets of every topic and the lag of every consumer group (for `hean topics`)."""
+    reader = StatusReader(bootstrap)
+    await reader.start()
+    try:
+        return await reader.read(prefix)
     finally:
-        await consumer.stop()
-        await admin.close()
+        await reader.close()

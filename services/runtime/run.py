@@ -113,8 +113,7 @@ class ServiceRunner:
         """Apply one batch and commit its outputs and offsets in one transaction."""
         started = time.perf_counter()
         definition, metrics, name = self.definition, self.metrics, self.definition.name
-        step, accepts = definition.step, definition.accepts
-        fold = definition.fold or (lambda state, event: step(state, event)[0])
+        step, accepts, state_after = definition.step, definition.accepts, definition.state_after
         applying = 0.0
         outgoing: list[tuple[str, bytes, bytes]] = []
         origins: list[int] = []
@@ -144,7 +143,7 @@ class ServiceRunner:
                     if live:
                         state, emits = step(state, event)
                     else:  # recovery: the outputs are already in the log
-                        state, emits = fold(state, event), ()
+                        state, emits = state_after(state, event), ()
                 except InvariantViolation:
                     raise
                 except Exception as exc:  # a step that fails on one event must not stop the service
@@ -374,7 +373,7 @@ async def replay(
                 offset = beginnings[tp]
             consumer.seek(tp, offset)
         shard_of = (lambda tp: tp.partition) if definition.partitioned else (lambda tp: 0)
-        fold = definition.fold or (lambda state, event: definition.step(state, event)[0])
+        state_after = definition.state_after
         states: dict[int, Any] = {shard_of(tp): definition.initial_state() for tp in tps}
         total = sum(max(0, ends[tp] - beginnings[tp]) for tp in tps)
         records = undecodable = 0
@@ -395,7 +394,7 @@ async def replay(
                         undecodable += 1
                         continue
                     try:
-                        state = fold(state, event)
+                        state = state_after(state, event)
                     except InvariantViolation:
                         raise
                     except Exception:

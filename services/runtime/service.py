@@ -69,6 +69,10 @@ class ServiceDef(Generic[S]):
     # outputs are suppressed, use it. Must give exactly step's state (a test checks accounting's).
     fold: Callable[[S, Any], S] | None = None
 
+    def state_after(self, state: S, event: Any) -> S:
+        """The state after `event`, outputs not built: `fold` where the service has one, else step's state."""
+        return self.fold(state, event) if self.fold is not None else self.step(state, event)[0]
+
     def encode_state(self, state: S) -> bytes:
         return msgspec.msgpack.encode(state)
 

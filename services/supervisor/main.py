@@ -10,14 +10,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from services.runtime.settings import RuntimeSettings, load_settings
 from services.supervisor.stack import Stack, StackConfig, run_stack
 from services.supervisor.view import View, make_renderer, summary
 
 
 def up(duration: float, prefix: str, symbols: tuple[str, ...], recorder: bool, home: Path) -> int:
     """Run until Ctrl-C (duration 0) or for `duration` seconds; 0 when every service ended healthy."""
-    config = StackConfig(home=home, bootstrap=os.environ.get("HEAN_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                         redis_url=os.environ.get("HEAN_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    settings = load_settings(RuntimeSettings, "HEAN")
+    config = StackConfig(home=home, bootstrap=settings.kafka_bootstrap, redis_url=settings.redis_url,
                          prefix=prefix, symbols=symbols, recorder=recorder,
                          recorder_store=os.environ.get("RECORDER_STORE", ""))
     console = Console()

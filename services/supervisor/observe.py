@@ -6,7 +6,6 @@ Nothing here reaches into a service: a dashboard built on Prometheus sees the sa
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import time
@@ -14,11 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.topics import TOPICS
+from services.runtime.bus import StatusReader
 
 __all__ = ["LogView", "Samples", "histogram_quantile", "scrape"]
 
@@ -93,36 +91,27 @@ class TopicFigures:
 
 
 class LogView:
-    """End offsets per topic (with a rate) and lag per consumer group, from the broker."""
+    """End offsets per topic (with a rate) and lag per service's consumer group, from the broker."""
 
     def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.bootstrap = bootstrap
         self.prefix = prefix
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.reader = StatusReader(bootstrap)
         self._last: tuple[float, dict[str, int]] | None = None
         self.topics: list[TopicFigures] = []
         self.lag: dict[str, int] = {}
 
     async def start(self) -> None:
-        await self.admin.start()
-        await self.consumer.start()
+        await self.reader.start()
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await self.consumer.stop()
-        with contextlib.suppress(Exception):
-            await self.admin.close()
+            await self.reader.close()
 
     async def refresh(self) -> None:
-        known = {self.prefix + t.name for t in TOPICS if not t.name.startswith("demo.")}
-        names = sorted(known & set(await self.admin.list_topics()))
-        described = await self.admin.describe_topics(names) if names else []
-        tps = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
-        ends = await self.consumer.end_offsets(tps) if tps else {}
-        per_topic: dict[str, int] = {}
-        for tp, end in ends.items():
-            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + end
+        groups = f"{self.prefix}hean."
+        known = [self.prefix + t.name for t in TOPICS if not t.name.startswith("demo.")]
+        statuses = await self.reader.read(only=known, group_prefix=groups)
+        per_topic = {status.name: sum(status.end_offsets.values()) for status in statuses}
         now = time.monotonic()
         previous = self._last
         self._last = (now, per_topic)
@@ -131,11 +120,10 @@ class LogView:
                                     (end - previous[1].get(name, end)) / elapsed if previous and elapsed else 0.0)
                        for name, end in sorted(per_topic.items())]
         lag: dict[str, int] = {}
-        groups = [g[0] for g in await self.admin.list_consumer_groups() if g[0].startswith(f"{self.prefix}hean.")]
-        offsets = await asyncio.gather(*(self.admin.list_consumer_group_offsets(g) for g in groups))
-        for group, committed in zip(groups, offsets, strict=True):
-            lag[group[len(self.prefix) + len("hean."):]] = sum(
-                max(0, ends[tp] - meta.offset) for tp, meta in committed.items() if tp in ends and meta.offset >= 0)
+        for status in statuses:
+            for group, behind in status.group_lag.items():
+                service = group[len(groups):]
+                lag[service] = lag.get(service, 0) + behind
         self.lag = lag
 
 

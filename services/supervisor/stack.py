@@ -83,7 +83,6 @@ def plan(config: StackConfig) -> dict[str, Service]:
             argv += ["--metrics-port", str(port)]
         env = {**common, **own.get(name, {}), **config.extra_env}
         services[name] = Service(Child(name, argv, env, config.home / "logs"), port)
-    services["exchange-sim"].child.env["HEAN_SIM_WS_PORT"] = str(ws_port)
     return services
 
 
@@ -126,7 +125,7 @@ class Stack:
         for name, service in self.services.items():
             await service.child.start()
             if name == "exchange-sim":
-                port = int(service.child.env["HEAN_SIM_WS_PORT"])
+                port = int(service.child.env["EXCHANGE_SIM_PORT"])
                 if not await wait_for_port(port, 30):
                     raise RuntimeError(f"the exchange simulator did not open port {port}; see {service.child.log_path}")
 

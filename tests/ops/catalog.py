@@ -6,9 +6,12 @@ objects are built here and the state gauges are read off small real states.
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
+from pathlib import Path
 
+import yaml
 from prometheus_client import CollectorRegistry
 
 from schemas.events import OrderFilled
@@ -25,6 +28,8 @@ from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import Secret
 from tests.samples import SAMPLES
 
+ROOT = Path(__file__).resolve().parents[2]
+GRAFANA = ROOT / "grafana"
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",),
             "summary": ("_count", "_sum"), "unknown": ("",)}
 METRIC = re.compile(r"\b(hean_[a-z0-9_]+|up)\b")
@@ -63,3 +68,18 @@ async def exported_metric_names() -> set[str]:
 def metric_names_in(expr: str) -> set[str]:
     """The metric names a PromQL expression reads (HEAN's `hean_*` and `up`)."""
     return set(METRIC.findall(expr))
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    """(dashboard file, panel title, expr) of every query in the committed dashboards."""
+    queries = []
+    for path in sorted((GRAFANA / "dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                queries.append((path.name, panel["title"], target["expr"]))
+    return queries
+
+
+def alert_queries() -> list[tuple[str, str]]:
+    rules = yaml.safe_load((ROOT / "infra/prometheus/alerts.yml").read_text())
+    return [(rule["alert"], rule["expr"]) for group in rules["groups"] for rule in group["rules"]]

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.ops.catalog import exported_metric_names, metric_names_in
-
-ROOT = Path(__file__).resolve().parents[2]
-GRAFANA = ROOT / "grafana"
+from tests.ops.catalog import GRAFANA, alert_queries, dashboard_queries, exported_metric_names, metric_names_in
 
 
 def _generator() -> Any:
@@ -22,21 +18,6 @@ def _generator() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def dashboard_queries() -> list[tuple[str, str, str]]:
-    """(dashboard file, panel title, expr) of every query in the committed dashboards."""
-    queries = []
-    for path in sorted((GRAFANA / "dashboards").glob("*.json")):
-        for panel in json.loads(path.read_text())["panels"]:
-            for target in panel["targets"]:
-                queries.append((path.name, panel["title"], target["expr"]))
-    return queries
-
-
-def alert_queries() -> list[tuple[str, str]]:
-    rules = yaml.safe_load((ROOT / "infra/prometheus/alerts.yml").read_text())
-    return [(rule["alert"], rule["expr"]) for group in rules["groups"] for rule in group["rules"]]
 
 
 def test_committed_dashboards_are_what_the_generator_writes() -> None:

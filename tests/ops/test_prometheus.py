@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from services.supervisor.stack import StackConfig, free_port, run_stack
-from tests.ops.catalog import metric_names_in
-from tests.ops.test_dashboards import alert_queries, dashboard_queries
+from tests.ops.catalog import alert_queries, dashboard_queries, metric_names_in
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "infra/prometheus"
