@@ -86,6 +86,7 @@ class Account:
     by_link_id: dict[str, str] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
     fees_paid: Decimal = Decimal(0)
+    executions: list[dict[str, Any]] = field(default_factory=list)  # the execution reports, oldest first
 
 
 class MatchingEngine:
@@ -162,6 +163,32 @@ class MatchingEngine:
         orders.sort(key=lambda o: o.created_ms, reverse=True)
         return 0, "OK", {"list": [self.order_view(o) for o in orders[:50]], "nextPageCursor": "",
                          "category": "linear"}
+
+    def executions(self, api_key: str, query: dict[str, str]) -> Result:
+        """GET /v5/execution/list: the account's fills, newest first, by symbol / orderId / orderLinkId;
+        `cursor` is the offset into that list, as the previous page's nextPageCursor gave it."""
+        account = self.accounts[api_key]
+        try:
+            limit = int(query.get("limit") or 50)
+            start = int(query.get("cursor") or 0)
+        except ValueError:
+            return 10001, "params error: limit and cursor must be integers", {}
+        if not 1 <= limit <= 100 or start < 0:
+            return 10001, "params error: limit must be within [1, 100]", {}
+        wanted = [e for e in reversed(account.executions)
+                  if all(not query.get(k) or e[k] == query[k] for k in ("symbol", "orderId", "orderLinkId"))]
+        page = wanted[start:start + limit]
+        more = start + limit < len(wanted)
+        return 0, "OK", {"category": "linear", "list": page, "nextPageCursor": str(start + limit) if more else ""}
+
+    def ledger(self) -> dict[str, Any]:
+        """Every account as the venue sees it (orders in placing order, fills, positions, wallet):
+        the simulator's own books, for tests and the chaos comparison (GET /sim/ledger)."""
+        return {key: {"orders": [self.order_view(o) for o in account.orders.values()],
+                      "executions": account.executions,
+                      "positions": [self.position_view(account, s) for s in sorted(self.markets)],
+                      "wallet": self.wallet_view(account)}
+                for key, account in self.accounts.items()}
 
     def positions(self, api_key: str, query: dict[str, str]) -> Result:
         """GET /v5/position/list."""
@@ -258,7 +285,7 @@ class MatchingEngine:
         account.balance += closed_pnl - fee
         account.fees_paid += fee
         exec_id = str(uuid.uuid5(ORDER_IDS, f"exec:{next(self.exec_seq)}"))
-        self.reports.append((account.api_key, "execution", {
+        execution = {
             "category": "linear", "symbol": order.symbol, "execId": exec_id, "execPrice": inst.price_text(price),
             "execQty": inst.qty_text(qty), "execValue": _text(value), "execFee": _text(fee),
             "feeRate": _text(MAKER_FEE if maker else TAKER_FEE), "execType": "Trade", "isMaker": maker,
@@ -266,7 +293,9 @@ class MatchingEngine:
             "orderPrice": inst.price_text(order.price) if order.price is not None else "",
             "orderQty": inst.qty_text(order.qty), "orderType": order.order_type,
             "leavesQty": inst.qty_text(order.leaves), "closedSize": "0", "execPnl": _text(closed_pnl),
-            "execTime": str(now_ms), "seq": account.positions[order.symbol].seq, "feeCurrency": "USDT"}))
+            "execTime": str(now_ms), "seq": account.positions[order.symbol].seq, "feeCurrency": "USDT"}
+        account.executions.append(execution)
+        self.reports.append((account.api_key, "execution", execution))
         self._report_order(account, order)
         self.reports.append((account.api_key, "position", self.position_view(account, order.symbol)))
         self.reports.append((account.api_key, "wallet", self.wallet_view(account)))
@@ -321,7 +350,9 @@ class MatchingEngine:
         inst = self.markets[symbol].instrument
         position = account.positions.get(symbol, Position())
         market = self.markets[symbol]
-        mark = inst.tick_size * ((market.best_bid() + market.best_ask()) // 2)
+        # Mid as the mark; while an order has just eaten one side whole (refilled after it), the last price.
+        mark = inst.tick_size * ((market.best_bid() + market.best_ask()) // 2 if market.bids and market.asks
+                                 else market.last_price)
         size = inst.qty_step * abs(position.size)
         avg = position.entry_value / size if size else Decimal(0)
         unrealized = (mark * size - position.entry_value) * (1 if position.size > 0 else -1) if size else Decimal(0)

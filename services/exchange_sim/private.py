@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from services.exchange_sim.server import Simulator
 
 LIMITS = {"/v5/order/create": 10, "/v5/order/cancel": 10, "/v5/order/create-batch": 10,
-          "/v5/order/realtime": 50, "/v5/position/list": 50}
+          "/v5/order/realtime": 50, "/v5/position/list": 50, "/v5/execution/list": 50}
 PRIVATE_FAULTS = ("timeout", "http5xx", "ratelimit", "dropack")
 BATCH_MAX = 20
 
@@ -56,7 +56,7 @@ class PrivateApi:
             return HttpResponse(result.status, orjson.dumps(result.body))
         if url.path not in LIMITS:
             return _json(404, envelope({}, 10017, "Route not found."))
-        if (request.method == "GET") != url.path.startswith(("/v5/order/realtime", "/v5/position")):
+        if (request.method == "GET") != url.path.startswith(("/v5/order/realtime", "/v5/position", "/v5/execution")):
             return _json(405, envelope({}, 10001, f"{request.method} is not allowed on {url.path}"))
         if self._take_fault("http5xx"):
             return HttpResponse(502, b"<html><body>502 Bad Gateway</body></html>", {"content-type": "text/html"})
@@ -88,7 +88,7 @@ class PrivateApi:
                 raise ValueError("expected a JSON object")
         except (orjson.JSONDecodeError, ValueError) as exc:
             return _json(200, envelope({}, 10001, f"params error: {exc}"), limit_headers)
-        code, message, result, ext = self._dispatch(api_key, url.path, body, now_ms)
+        code, message, result, ext = self._dispatch(api_key, url.path, body, self.sim.venue_ms())
         self.sim.deliver_private_reports()
         response = _json(200, {**envelope(result, code, message), "retExtInfo": ext}, limit_headers)
         if url.path == "/v5/order/create" and code == 0 and self._take_fault("dropack"):
@@ -124,6 +124,8 @@ class PrivateApi:
             return 0, "OK", {"list": results}, {"list": statuses}
         if path == "/v5/order/realtime":
             return (*engine.open_orders(api_key, body), {})
+        if path == "/v5/execution/list":
+            return (*engine.executions(api_key, body), {})
         return (*engine.positions(api_key, body), {})
 
     def _rate(self, api_key: str, path: str, now_ms: int) -> tuple[dict[str, str], bool]:

@@ -5,11 +5,20 @@
     GET /sim/fault?kind=gap|reset|malformed|disconnect|stall[&symbol=S][&seconds=N]
     GET /sim/fault?kind=timeout|http5xx|ratelimit|dropack[&count=N]   private REST faults
     GET /sim/stats                                        counters, for tests and the live view
+    GET /sim/step[?symbol=S] · /sim/release[?count=N]     lockstep mode: advance the market, release frames
+    GET /sim/ledger                                       every account's orders, executions, positions, wallet
     ws://HOST:PORT/v5/private                             auth, then order/execution/position/wallet
     http://HOST:REST_PORT/v5/...                          REST incl. signed orders (private.py)
 
 A tick loop steps every symbol's market `rate` times a second and broadcasts what changed to the
 subscribers of each topic. In replay mode it plays a file of recorded raw frames instead.
+
+Lockstep mode (`EXCHANGE_SIM_LOCKSTEP=true`) has no tick loop: the market moves only when asked
+(`/sim/step`), the venue's clock is the step count (`epoch_ms` + 1000/rate per step) instead of the
+wall clock, and public frames are held until `/sim/release` sends them one at a time. A driver that
+waits for the platform to settle between releases gets the same frames, orders and fills from the
+same seed on every run: the basis of the chaos test (tests/e2e/test_chaos.py). Signatures, auth and
+rate limits still use the wall clock, as they must.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import hmac
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -62,6 +71,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     rest_port: int = 8802
     api_keys: tuple[str, ...] = ("hean-sim-key:hean-sim-secret",)
     balance: Decimal = Decimal("100000")
+    lockstep: bool = False
+    epoch_ms: int = 1_767_225_600_000  # the venue clock's start in lockstep mode (2026-01-01 UTC)
 
     def secrets(self) -> dict[str, str]:
         """API key → secret, from "key:secret" entries (the simulator's own test credentials)."""
@@ -101,6 +112,8 @@ class Simulator:
         self.http = HttpServer(self.private.handle, config.host, config.rest_port)
         self.rest_port = 0
         self.private_sessions: dict[ServerConnection, dict[str, Any]] = {}
+        self.lockstep_ms = config.epoch_ms
+        self.held: deque[tuple[str, str, bytes]] = deque()  # lockstep: frames waiting for /sim/release
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -111,8 +124,9 @@ class Simulator:
                                   process_request=self._http, ping_interval=None, max_size=2**20)
         self.port = self.server.sockets[0].getsockname()[1]
         self.rest_port = await self.http.start()
-        loop = self._replay_loop if self.config.replay_file else self._tick_loop
-        self._tasks.append(asyncio.create_task(loop()))
+        if not self.config.lockstep:
+            loop = self._replay_loop if self.config.replay_file else self._tick_loop
+            self._tasks.append(asyncio.create_task(loop()))
         log.info("exchange simulator listening", extra={"port": self.port, "symbols": list(self.symbols)})
         return self.port
 
@@ -134,7 +148,35 @@ class Simulator:
     # ------------------------------------------------------------------ market ticks
 
     def _now_ms(self) -> int:
+        """Wall-clock time: for signatures, auth windows and the server time."""
         return int(self.clock() * 1000)
+
+    def venue_ms(self) -> int:
+        """The time the venue stamps on market data, orders and fills (the step clock in lockstep)."""
+        return self.lockstep_ms if self.config.lockstep else self._now_ms()
+
+    def step(self, symbols: list[str]) -> dict[str, Any]:
+        """Lockstep: advance the venue clock one interval and the market of `symbols` one step."""
+        if not self.config.lockstep:
+            raise ValueError("the simulator is not in lockstep mode (EXCHANGE_SIM_LOCKSTEP)")
+        if any(s not in self.symbols for s in symbols):
+            raise ValueError(f"symbol must be one of {sorted(self.symbols)}")
+        self.lockstep_ms += round(1000 / self.config.rate)
+        for symbol in symbols:
+            self.tick(symbol)
+        return {"ts": self.lockstep_ms, "held": len(self.held)}
+
+    def release(self, count: int) -> dict[str, Any]:
+        """Lockstep: send the next `count` held frames to their subscribers."""
+        released = []
+        while self.held and len(released) < count:
+            category, topic, frame = self.held.popleft()
+            targets = self.subscribers.get((category, topic))
+            if targets:
+                broadcast(targets, frame.decode())
+                self.stats["frames_sent"] += len(targets)
+            released.append(topic)
+        return {"released": released, "held": len(self.held)}
 
     async def _tick_loop(self) -> None:
         interval = 1.0 / self.config.rate
@@ -152,7 +194,7 @@ class Simulator:
         market = self.symbols[symbol]
         fills = market.step()
         self.seq[symbol] += 1
-        seq, ts = self.seq[symbol], self._now_ms()
+        seq, ts = self.seq[symbol], self.venue_ms()
         self.engine.on_market_step(symbol, ts)
         self.deliver_private_reports()
         top = market.top(max(DEPTHS))
@@ -174,7 +216,9 @@ class Simulator:
 
     def _send(self, category: str, topic: str, frame: bytes) -> None:
         targets = self.subscribers.get((category, topic))
-        if targets:
+        if targets and self.config.lockstep:
+            self.held.append((category, topic, frame))
+        elif targets:
             broadcast(targets, frame.decode())
             self.stats["frames_sent"] += len(targets)
 
@@ -209,7 +253,7 @@ class Simulator:
         if kind not in FAULTS or any(s not in self.symbols for s in symbols):
             raise ValueError(f"kind must be one of {FAULTS} and symbol one of {sorted(self.symbols)}")
         self.stats[f"fault_{kind}"] += 1
-        ts = self._now_ms()
+        ts = self.venue_ms()
         if kind == "gap":
             for (_, s, d), stream in self.books.items():
                 if s in symbols and d > 1:
@@ -284,7 +328,7 @@ class Simulator:
                 self.subscribers[(category, topic)].discard(connection)
             return [self._ack(category, conn_id, req_id, op, True, "")]
         replies = [self._ack(category, conn_id, req_id, op, True, "subscribe" if category == "spot" else "")]
-        ts = self._now_ms()
+        ts = self.venue_ms()
         for topic in args:
             self.subscribers[(category, topic)].add(connection)
             kind, *rest = topic.split(".")
@@ -358,7 +402,7 @@ class Simulator:
     def deliver_private_reports(self) -> None:
         """Push the engine's pending reports to each authenticated, subscribed private connection."""
         reports, self.engine.reports = self.engine.reports, []
-        now = self._now_ms()
+        now = self.venue_ms()
         for key, topic, data in reports:
             targets = {c for c, s in self.private_sessions.items() if s["key"] == key and topic in s["topics"]}
             if targets:
@@ -397,7 +441,17 @@ class Simulator:
                 result = RestResult(400, {"error": str(exc)})
         elif url.path == "/sim/stats":
             result = RestResult(200, {**self.stats, "subscriptions": sum(len(s) for s in self.subscribers.values()),
-                                      "open_connections": len(self.connections)})
+                                      "open_connections": len(self.connections), "held": len(self.held),
+                                      "venue_ms": self.venue_ms()})
+        elif url.path in ("/sim/step", "/sim/release"):
+            try:
+                body = (self.step(query["symbol"].split(",") if query.get("symbol") else list(self.symbols))
+                        if url.path == "/sim/step" else self.release(int(query.get("count", 1))))
+                result = RestResult(200, body)
+            except ValueError as exc:
+                result = RestResult(400, {"error": str(exc)})
+        elif url.path == "/sim/ledger":
+            result = RestResult(200, self.engine.ledger())
         else:
             result = public_rest(self, url.path, query)
         response = connection.respond(result.status, orjson.dumps(result.body).decode())

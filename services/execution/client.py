@@ -8,7 +8,9 @@
   calls (TransientError) for `breaker_open_seconds`, so a failing venue is not hammered.
 - `place_order` is idempotent by orderLinkId: when the outcome of a create is unknown (timeout,
   dropped answer) it asks the venue for that orderLinkId before sending again, and treats 110072
-  (duplicate orderLinkId) as "already placed". An order is never placed twice.
+  (duplicate orderLinkId) as "already placed". An order is never placed twice. When the order was
+  already there, the answer carries the venue's view of it under "venueView", so the caller can
+  report what it missed.
 Secrets stay in `Secret` and are never logged.
 """
 
@@ -99,13 +101,13 @@ class BybitRest:
                 if exc.ret_code == DUPLICATE_LINK_ID:
                     existing = await self.find_order(order["category"], link_id)
                     if existing is not None:
-                        return {"orderId": existing["orderId"], "orderLinkId": link_id}
+                        return {"orderId": existing["orderId"], "orderLinkId": link_id, "venueView": existing}
                 raise
             except TransientError:
                 existing = await self.find_order(order["category"], link_id)  # did it land anyway?
                 if existing is not None:
                     log.warning("create answer lost; order %s found on the venue", link_id)
-                    return {"orderId": existing["orderId"], "orderLinkId": link_id}
+                    return {"orderId": existing["orderId"], "orderLinkId": link_id, "venueView": existing}
                 await asyncio.sleep(self.backoff * 2**attempt)
         raise TransientError(f"order {link_id} not placed after {self.max_attempts} attempts")
 
@@ -118,6 +120,18 @@ class BybitRest:
         result = await self.request("GET", "/v5/order/realtime", query={"category": category, "orderLinkId": link_id})
         orders = result.get("list", [])
         return orders[0] if orders else None
+
+    async def executions(self, category: str, link_id: str) -> list[dict[str, Any]]:
+        """Every fill of one order (GET /v5/execution/list, all pages), oldest first."""
+        fills: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            result = await self.request("GET", "/v5/execution/list", query={
+                "category": category, "orderLinkId": link_id, "limit": 100, "cursor": cursor or None})
+            fills += result.get("list", [])
+            cursor = result.get("nextPageCursor") or ""
+            if not cursor:
+                return fills[::-1]
 
     async def open_orders(self, category: str, symbol: str | None = None) -> list[dict[str, Any]]:
         query = {"category": category, "symbol": symbol, "settleCoin": None if symbol else "USDT"}

@@ -59,15 +59,18 @@ def events_from_private(message: dict[str, Any], account: str, now_ns: int,
     """orders.events from one private WS message; `origins` maps orderLinkId → origin_ts."""
     events: list[Event] = []
     topic = message.get("topic", "")
-    ts_event = int(message.get("creationTime", 0)) * 1_000_000
+    created_ms = int(message.get("creationTime", 0))
     for item in message.get("data", []):
         link_id = item.get("orderLinkId", "")
         intent_id = intent_id_of(link_id)
         if not intent_id:
             continue  # not ours (placed by hand on the account)
-        common = {"ts_event": ts_event, "ts_ingest": now_ns, "origin_ts": origins.get(link_id, 0),
-                  "account": account, "symbol": item["symbol"], "intent_id": intent_id,
-                  "order_link_id": link_id, "order_id": item.get("orderId", "")}
+        # Event time is the venue's time of the fill or order change itself, so a report re-derived
+        # by reconciliation carries the same time as the one the WebSocket pushed.
+        item_ms = item.get("execTime") if topic == "execution" else item.get("updatedTime")
+        common = {"ts_event": int(item_ms or created_ms) * 1_000_000, "ts_ingest": now_ns,
+                  "origin_ts": origins.get(link_id, 0), "account": account, "symbol": item["symbol"],
+                  "intent_id": intent_id, "order_link_id": link_id, "order_id": item.get("orderId", "")}
         if topic == "execution":
             leaves = Decimal(item.get("leavesQty") or "0")
             fill = {"exec_id": item["execId"], "side": item["side"], "fill_qty": Decimal(item["execQty"]),

@@ -7,9 +7,14 @@
   uncommitted decisions, and `place_order` is idempotent by orderLinkId, so no order is placed
   twice; a repeated cancel gets 110001, which is fine.
 - The private WS (auth, `order` + `execution`) becomes orders.events, deduplicated by event id.
-- Reconciliation on start: orders.events is read back to learn what was already reported; every
-  order the venue still lists, or that HEAN placed and has not seen close, is compared with the
-  venue's view, and missed acks, fills and cancels are reported.
+- Reconciliation on start and after a private WS drop: orders.events is read back to learn what
+  was already reported, and orders.decisions (the last `reconcile_lookback_s`) to learn what was
+  decided. Every order the venue still lists, that HEAN saw acknowledged and not closed, or that
+  was decided and never seen close, is compared with the venue's view; missed acks, cancels and
+  fills are reported, each fill with the venue's own execId (GET /v5/execution/list), so a
+  reconciled fill is the same event the WebSocket would have given.
+- A create that finds its order already on the venue (a restart re-reading its decision after the
+  order was placed) reconciles that order at once: its WebSocket reports went to the dead process.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # An order decided longer ago than this (time in the log) is not sent: the market it was
     # decided on is gone. It is reported as OrderRejected (ret_code 0, "stale decision").
     max_decision_age_ms: int = 30_000
+    # How far back reconciliation reads orders.decisions for orders that may have missed reports.
+    reconcile_lookback_s: int = 86_400
 
 
 class Execution:
@@ -85,13 +92,16 @@ class Execution:
         self.origins: dict[str, int] = {}
         self.open_links: dict[str, str] = {}  # orderLinkId → symbol, placed and not seen closed
         self.reported: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # orderLinkId → qty, value, fee
+        self.decided: dict[str, str] = {}  # orderLinkId → symbol, approved for this account (lookback)
+        self.closed: set[str] = set()  # orderLinkIds with a terminal event in orders.events
+        self.events_producer: Any = None
         self.active = asyncio.Event()
         self.lost_lease = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         self.metrics.serve(self.settings.metrics_port)
         self.metrics.up.labels("execution").set(1)  # running; hean_execution_active says if it holds the lease
-        events_producer = make_producer(self.settings.kafka_bootstrap)
+        events_producer = self.events_producer = make_producer(self.settings.kafka_bootstrap)
         await events_producer.start()
         try:
             if not await self._wait_for_lease(stop):
@@ -196,9 +206,11 @@ class Execution:
         if intent.origin_ts:
             self.metrics.tick_to_order.observe((sent - intent.origin_ts) / 1e9)
         try:
-            await self.rest.place_order(create_request(intent))
+            placed = await self.rest.place_order(create_request(intent))
             self.metrics.order_ack.observe((time.time_ns() - sent) / 1e9)
             self.metrics.orders.labels("execution", "placed").inc()
+            if "venueView" in placed:  # placed before a restart: its reports went to the dead process
+                await self._publish(self.events_producer, await self._events_for(placed["venueView"]))
             return []
         except VenueError as exc:
             self.metrics.orders.labels("execution", "refused").inc()
@@ -265,65 +277,95 @@ class Execution:
             self.reported[link_id] = (qty + event.fill_qty, value + event.fill_qty * event.fill_price, fee + event.fee)
         if isinstance(event, OrderFilled | OrderCancelled | OrderRejected):
             self.open_links.pop(link_id, None)
+            self.closed.add(link_id)
         elif isinstance(event, OrderAcknowledged | OrderPartiallyFilled):
             self.open_links[link_id] = event.symbol
 
     async def _read_back_reported(self) -> None:
-        """Learn which events and fills are already in orders.events (our own past output)."""
+        """Learn which events and fills are already in orders.events (our own past output), and
+        which orders were decided for this account lately (orders.decisions)."""
         consumer = make_consumer(self.settings.kafka_bootstrap, None)
         await consumer.start()
         try:
-            tps = await partitions_of(consumer, [self.prefix + ORDERS_EVENTS])
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+            events = await partitions_of(consumer, [self.prefix + ORDERS_EVENTS])
+            decisions = await partitions_of(consumer, [self.prefix + ORDERS_DECISIONS])
+            consumer.assign(events + decisions)
+            await consumer.seek_to_beginning(*events)
+            since_ms = int(time.time() * 1000) - self.config.reconcile_lookback_s * 1000
+            found = await consumer.offsets_for_times(dict.fromkeys(decisions, since_ms))
+            ends = await consumer.end_offsets(events + decisions)
+            for tp in decisions:
+                consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ends[tp])
+            pending = {tp for tp in events + decisions if await consumer.position(tp) < ends[tp]}
             while pending:
                 for records in (await consumer.getmany(*pending, timeout_ms=500)).values():
                     for record in records:
                         with contextlib.suppress(DecodeError):
-                            event = decode(record.value)
-                            self.published.add(event.id)
-                            if isinstance(event, OrderEvent) and event.account == self.config.account:
-                                self._track(event)
+                            self._learn(decode(record.value))
                 pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
         finally:
             await consumer.stop()
 
+    def _learn(self, event: Event) -> None:
+        if isinstance(event, OrderEvent):
+            self.published.add(event.id)
+            if event.account == self.config.account:
+                self._track(event)
+        elif isinstance(event, IntentApproved) and isinstance(event.intent, SubmitOrder) \
+                and event.intent.account == self.config.account:
+            self.decided[link_id_for(event.intent.id)] = event.intent.symbol
+
     async def _reconcile(self, producer: Any) -> None:
         """Report what the venue knows and orders.events does not (missed while HEAN was down)."""
         venue = {o["orderLinkId"]: o for o in await self.rest.open_orders("linear") if o.get("orderLinkId")}
-        for link_id in list(self.open_links):
-            if link_id not in venue:
-                found = await self.rest.find_order("linear", link_id)
-                if found is not None:
-                    venue[link_id] = found
+        unsure = {*self.open_links, *(link for link in self.decided if link not in self.closed)}
+        for link_id in sorted(unsure - set(venue)):
+            found = await self.rest.find_order("linear", link_id)
+            if found is not None:
+                venue[link_id] = found
         events: list[Event] = []
-        now = time.time_ns()
         for view in venue.values():
-            message = {"topic": "order", "creationTime": int(view.get("updatedTime") or 0)}
-            events += events_from_private({**message, "data": [{**view, "orderStatus": "New"}]},
-                                          self.config.account, now, self.origins)
-            events += self._missed_fill(view, now)
-            if view.get("orderStatus") in ("Cancelled", "Rejected", "Deactivated"):
-                events += events_from_private({**message, "data": [view]}, self.config.account, now, self.origins)
+            events += await self._events_for(view)
         await self._publish(producer, events)
 
-    def _missed_fill(self, view: dict[str, Any], now: int) -> list[Event]:
-        """The part of the venue's cumulative fill not reported yet, as one fill event.
+    async def _events_for(self, view: dict[str, Any]) -> list[Event]:
+        """The events one order's venue view implies and orders.events lacks: its ack, its fills
+        (by execId from the venue's execution list), its end; in the order the WebSocket gives them."""
+        now = time.time_ns()
+        account = self.config.account
+        events: list[Event] = []
+        if view.get("cancelType") not in ("CancelByPostOnly", "CancelByFOK"):  # those never rested
+            ack = {"topic": "order", "data": [{**view, "orderStatus": "New", "updatedTime": view.get("createdTime")}]}
+            events += events_from_private(ack, account, now, self.origins)
+        events += await self._missed_fills(view, now)
+        if view.get("orderStatus") in ("Cancelled", "Rejected", "Deactivated"):
+            events += events_from_private({"topic": "order", "data": [view]}, account, now, self.origins)
+        return [e for e in events if e.id not in self.published]
 
-        Quantity, value and fee are the venue's cumulative figures minus what orders.events holds,
-        so the sums stay exact; the execId derives from the order and its cumulative quantity, so
-        reconciling again reports nothing new."""
-        qty, value, fee = self.reported.get(view["orderLinkId"], (ZERO, ZERO, ZERO))
+    async def _missed_fills(self, view: dict[str, Any], now: int) -> list[Event]:
+        """Fills of this order the log lacks, each as the venue reported it (same execId, so the
+        same event id). Should the venue's list not cover the cumulative quantity, the remainder
+        is reported as one fill whose quantity, value and fee are the venue's cumulative figures
+        minus what orders.events holds, so the sums stay exact."""
+        link_id = view["orderLinkId"]
+        qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
+        if Decimal(view.get("cumExecQty") or "0") <= qty:
+            return []
+        listed = await self.rest.executions("linear", link_id)
+        events = [e for e in events_from_private({"topic": "execution", "data": listed}, self.config.account,
+                                                 now, self.origins) if e.id not in self.published]
+        for event in events:
+            assert isinstance(event, OrderPartiallyFilled | OrderFilled)
+            qty, value, fee = qty + event.fill_qty, value + event.fill_qty * event.fill_price, fee + event.fee
         missing = Decimal(view.get("cumExecQty") or "0") - qty
         if missing <= 0:
-            return []
+            return events
         price = (Decimal(view.get("cumExecValue") or "0") - value) / missing
-        item = {"symbol": view["symbol"], "orderLinkId": view["orderLinkId"], "orderId": view["orderId"],
+        item = {"symbol": view["symbol"], "orderLinkId": link_id, "orderId": view["orderId"],
                 "execId": f"recon-{view['orderId']}-{view['cumExecQty']}", "side": view["side"],
                 "execQty": str(missing), "execPrice": str(price),
                 "execFee": str(Decimal(view.get("cumExecFee") or "0") - fee), "isMaker": False,
-                "leavesQty": view.get("leavesQty") or "0", "orderQty": view.get("qty")}
-        message = {"topic": "execution", "creationTime": int(view.get("updatedTime") or 0), "data": [item]}
-        return events_from_private(message, self.config.account, now, self.origins)
+                "leavesQty": view.get("leavesQty") or "0", "orderQty": view.get("qty"),
+                "execTime": view.get("updatedTime")}
+        return events + events_from_private({"topic": "execution", "data": [item]}, self.config.account, now,
+                                            self.origins)

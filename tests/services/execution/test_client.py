@@ -88,7 +88,9 @@ async def test_5xx_and_lost_acks_never_place_twice(client: BybitRest, sim: Simul
 async def test_duplicate_link_id_is_treated_as_placed(client: BybitRest, sim: Simulator) -> None:
     first = await client.place_order(order("c-8"))
     again = await client.place_order(order("c-8"))
+    view = again.pop("venueView")
     assert again == first and created(sim, "c-8") == 1
+    assert view["orderLinkId"] == "c-8" and view["orderId"] == first["orderId"]  # what the caller may have missed
 
 
 async def test_circuit_breaker_opens_on_a_failing_venue(sim: Simulator) -> None:
