@@ -290,6 +290,7 @@ class Simulator:
             async for raw in connection:
                 for reply in self.on_message(connection, category, conn_id, raw):
                     await connection.send(reply)
+                    self.stats["replies_sent"] += 1
         except ConnectionClosed:
             pass
         finally:

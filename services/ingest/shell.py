@@ -206,8 +206,16 @@ class Ingest:
 
     async def _on_frame(self, raw: str | bytes, normalizer: Normalizer, ws: Any, producer: Any,
                         logged: set[str]) -> None:
+        """Handle one frame; it is counted once its events are handed to the producer, so a frame
+        count equal to the venue's sent count means every event of those frames was sent."""
+        try:
+            await self._handle_frame(raw, normalizer, ws, producer, logged)
+        finally:
+            self._frames.inc()
+
+    async def _handle_frame(self, raw: str | bytes, normalizer: Normalizer, ws: Any, producer: Any,
+                            logged: set[str]) -> None:
         recv_ns = time.time_ns()
-        self._frames.inc()
         if self._recorder is not None:
             text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
             self._recorder.write(orjson.dumps({"t": int((time.monotonic() - self._record_started) * 1000),

@@ -8,6 +8,10 @@ Recovery (per shard, on assignment): load the Redis snapshot (state + the offset
 seek there, and re-apply records up to the group's committed offset with outputs suppressed:
 those outputs are already in the log. From the committed offset on, the service is live.
 Snapshots are written only after a commit, so they never run ahead of the log.
+
+Records are applied in merged input order (runtime/merge.py): by record time across the
+partitions of a shard, exactly where the records are known to exist (recovery, replay), so a
+replay, a recovery and the live run agree on the order, not only on the records.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from schemas.topics import DLQ
 from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, partitions_of, send_keyed
 from services.runtime.codec import decode_as, encode
 from services.runtime.errors import DecodeError, InvariantViolation, NotAccepted
+from services.runtime.merge import InputMerge
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.service import ServiceDef, StartFrom, state_hash
 from services.runtime.settings import RuntimeSettings
@@ -70,6 +75,7 @@ class ServiceRunner:
         self.consumer: AIOKafkaConsumer | None = None
         self.metrics_port: int | None = None
         self.live = asyncio.Event()
+        self.merge = InputMerge(self._shard, self.inputs)
         for topic in self.inputs:
             self.metrics.events_in.labels(definition.name, topic)
         self.metrics.read_gauges(lambda: [r for state in list(self.states.values())
@@ -95,7 +101,7 @@ class ServiceRunner:
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=100, max_records=self.settings.batch_max_records)
-                if batch:
+                if batch or self.merge.holding():  # held records may wait on a partition's position only
                     await self._process(batch, producer)
                 await self._maybe_snapshot()
                 self._update_lag(consumer)
@@ -110,72 +116,69 @@ class ServiceRunner:
     # ------------------------------------------------------------------ the batch
 
     async def _process(self, batch: Mapping[TopicPartition, list[Any]], producer: Any) -> None:
-        """Apply one batch and commit its outputs and offsets in one transaction."""
+        """Apply what the batch makes ready, in merged input order (runtime/merge.py), and commit
+        its outputs and offsets in one transaction."""
         started = time.perf_counter()
         definition, metrics, name = self.definition, self.metrics, self.definition.name
         step, accepts, state_after = definition.step, definition.accepts, definition.state_after
-        applying = 0.0
         outgoing: list[tuple[str, bytes, bytes]] = []
         origins: list[int] = []
         classify = definition.classify
         kinds: list[str] = []
         commit: dict[TopicPartition, int] = {}
-        replayed = 0
+        replayed = applied = 0
         for tp, records in batch.items():
-            shard = self._shard(tp)
-            caught_up_at = self.committed.get(tp)
-            if caught_up_at is None or shard not in self.states:
+            if self.committed.get(tp) is None or self._shard(tp) not in self.states:
                 continue  # fetched before this partition was recovered; it is re-read after the seek
-            state = self.states[shard]
-            applied = 0
-            for record in records:
-                live = record.offset >= caught_up_at
-                t0 = time.perf_counter()
-                try:
-                    event = decode_as(record.value, accepts)
-                except NotAccepted:
-                    continue
-                except DecodeError as exc:
-                    if live:
-                        outgoing.append(self._dead_letter(record, exc.reason, str(exc)))
-                    continue
-                try:
-                    if live:
-                        state, emits = step(state, event)
-                    else:  # recovery: the outputs are already in the log
-                        state, emits = state_after(state, event), ()
-                except InvariantViolation:
-                    raise
-                except Exception as exc:  # a step that fails on one event must not stop the service
-                    if live:
-                        outgoing.append(self._dead_letter(record, "apply_failed", repr(exc)))
-                    log.warning("step failed; record dead-lettered",
-                                extra={"topic": tp.topic, "partition": tp.partition, "offset": record.offset,
-                                       "error": repr(exc)})
-                    continue
-                applying += time.perf_counter() - t0
-                applied += 1
-                if live:
-                    for emit in emits:
-                        outgoing.append((self.prefix + emit.topic, emit.key.encode(), encode(emit.event)))
-                        if emit.event.origin_ts:
-                            origins.append(emit.event.origin_ts)
-                        if classify is not None:
-                            kinds.append(classify(emit.event))
-                else:
-                    replayed += 1
-            self.states[shard] = state
-            if applied:
-                metrics.apply_hist.observe(applying / applied)
-                applying = 0.0
-            self.applied[shard] = self.applied.get(shard, 0) + applied
-            self.dirty.add(shard)
-            position = records[-1].offset + 1
-            self.positions[tp] = position
-            if position > caught_up_at:
-                commit[tp] = position
-                self.committed[tp] = position
+            self.merge.add(tp, records)
             metrics.events_in.labels(name, tp.topic).inc(len(records))
+        consumer = self.consumer
+        assert consumer is not None
+        positions = {tp: await consumer.position(tp) for tp in self.merge.waiting_on()}
+        t0 = time.perf_counter()
+        for tp, record in self.merge.ready(positions):
+            shard = self._shard(tp)
+            caught_up_at = self.committed[tp]
+            live = record.offset >= caught_up_at
+            self.positions[tp] = record.offset + 1
+            if live:
+                commit[tp] = self.committed[tp] = record.offset + 1
+            self.dirty.add(shard)
+            try:
+                event = decode_as(record.value, accepts)
+            except NotAccepted:
+                continue
+            except DecodeError as exc:
+                if live:
+                    outgoing.append(self._dead_letter(record, exc.reason, str(exc)))
+                continue
+            try:
+                if live:
+                    self.states[shard], emits = step(self.states[shard], event)
+                else:  # recovery: the outputs are already in the log
+                    self.states[shard], emits = state_after(self.states[shard], event), ()
+            except InvariantViolation:
+                raise
+            except Exception as exc:  # a step that fails on one event must not stop the service
+                if live:
+                    outgoing.append(self._dead_letter(record, "apply_failed", repr(exc)))
+                log.warning("step failed; record dead-lettered",
+                            extra={"topic": tp.topic, "partition": tp.partition, "offset": record.offset,
+                                   "error": repr(exc)})
+                continue
+            applied += 1
+            self.applied[shard] = self.applied.get(shard, 0) + 1
+            if live:
+                for emit in emits:
+                    outgoing.append((self.prefix + emit.topic, emit.key.encode(), encode(emit.event)))
+                    if emit.event.origin_ts:
+                        origins.append(emit.event.origin_ts)
+                    if classify is not None:
+                        kinds.append(classify(emit.event))
+            else:
+                replayed += 1
+        if applied:
+            metrics.apply_hist.observe((time.perf_counter() - t0) / applied)
         if replayed:
             metrics.replayed.labels(name).inc(replayed)
         if commit:
@@ -262,6 +265,7 @@ class ServiceRunner:
                 consumer.seek(tp, offset)
                 self.positions[tp] = offset
                 self.committed[tp] = committed[tp]
+                self.merge.reset(tp, target=committed[tp])
             self.dirty.add(shard)
             consumer.resume(*shard_tps)
             log.info("shard assigned", extra={
@@ -283,6 +287,7 @@ class ServiceRunner:
             for tp in [tp for tp in self.committed if self._shard(tp) in shards]:
                 self.committed.pop(tp, None)
                 self.positions.pop(tp, None)
+                self.merge.drop([tp])
 
     # ------------------------------------------------------------------ snapshots, metrics
 
@@ -323,6 +328,9 @@ class ServiceRunner:
 
 
 # ---------------------------------------------------------------------- replay without effects
+
+
+REPLAY_BUFFER = 20_000  # records held per partition before its fetches wait for the others
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,29 +385,33 @@ async def replay(
         states: dict[int, Any] = {shard_of(tp): definition.initial_state() for tp in tps}
         total = sum(max(0, ends[tp] - beginnings[tp]) for tp in tps)
         records = undecodable = 0
+        merge = InputMerge(shard_of, inputs)
+        for tp in tps:
+            merge.reset(tp, target=ends[tp])
         pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5_000)
+        while pending or merge.holding():
+            # Fetch for the partitions that are not far ahead of the others (bounded memory).
+            wanted = [tp for tp in pending if merge.buffered(tp) < REPLAY_BUFFER] or list(pending)
+            batch = await consumer.getmany(*wanted, timeout_ms=500, max_records=5_000) if wanted else {}
             for tp, msgs in batch.items():
-                shard, state, end = shard_of(tp), states[shard_of(tp)], ends[tp]
-                for record in msgs:
-                    if record.offset >= end:
-                        break
-                    records += 1
-                    try:
-                        event = decode_as(record.value, definition.accepts)
-                    except NotAccepted:
-                        continue
-                    except DecodeError:
-                        undecodable += 1
-                        continue
-                    try:
-                        state = state_after(state, event)
-                    except InvariantViolation:
-                        raise
-                    except Exception:
-                        undecodable += 1
-                states[shard] = state
+                merge.add(tp, [m for m in msgs if m.offset < ends[tp]])
+            positions = {tp: await consumer.position(tp) for tp in merge.waiting_on()}
+            for tp, record in merge.ready(positions):
+                records += 1
+                try:
+                    event = decode_as(record.value, definition.accepts)
+                except NotAccepted:
+                    continue
+                except DecodeError:
+                    undecodable += 1
+                    continue
+                shard = shard_of(tp)
+                try:
+                    states[shard] = state_after(states[shard], event)
+                except InvariantViolation:
+                    raise
+                except Exception:
+                    undecodable += 1
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)

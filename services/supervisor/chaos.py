@@ -1,0 +1,220 @@
+"""Chaos runs: the whole trading loop in lockstep, with SIGKILLs, compared with a run without.
+
+`lockstep_run` starts the local stack (simulator in lockstep mode, ingest, strategy, risk,
+execution, accounting) under one topic prefix, drives the market `steps` steps per symbol
+(services/supervisor/lockstep.py), and SIGKILLs trading-loop services at seeded random frames,
+each after a random delay, so the kill lands anywhere in the work that frame starts. The
+supervisor restarts a killed service at once (with its backoff); it recovers from its snapshot
+and the log. At the end the stack is stopped, and what the run produced is collected:
+
+- the venue's books (/sim/ledger): every order and fill with its id, positions and wallet;
+- intents, decisions and order events as read from the log (without local receive times);
+- per topic, how many records repeat an id (a duplicate intent, decision or report);
+- `hean state` hashes of strategy, risk and accounting, and `hean replay --from-beginning` hashes.
+
+Two runs with the same seed must produce equal records (`differences`): that is the crash-safety
+claim, proven from outside, through the CLI and the venue's own books.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_INTENTS
+from services.runtime.bus import make_consumer, partitions_of
+from services.runtime.codec import decode
+from services.supervisor.lockstep import Settle, drive
+from services.supervisor.stack import Stack, StackConfig
+
+SERVICES = ("strategy", "risk", "accounting")  # folded services: `hean state` and `hean replay` apply
+KILLABLE = ("strategy", "risk", "execution", "accounting")
+LOCAL_TIMES = frozenset({"ts_ingest", "origin_ts"})  # when HEAN received something: differs per run
+SUBSCRIPTIONS_PER_SYMBOL = 3  # ingest's book, trades and tickers streams
+
+LOCKSTEP_ENV = {
+    "EXCHANGE_SIM_LOCKSTEP": "true",
+    "HEAN_LOG_LEVEL": "WARNING",
+    "HEAN_SESSION_TIMEOUT_MS": "3000",
+    "HEAN_SNAPSHOT_EVERY_SECONDS": "1",
+    # Fast parameters, so a short run trades: EMA crosses every few trades, quotes move often.
+    "STRATEGY_EMA_FAST": "3",
+    "STRATEGY_EMA_SLOW": "8",
+    "STRATEGY_MAKER_MIN_REQUOTE_MS": "250",
+}
+
+
+@dataclass
+class RunRecord:
+    """What one lockstep run produced (see the module docstring)."""
+
+    ledger: dict[str, Any]
+    records: dict[str, list[Any]]
+    duplicates: dict[str, int]
+    state_hashes: dict[str, str]
+    replay_hashes: dict[str, str]
+    frames: int = 0
+    kills: list[tuple[int, str]] = field(default_factory=list)
+    restarts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        """Headline figures: orders and fills at the venue, records per topic."""
+        venue = next(iter(self.ledger.values()), {"orders": [], "executions": []})
+        return {"orders": len(venue["orders"]), "fills": len(venue["executions"]),
+                **{topic: len(records) for topic, records in self.records.items()}}
+
+
+def kill_plan(rng: random.Random, frames_estimate: int, kills_per_service: int) -> dict[int, str]:
+    """Frame number → service to kill there: each killable service `kills_per_service` times, at
+    random frames spread over the run (none in the first few, while groups are still forming)."""
+    victims = [s for s in KILLABLE for _ in range(kills_per_service)]
+    rng.shuffle(victims)
+    frames = sorted(rng.sample(range(8, max(9 + len(victims), frames_estimate)), len(victims)))
+    return dict(zip(frames, victims, strict=True))
+
+
+async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills_per_service: int = 0,
+                       chaos_seed: int = 1, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+                       bootstrap: str = "127.0.0.1:9092", redis_url: str = "redis://127.0.0.1:6379/0") -> RunRecord:
+    """One run (see the module docstring); `kills_per_service` = 0 is the crash-free run."""
+    started = time.monotonic()
+    env = {**LOCKSTEP_ENV, "EXCHANGE_SIM_SEED": str(seed)}
+    config = StackConfig(home=home, bootstrap=bootstrap, redis_url=redis_url, prefix=prefix, symbols=symbols,
+                         recorder=False, extra_env=env)
+    stack = Stack(config)
+    rng = random.Random(chaos_seed)
+    plan = kill_plan(rng, steps * len(symbols) * 2, kills_per_service) if kills_per_service else {}
+    kills: list[tuple[int, str]] = []
+    pending: set[asyncio.Task[None]] = set()
+
+    async def kill_later(frame: int) -> None:
+        victim = plan.get(frame)
+        if victim is None:
+            return
+
+        async def kill() -> None:
+            await asyncio.sleep(rng.uniform(0.0, 0.15))  # somewhere in the work this frame started
+            stack.services[victim].child.kill()
+            kills.append((frame, victim))
+
+        task = asyncio.create_task(kill())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    sim_port = int(stack.services["exchange-sim"].child.env["EXCHANGE_SIM_PORT"])
+    ingest_port = stack.services["ingest"].metrics_port
+    assert ingest_port is not None
+    settle = Settle(bootstrap, prefix, sim_port, ingest_port, KILLABLE)
+    try:
+        await stack.start()
+        await _wait_subscribed(sim_port, SUBSCRIPTIONS_PER_SYMBOL * len(symbols))
+        await settle.start()
+        frames = await drive(settle, sim_port, symbols, steps, kill_later)
+        await asyncio.gather(*pending)
+        await settle.wait()
+        async with httpx.AsyncClient() as client:
+            ledger = (await client.get(f"http://127.0.0.1:{sim_port}/sim/ledger")).json()
+        restarts = {name: s.child.restarts for name, s in stack.services.items()}
+    finally:
+        await settle.close()
+        await stack.stop()
+    records, duplicates = await _read_outputs(bootstrap, prefix)
+    # The services' own settings: a replay folds with the parameters the live service had.
+    cli_env = {**env, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "HEAN_REDIS_URL": redis_url, "HEAN_HOME": str(home)}
+    states = {s: _cli_hash(["state", s, "--json", "--topic-prefix", prefix], cli_env) for s in SERVICES}
+    replays = {s: _cli_hash(["replay", s, "--from-beginning", "--json", "--topic-prefix", prefix], cli_env)
+               for s in SERVICES}
+    return RunRecord(ledger=ledger, records=records, duplicates=duplicates, state_hashes=states,
+                     replay_hashes=replays, frames=frames, kills=kills, restarts=restarts,
+                     seconds=time.monotonic() - started)
+
+
+def differences(clean: RunRecord, chaos: RunRecord) -> list[str]:
+    """What differs between two runs with the same seed (empty: the runs agree)."""
+    found = []
+    if clean.ledger != chaos.ledger:
+        found.append("the venue's books (orders, fills, positions, wallet) differ")
+    for topic in clean.records.keys() | chaos.records.keys():
+        a, b = clean.records.get(topic, []), chaos.records.get(topic, [])
+        if a != b:
+            found.append(f"{topic}: {len(a)} vs {len(b)} records; {len([x for x in b if x not in a])} new in chaos")
+    for name in SERVICES:
+        if clean.state_hashes.get(name) != chaos.state_hashes.get(name):
+            found.append(f"{name}: state hash {clean.state_hashes.get(name)} vs {chaos.state_hashes.get(name)}")
+    for run, label in ((clean, "clean"), (chaos, "chaos")):
+        for name in SERVICES:
+            if run.state_hashes.get(name) != run.replay_hashes.get(name):
+                found.append(f"{label} {name}: hean state {run.state_hashes.get(name)} != hean replay "
+                             f"{run.replay_hashes.get(name)}")
+        found += [f"{label} {topic}: {n} duplicated records" for topic, n in run.duplicates.items() if n]
+    return found
+
+
+async def _wait_subscribed(sim_port: int, subscriptions: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                stats = (await client.get(f"http://127.0.0.1:{sim_port}/sim/stats")).json()
+                if stats.get("subscriptions", 0) >= subscriptions:
+                    return
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"ingest did not subscribe to {subscriptions} streams in {timeout} s")
+
+
+async def _read_outputs(bootstrap: str, prefix: str) -> tuple[dict[str, list[Any]], dict[str, int]]:
+    """Intents, decisions and order events, sorted by id, without local times; and per topic how
+    many records repeat an id."""
+    consumer = make_consumer(bootstrap, None)
+    await consumer.start()
+    records: dict[str, list[Any]] = {}
+    duplicates: dict[str, int] = {}
+    try:
+        topics = (ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS)
+        every = await partitions_of(consumer, [prefix + t for t in topics])  # before any assign narrows it
+        for topic in topics:
+            tps = [tp for tp in every if tp.topic == prefix + topic]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            events = []
+            pending = {tp for tp in tps if ends[tp] > 0}
+            while pending:
+                for batch in (await consumer.getmany(*pending, timeout_ms=500)).values():
+                    events += [decode(r.value) for r in batch]
+                pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+            ids = Counter(e.id for e in events)
+            duplicates[topic] = sum(n - 1 for n in ids.values())
+            unique = {e.id: _without_local_times(msgspec.to_builtins(e)) for e in events}
+            records[topic] = [unique[i] for i in sorted(unique)]
+    finally:
+        await consumer.stop()
+    return records, duplicates
+
+
+def _without_local_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_local_times(v) for k, v in value.items() if k not in LOCAL_TIMES}
+    return value
+
+
+def _cli_hash(args: list[str], env: dict[str, str]) -> str:
+    """The hash `hean ARGS` prints (--json); the CLI an operator would use."""
+    result = subprocess.run([sys.executable, "-m", "services.cli.main", *args], capture_output=True, text=True,
+                            env={**os.environ, **env}, timeout=300, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"hean {' '.join(args)} failed: {result.stderr.strip()[-500:]}")
+    return str(msgspec.json.decode(result.stdout.strip().splitlines()[-1])["hash"])
