@@ -108,6 +108,25 @@ async def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float 
         await admin.close()
 
 
+async def wait_no_open_transactions(bootstrap: str, topic: str, timeout: float = 60) -> None:
+    """Wait until no transaction is open on `topic` (its last stable offset reached the high water
+    mark): a SIGKILLed producer's transaction stays open until the broker times it out."""
+    committed = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    everything = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted")
+    await committed.start()
+    await everything.start()
+    try:
+        tps = await partitions_of(committed, [topic])
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await committed.end_offsets(tps) != await everything.end_offsets(tps):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"a transaction on {topic} stayed open for {timeout} s")
+            await asyncio.sleep(0.5)
+    finally:
+        await committed.stop()
+        await everything.stop()
+
+
 async def wait_consumed(bootstrap: str, group: str, topic: str, timeout: float = 60) -> None:
     """Wait until `group` has committed past the last record of every partition of `topic`.
 

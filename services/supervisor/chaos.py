@@ -106,8 +106,11 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
             return
 
         async def kill() -> None:
+            child = stack.services[victim].child
+            while not child.running:  # still down from its last kill: wait for the restart
+                await asyncio.sleep(0.05)
             await asyncio.sleep(rng.uniform(0.0, 0.15))  # somewhere in the work this frame started
-            stack.services[victim].child.kill()
+            child.kill()
             kills.append((frame, victim))
 
         task = asyncio.create_task(kill())

@@ -29,7 +29,7 @@ from services.runtime.run import ServiceRunner
 from services.runtime.settings import RuntimeSettings
 from services.strategy.config import StrategyConfig
 from services.strategy.shell import definition
-from tests.conftest import create_topics, read_topic, wait_caught_up
+from tests.conftest import create_topics, read_topic, wait_caught_up, wait_no_open_transactions
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 6
@@ -164,6 +164,8 @@ async def test_three_instances_share_partitions_and_survive_a_kill(bootstrap: st
     stop.set()
     await task
 
+    # The killed instance may have died inside a transaction: wait until the broker aborted it.
+    await wait_no_open_transactions(bootstrap, run + ORDERS_INTENTS)
     scaled = intents_by_symbol(await read_topic(bootstrap, run + ORDERS_INTENTS))
     alone = intents_by_symbol(await read_topic(bootstrap, reference + ORDERS_INTENTS))
     assert set(alone) == set(symbols), "every symbol traded"
