@@ -14,10 +14,9 @@ from collections.abc import Iterable
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from schemas.topics import spec
-from services.runtime.bus import ensure_topics, make_consumer, partitions_of
+from services.runtime.bus import ensure_topics, group_offsets, make_consumer, partitions_of, read_to_end
 
 BOOTSTRAP = os.environ.get("HEAN_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("HEAN_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -64,25 +63,11 @@ async def read_topic(bootstrap: str, topic: str) -> list:
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         records: dict[TopicPartition, list] = {tp: [] for tp in tps}
-        pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=1000)
-            for tp, msgs in batch.items():
-                records[tp].extend(m for m in msgs if m.offset < ends[tp])
-            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        async for tp, msgs in read_to_end(consumer, tps, ends, timeout_ms=1000):
+            records[tp].extend(m for m in msgs if m.offset < ends[tp])
         return [r for tp in tps for r in records[tp]]
     finally:
         await consumer.stop()
-
-
-async def group_offsets(admin: AIOKafkaAdminClient, group: str) -> dict:
-    """The group's committed offsets; {} while the group coordinator is not available yet."""
-    try:
-        return await admin.list_consumer_group_offsets(group)
-    except KafkaError as exc:
-        if exc.retriable:
-            return {}
-        raise
 
 
 async def wait_caught_up(bootstrap: str, group: str, topic: str, timeout: float = 60) -> None:

@@ -50,7 +50,7 @@ from services.execution.core import create_request, events_from_private, link_id
 from services.execution.lease import Lease
 from services.execution.metrics import ExecutionMetrics
 from services.execution.signing import ws_auth_signature
-from services.runtime.bus import make_consumer, make_producer, partitions_of
+from services.runtime.bus import make_consumer, make_producer, partitions_of, read_to_end
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, TransientError
 from services.runtime.settings import RuntimeSettings, Secret
@@ -296,13 +296,10 @@ class Execution:
             ends = await consumer.end_offsets(events + decisions)
             for tp in decisions:
                 consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ends[tp])
-            pending = {tp for tp in events + decisions if await consumer.position(tp) < ends[tp]}
-            while pending:
-                for records in (await consumer.getmany(*pending, timeout_ms=500)).values():
-                    for record in records:
-                        with contextlib.suppress(DecodeError):
-                            self._learn(decode(record.value))
-                pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+            async for _tp, records in read_to_end(consumer, events + decisions, ends):
+                for record in records:
+                    with contextlib.suppress(DecodeError):
+                        self._learn(decode(record.value))
         finally:
             await consumer.stop()
 

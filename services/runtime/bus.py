@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +159,31 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> li
     """
     await consumer._client.force_metadata_update()
     return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+
+
+async def read_to_end(consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition],
+                      ends: Mapping[TopicPartition, int] | None = None, timeout_ms: int = 500,
+                      ) -> AsyncIterator[tuple[TopicPartition, list[Any]]]:
+    """Batches of `tps` from the consumer's positions until each reaches `ends` (default: the end
+    offsets at the call, the last stable offsets under read_committed, so markers do not stall it).
+    The last batch of a partition may run past its end; callers that need a cut filter by offset."""
+    tps = list(tps)
+    ends = ends if ends is not None else await consumer.end_offsets(tps)
+    pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+    while pending:
+        for tp, records in (await consumer.getmany(*pending, timeout_ms=timeout_ms)).items():
+            yield tp, records
+        pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+
+
+async def group_offsets(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPartition, Any]:
+    """The group's committed offsets (OffsetAndMetadata); {} while its coordinator is not available yet."""
+    try:
+        return await admin.list_consumer_group_offsets(group)
+    except KafkaError as exc:
+        if exc.retriable:
+            return {}
+        raise
 
 
 def make_admin(bootstrap: str) -> AIOKafkaAdminClient:

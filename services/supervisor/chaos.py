@@ -34,7 +34,7 @@ import httpx
 import msgspec
 
 from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_INTENTS
-from services.runtime.bus import make_consumer, partitions_of
+from services.runtime.bus import make_consumer, partitions_of, read_to_end
 from services.runtime.codec import decode
 from services.supervisor.lockstep import Settle, drive
 from services.supervisor.stack import Stack, StackConfig
@@ -192,13 +192,7 @@ async def _read_outputs(bootstrap: str, prefix: str) -> tuple[dict[str, list[Any
             tps = [tp for tp in every if tp.topic == prefix + topic]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            events = []
-            pending = {tp for tp in tps if ends[tp] > 0}
-            while pending:
-                for batch in (await consumer.getmany(*pending, timeout_ms=500)).values():
-                    events += [decode(r.value) for r in batch]
-                pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+            events = [decode(r.value) async for _tp, batch in read_to_end(consumer, tps) for r in batch]
             ids = Counter(e.id for e in events)
             duplicates[topic] = sum(n - 1 for n in ids.values())
             unique = {e.id: _without_local_times(msgspec.to_builtins(e)) for e in events}

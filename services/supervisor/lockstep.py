@@ -28,13 +28,12 @@ from typing import Any
 
 import httpx
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 
 from schemas.events import derive_id
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.execution.core import intent_id_of
 from services.registry import definition
-from services.runtime.bus import make_admin, make_consumer, partitions_of
+from services.runtime.bus import group_offsets, make_admin, make_consumer, partitions_of, read_to_end
 from services.runtime.codec import decode
 from services.runtime.errors import DecodeError
 from services.supervisor.observe import scrape
@@ -113,7 +112,8 @@ class Settle:
         ingest = await scrape(self.http, self.ingest_port)
         if not ingest.ok or ingest.total("hean_ws_frames_total") != sent:
             return self._open(f"ingest handled {ingest.total('hean_ws_frames_total'):.0f} of {sent} frames")
-        committed = {g: await self._committed(g) for g in self.groups}
+        committed = {g: {tp: m.offset for tp, m in (await group_offsets(self.admin, g)).items()}
+                     for g in self.groups}
         ledger = (await self.http.get(f"{self.sim}/sim/ledger")).json()
         await self._read_to_end()
         for topic in MD_TOPICS:
@@ -142,29 +142,15 @@ class Settle:
         self.last_reason = reason
         return False
 
-    async def _committed(self, group: str) -> dict[TopicPartition, int]:
-        try:
-            offsets = await self.admin.list_consumer_group_offsets(group)
-        except KafkaError as exc:
-            if exc.retriable:
-                return {}
-            raise
-        return {tp: meta.offset for tp, meta in offsets.items()}
-
     async def _read_to_end(self) -> None:
-        tps = list(self.consumer.assignment())
-        ends = await self.consumer.end_offsets(tps)
-        pending = {tp for tp in tps if await self.consumer.position(tp) < ends[tp]}
         events_topic = self.prefix + ORDERS_EVENTS
-        while pending:
-            for tp, records in (await self.consumer.getmany(*pending, timeout_ms=200)).items():
-                self.tail.last[tp] = records[-1].offset
-                self.tail.counts[tp.topic] = self.tail.counts.get(tp.topic, 0) + len(records)
-                if tp.topic == events_topic:
-                    for record in records:
-                        with contextlib.suppress(DecodeError):
-                            self.tail.event_ids.add(decode(record.value).id)
-            pending = {tp for tp in pending if await self.consumer.position(tp) < ends[tp]}
+        async for tp, records in read_to_end(self.consumer, self.consumer.assignment(), timeout_ms=200):
+            self.tail.last[tp] = records[-1].offset
+            self.tail.counts[tp.topic] = self.tail.counts.get(tp.topic, 0) + len(records)
+            if tp.topic == events_topic:
+                for record in records:
+                    with contextlib.suppress(DecodeError):
+                        self.tail.event_ids.add(decode(record.value).id)
 
 
 Hook = Callable[[int], Awaitable[None]]
