@@ -40,6 +40,11 @@ class _VenueCollector(Collector):
             limit.add_metric(["execution", path], seen.limit)
         yield remaining
         yield limit
+        paced = CounterMetricFamily("hean_rest_paced_seconds",
+                                    "Time requests waited to stay within the venue's rate limit",
+                                    labels=["service"])
+        paced.add_metric(["execution"], self.rest.paced_seconds)
+        yield paced
         breaker = GaugeMetricFamily("hean_venue_breaker_open", "1 while the REST circuit breaker is open",
                                     labels=["service"])
         breaker.add_metric(["execution"], 1.0 if time.monotonic() < self.rest.open_until else 0.0)

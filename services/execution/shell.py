@@ -3,7 +3,8 @@
 - One active executor per account (Redis lease with a fencing token); a second instance waits,
   and an executor that lost its lease stops before its next effect.
 - Decisions are read as group `hean.execution`; each batch's effects are performed, then its
-  venue refusals (OrderRejected) and offsets are committed in one transaction. A crash re-reads
+  venue refusals (OrderRejected) and offsets are committed in one transaction (a plain offset
+  commit when there were none). A crash re-reads
   uncommitted decisions, and `place_order` is idempotent by orderLinkId, so no order is placed
   twice; a repeated cancel gets 110001, which is fine.
 - The private WS (auth, `order` + `execution`) becomes orders.events, deduplicated by event id.
@@ -50,7 +51,7 @@ from services.execution.core import create_request, events_from_private, link_id
 from services.execution.lease import Lease
 from services.execution.metrics import ExecutionMetrics
 from services.execution.signing import ws_auth_signature
-from services.runtime.bus import make_consumer, make_producer, partitions_of, read_to_end
+from services.runtime.bus import make_consumer, make_producer, partitions_of, read_to_end, send_keyed
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, TransientError
 from services.runtime.settings import RuntimeSettings, Secret
@@ -85,11 +86,14 @@ class Execution:
         self.prefix = settings.topic_prefix
         self.group_id = f"{self.prefix}hean.execution"
         self.rest = BybitRest(config.rest_url, config.api_key, config.api_secret)
+        self.rest.on_send = self._on_send
         self.metrics = ExecutionMetrics(self.rest)
         self.lease = Lease(settings.redis_url, config.account, f"{config.account}-{settings.instance}",
                            ttl_ms=config.lease_ttl_ms, namespace=f"hean:{self.prefix}" if self.prefix else "hean")
         self.published: set[str] = set()
         self.origins: dict[str, int] = {}
+        self.unsent: dict[str, int] = {}  # orderLinkId → origin_ts, until its create request leaves
+        self.sent_at: dict[str, int] = {}  # orderLinkId → when its create left, until answered
         self.open_links: dict[str, str] = {}  # orderLinkId → symbol, placed and not seen closed
         self.reported: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # orderLinkId → qty, value, fee
         self.decided: dict[str, str] = {}  # orderLinkId → symbol, approved for this account (lookback)
@@ -160,19 +164,42 @@ class Execution:
                 batch = await consumer.getmany(timeout_ms=100, max_records=50)
                 if not batch:
                     continue
-                outputs: list[tuple[str, bytes, bytes]] = []
+                by_symbol: dict[bytes, list[Any]] = {}
                 for tp, records in batch.items():
                     self.metrics.events_in.labels("execution", tp.topic).inc(len(records))
                     for record in records:
-                        outputs += await self._act(record)
+                        by_symbol.setdefault(record.key or b"", []).append(record)
+                results = await asyncio.gather(*(self._act_in_order(records) for records in by_symbol.values()))
+                outputs = [output for result in results for output in result]
                 offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                if not outputs:  # orders placed, nothing to log: a plain commit will do
+                    await consumer.commit(offsets)
+                    continue
                 async with producer.transaction():
-                    for topic, key, value in outputs:
-                        await producer.send(topic, value, key=key)
+                    await send_keyed(producer, outputs)
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
         finally:
             await consumer.stop()
             await producer.stop()
+
+    async def _act_in_order(self, records: list[Any]) -> list[tuple[str, bytes, bytes]]:
+        """One symbol's decisions, one after the other (a cancel follows its order's create);
+        symbols go side by side, so one order's round trip does not hold up another symbol's."""
+        outputs: list[tuple[str, bytes, bytes]] = []
+        for record in records:
+            outputs += await self._act(record)
+        return outputs
+
+    def _on_send(self, method: str, path: str, body: dict[str, Any] | None) -> None:
+        """Tick-to-order ends when an order's first create request leaves, after any pacing."""
+        if path != "/v5/order/create" or body is None:
+            return
+        link_id, now = body.get("orderLinkId", ""), time.time_ns()
+        origin = self.unsent.pop(link_id, None)
+        if origin is not None:
+            self.sent_at[link_id] = now
+            if origin:
+                self.metrics.tick_to_order.observe((now - origin) / 1e9)
 
     async def _act(self, record: Any) -> list[tuple[str, bytes, bytes]]:
         try:
@@ -202,12 +229,12 @@ class Execution:
             return [self._rejected(intent, link_id, 0, f"stale decision: waited {age_ms / 1000:.1f} s in the log")]
         self.origins[link_id] = intent.origin_ts
         self.open_links[link_id] = intent.symbol
-        sent = time.time_ns()
-        if intent.origin_ts:
-            self.metrics.tick_to_order.observe((sent - intent.origin_ts) / 1e9)
+        self.unsent[link_id] = intent.origin_ts
         try:
             placed = await self.rest.place_order(create_request(intent))
-            self.metrics.order_ack.observe((time.time_ns() - sent) / 1e9)
+            sent = self.sent_at.get(link_id)
+            if sent is not None:
+                self.metrics.order_ack.observe((time.time_ns() - sent) / 1e9)
             self.metrics.orders.labels("execution", "placed").inc()
             if "venueView" in placed:  # placed before a restart: its reports went to the dead process
                 await self._publish(self.events_producer, await self._events_for(placed["venueView"]))
@@ -216,6 +243,9 @@ class Execution:
             self.metrics.orders.labels("execution", "refused").inc()
             self.open_links.pop(link_id, None)
             return [self._rejected(intent, link_id, exc.ret_code, exc.ret_msg)]
+        finally:
+            self.unsent.pop(link_id, None)
+            self.sent_at.pop(link_id, None)
 
     def _rejected(self, intent: SubmitOrder, link_id: str, ret_code: int, reason: str) -> tuple[str, bytes, bytes]:
         """An OrderRejected for orders.events (committed with the decision's offset)."""

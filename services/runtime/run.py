@@ -1,8 +1,13 @@
 """The one service loop: consume → decode → step → produce → commit, exactly once.
 
-Each batch from `getmany` is processed inside one Kafka transaction that carries the batch's
-outputs, its dead letters and the consumer offsets (consume-transform-produce). A crash at any
-point either commits all of that or none of it; downstream readers use read_committed.
+A batch from `getmany` that has outputs (events or dead letters) is committed in one Kafka
+transaction that carries them and every consumer offset not yet committed (consume-transform-
+produce). A crash at any point either commits all of that or none of it; downstream readers use
+read_committed. A batch without outputs needs no transaction: its offsets are committed plainly,
+at most every `commit_interval_ms`. A crash before that commit re-applies those records live;
+they produced nothing before the crash, and the order they are re-applied in is the log's.
+Why: most market-data batches produce nothing, and a transaction per batch (five round trips and
+a marker per partition) was the broker's main load and each hop's main latency.
 
 Recovery (per shard, on assignment): load the Redis snapshot (state + the offsets it reflects),
 seek there, and re-apply records up to the group's committed offset with outputs suppressed:
@@ -67,7 +72,10 @@ class ServiceRunner:
         self.states: dict[int, Any] = {}
         self.applied: dict[int, int] = {}
         self.positions: dict[TopicPartition, int] = {}
-        self.committed: dict[TopicPartition, int] = {}
+        self.committed: dict[TopicPartition, int] = {}  # applied live up to here (or being recovered to)
+        self.unflushed: dict[TopicPartition, int] = {}  # applied live, offset not yet committed in Kafka
+        self._last_commit = time.monotonic()
+        self._lag_updated = 0.0
         self.dirty: set[int] = set()
         self._events_since_snapshot = 0
         self._last_snapshot = time.monotonic()
@@ -100,9 +108,12 @@ class ServiceRunner:
         self.metrics.up.labels(self.definition.name).set(1)
         try:
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=100, max_records=self.settings.batch_max_records)
+                wait_ms = 100 if not self.unflushed else max(0, min(100, self._commit_due_in_ms()))
+                batch = await consumer.getmany(timeout_ms=wait_ms, max_records=self.settings.batch_max_records)
                 if batch or self.merge.holding():  # held records may wait on a partition's position only
                     await self._process(batch, producer)
+                if self.unflushed and self._commit_due_in_ms() <= 0:
+                    await self._commit_offsets()
                 await self._maybe_snapshot()
                 self._update_lag(consumer)
             await self._snapshot(set(self.states))
@@ -125,7 +136,7 @@ class ServiceRunner:
         origins: list[int] = []
         classify = definition.classify
         kinds: list[str] = []
-        commit: dict[TopicPartition, int] = {}
+        unflushed = self.unflushed
         replayed = applied = 0
         for tp, records in batch.items():
             if self.committed.get(tp) is None or self._shard(tp) not in self.states:
@@ -142,7 +153,7 @@ class ServiceRunner:
             live = record.offset >= caught_up_at
             self.positions[tp] = record.offset + 1
             if live:
-                commit[tp] = self.committed[tp] = record.offset + 1
+                unflushed[tp] = self.committed[tp] = record.offset + 1
             self.dirty.add(shard)
             try:
                 event = decode_as(record.value, accepts)
@@ -181,10 +192,12 @@ class ServiceRunner:
             metrics.apply_hist.observe((time.perf_counter() - t0) / applied)
         if replayed:
             metrics.replayed.labels(name).inc(replayed)
-        if commit:
+        if outgoing:
             async with producer.transaction():
                 await send_keyed(producer, outgoing)
-                await producer.send_offsets_to_transaction(commit, self.group_id)
+                await producer.send_offsets_to_transaction(dict(unflushed), self.group_id)
+            unflushed.clear()
+            self._last_commit = time.monotonic()
             for kind in kinds:
                 metrics.outputs.labels(name, kind).inc()
             if origins:
@@ -201,6 +214,18 @@ class ServiceRunner:
             log.info("caught up with the log; live", extra={"shards": sorted(self.states)})
         self._events_since_snapshot += sum(len(r) for r in batch.values())
         metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
+
+    def _commit_due_in_ms(self) -> float:
+        return self.settings.commit_interval_ms - (time.monotonic() - self._last_commit) * 1000
+
+    async def _commit_offsets(self) -> None:
+        """Commit the offsets of applied batches that had no outputs (no transaction needed)."""
+        consumer = self.consumer
+        assert consumer is not None
+        if self.unflushed:
+            await consumer.commit(dict(self.unflushed))
+            self.unflushed.clear()
+        self._last_commit = time.monotonic()
 
     def _dead_letter(self, record: Any, reason: str, error: str) -> tuple[str, bytes, bytes]:
         self.metrics.dlq.labels(self.definition.name, reason).inc()
@@ -277,6 +302,8 @@ class ServiceRunner:
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Snapshot and drop the shards leaving this instance, so their next owner resumes here."""
+        if self.unflushed:  # the next owner starts from the committed offsets
+            await self._commit_offsets()
         shards = {self._shard(tp) for tp in revoked if tp in self.committed}
         if self.definition.partitioned and shards:
             await self._snapshot(shards)
@@ -286,6 +313,7 @@ class ServiceRunner:
                 self.dirty.discard(shard)
             for tp in [tp for tp in self.committed if self._shard(tp) in shards]:
                 self.committed.pop(tp, None)
+                self.unflushed.pop(tp, None)
                 self.positions.pop(tp, None)
                 self.merge.drop([tp])
 
@@ -299,6 +327,8 @@ class ServiceRunner:
 
     async def _snapshot(self, shards: set[int]) -> None:
         """Store state + positions of `shards`. Positions never exceed committed offsets here."""
+        if self.unflushed:
+            await self._commit_offsets()
         now = time.time_ns()
         for shard in sorted(shards):
             if shard not in self.states:
@@ -316,6 +346,11 @@ class ServiceRunner:
         self.metrics.mark_snapshot()
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Refresh the lag gauges, at most every 250 ms: a scrape reads them once a second or so."""
+        now = time.monotonic()
+        if now - self._lag_updated < 0.25:
+            return
+        self._lag_updated = now
         gauge, name = self.metrics.consumer_lag, self.definition.name
         for tp, position in self.positions.items():
             end = consumer.highwater(tp)

@@ -50,12 +50,17 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     batch_max_records: int = 10_000
     topic_prefix: str = ""
     session_timeout_ms: int = 10_000
+    # Offsets of batches without outputs are committed plainly (no transaction) at most this
+    # often; a batch with outputs commits every pending offset in its transaction. 0 = at once.
+    commit_interval_ms: int = 50
 
     def __post_init__(self) -> None:
         if self.instance == "hostname":
             msgspec.structs.force_setattr(self, "instance", socket.gethostname())
         if self.snapshot_every_events < 1:
             raise ConfigError(f"snapshot_every_events must be >= 1, was {self.snapshot_every_events}")
+        if self.commit_interval_ms < 0:
+            raise ConfigError(f"commit_interval_ms must be >= 0, was {self.commit_interval_ms}")
         if not 0 <= self.metrics_port < 65536:
             raise ConfigError(f"metrics_port must be 0..65535, was {self.metrics_port}")
 

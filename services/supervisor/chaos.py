@@ -49,6 +49,7 @@ LOCKSTEP_ENV = {
     "HEAN_LOG_LEVEL": "WARNING",
     "HEAN_SESSION_TIMEOUT_MS": "3000",
     "HEAN_SNAPSHOT_EVERY_SECONDS": "1",
+    "HEAN_COMMIT_INTERVAL_MS": "0",  # settled = committed: commit each batch at once
     # Fast parameters, so a short run trades: EMA crosses every few trades, quotes move often.
     "STRATEGY_EMA_FAST": "3",
     "STRATEGY_EMA_SLOW": "8",
