@@ -4,8 +4,10 @@
   execution, accounting) with the simulator's market at about 1k md events/s; the percentiles come
   from execution's hean_tick_to_order_seconds histogram (origin_ts at ingest → REST request sent),
   interpolated within buckets as Prometheus does.
-- accounting_replay: 1M OrderFilled events folded by `replay()` (no effects), beside a raw consume
-  of the same topic in the same run.
+- accounting_replay: 1M OrderFilled events folded without effects by `hean replay`'s path
+  (`replay_split`: partition groups side by side, services/runtime/parallel.py) and by one
+  process (`replay`), beside a raw consume of the same topic in the same run; the two replays
+  must agree on the state hash.
 - strategy_scaling: the same trades through 1, then 2 `hean run strategy` processes in one group;
   records/s from the first committed offset to caught up.
 """
@@ -32,6 +34,7 @@ from schemas.topics import DLQ, MD_BOOK, MD_TRADES, ORDERS_EVENTS, ORDERS_INTENT
 from services.accounting.shell import definition as accounting_definition
 from services.runtime.bus import ensure_topics, make_consumer, partitions_of, send_keyed
 from services.runtime.codec import encode
+from services.runtime.parallel import default_workers, replay_split
 from services.runtime.run import replay
 from services.runtime.service import StartFrom
 from services.runtime.settings import RuntimeSettings
@@ -140,11 +143,17 @@ async def bench_accounting_replay(settings: RuntimeSettings, n: int = FILLS) -> 
 
     raw_s = await time_raw_consume(settings, topic, n)
     definition = accounting_definition()
-    result = await replay(definition, RuntimeSettings(kafka_bootstrap=settings.kafka_bootstrap, topic_prefix=prefix),
-                          StartFrom("beginning"))
-    raw, folded = _rate(n, raw_s), _rate(result.records, result.seconds)
+    bench_settings = RuntimeSettings(kafka_bootstrap=settings.kafka_bootstrap, topic_prefix=prefix)
+    result = await replay_split("accounting", definition, bench_settings, StartFrom("beginning"))
+    one = await replay(definition, bench_settings, StartFrom("beginning"))
+    if one.hash != result.hash:
+        raise AssertionError(f"split replay {result.hash} != one-process replay {one.hash}")
+    raw, folded, single = _rate(n, raw_s), _rate(result.records, result.seconds), _rate(one.records, one.seconds)
     return {"fills": result.records, "raw_consume_per_s": raw, "accounting_replay_per_s": folded,
-            "replay_to_raw_consume_ratio": round(folded / raw, 3) if raw else 0.0, "state_hash": result.hash[:16]}
+            "replay_to_raw_consume_ratio": round(folded / raw, 3) if raw else 0.0,
+            "replay_workers": default_workers(), "one_process_replay_per_s": single,
+            "one_process_to_raw_consume_ratio": round(single / raw, 3) if raw else 0.0,
+            "state_hash": result.hash[:16]}
 
 
 # ---------------------------------------------------------------------- strategy scaling

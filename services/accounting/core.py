@@ -12,6 +12,7 @@ mark), so a replay from the beginning ends in the same state as the live service
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -62,13 +63,15 @@ def initial_state() -> AccountingState:
 
 def apply_fill(position: Position, side: str, qty: Decimal, price: Decimal, fee: Decimal) -> Position:
     """The position after one fill (see the module docstring for the rules)."""
-    if qty <= 0 or price <= 0:
+    if qty <= ZERO or price <= ZERO:  # Decimal against Decimal: comparing with int 0 costs a conversion
         raise InvariantViolation(f"a fill needs a positive qty and price, got qty={qty} price={price}")
-    signed = qty if side == "Buy" else -qty
+    buy = side == "Buy"
+    signed = qty if buy else -qty
     value = qty * price
     fees = position.fees + fee
-    if position.qty == 0 or (position.qty > 0) == (signed > 0):
-        return Position(position.qty + signed, position.entry_value + value, position.realized, fees)
+    held = position.qty
+    if not held or (held > ZERO) == buy:
+        return Position(held + signed, position.entry_value + value, position.realized, fees)
     size = abs(position.qty)
     closing = min(size, qty)
     entry_part = position.entry_value * closing / size
@@ -84,20 +87,55 @@ def apply_fill(position: Position, side: str, qty: Decimal, price: Decimal, fee:
     return Position(new_qty, entry_value, position.realized + pnl, fees)
 
 
+_FLAT = Position()
+_FILL_TYPES = frozenset({OrderPartiallyFilled, OrderFilled})
+
+
 def fold(state: AccountingState, event: Event) -> AccountingState:
-    """The state after one fill or ticker, without the announcements (what a replay needs)."""
-    if isinstance(event, OrderPartiallyFilled | OrderFilled):
-        account = state.positions.get(event.account, {})
-        position = apply_fill(account.get(event.symbol, Position()), event.side, event.fill_qty,
-                              event.fill_price, event.fee)
-        return AccountingState(positions={**state.positions, event.account: {**account, event.symbol: position}},
-                               marks=state.marks)
+    """The state after one fill or ticker, without the announcements (what a replay needs).
+
+    Written for speed (a replay folds every fill ever made): an exact type test, one shared flat
+    position, one copy of each dict on the way to the new state.
+    """
+    if type(event) in _FILL_TYPES:
+        fill: Any = event
+        positions = state.positions
+        account = positions.get(fill.account)
+        if account is None:
+            account = {}
+        symbol = fill.symbol
+        updated = dict(account)
+        updated[symbol] = apply_fill(account.get(symbol, _FLAT), fill.side, fill.fill_qty, fill.fill_price, fill.fee)
+        new_positions = dict(positions)
+        new_positions[fill.account] = updated
+        return AccountingState(positions=new_positions, marks=state.marks)
     if isinstance(event, TickerUpdated):
         mark = event.mark_price or event.last_price
         if mark is None or state.marks.get(event.symbol) == mark:
             return state
         return AccountingState(positions=state.positions, marks={**state.marks, event.symbol: mark})
     return state
+
+
+def combine(parts: Sequence[AccountingState]) -> AccountingState:
+    """The state of all inputs from states folded over disjoint groups of partitions.
+
+    Exact because a fill moves only its (account, symbol) position and a ticker only its symbol's
+    mark, and a symbol lives in one partition of each input: the parts share no key. A shared
+    key means that assumption broke (a topic was repartitioned), so it is refused, not guessed.
+    """
+    positions: dict[str, dict[str, Position]] = {}
+    marks: dict[str, Decimal] = {}
+    for part in parts:
+        for account, by_symbol in part.positions.items():
+            held = positions.setdefault(account, {})
+            if shared := held.keys() & by_symbol.keys():
+                raise ValueError(f"positions of {account} {sorted(shared)} were folded in two partition groups")
+            held.update(by_symbol)
+        if shared := marks.keys() & part.marks.keys():
+            raise ValueError(f"marks of {sorted(shared)} were folded in two partition groups")
+        marks.update(part.marks)
+    return AccountingState(positions=positions, marks=marks)
 
 
 def step(state: AccountingState, event: Event, starting_balance: Decimal) -> tuple[AccountingState, list[Emit]]:

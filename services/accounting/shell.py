@@ -28,6 +28,8 @@ def definition(config: AccountingConfig | None = None) -> ServiceDef[core.Accoun
         initial_state=core.initial_state,
         step=partial(core.step, starting_balance=config.starting_balance),
         fold=core.fold,
+        order_free=True,  # fills and marks fold into per-symbol keys; tests/services/accounting checks it
+        combine=core.combine,
         partitioned=False,
         summarize=core.summarize,
         gauges=partial(readings, starting_balance=config.starting_balance),

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("service")
     _add_start_options(replay, required=True)
     replay.add_argument("--to-offset", type=int, metavar="M", help="stop before offset M of every partition")
+    replay.add_argument("--workers", type=int, metavar="N",
+                        help="processes folding partition groups side by side, where the service allows it "
+                             "(default: cores + 1; 1 = one process)")
     replay.add_argument("--json", action="store_true", help="print the result as JSON")
     replay.add_argument("--topic-prefix", help="prefix of every topic name")
 
@@ -200,8 +203,10 @@ def _sql(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from services.registry import definition
-    from services.runtime.run import replay
+    from services.runtime.parallel import replay_split
 
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit(f"--workers must be 1 or more, was {args.workers}")
     service = definition(args.service)
     tty = sys.stderr.isatty()
     last = [0.0]
@@ -215,7 +220,8 @@ def _replay(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\rreplaying {args.service} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
             sys.stderr.flush()
 
-    result = asyncio.run(replay(service, _settings(args), _start_from(args), args.to_offset, progress))
+    result = asyncio.run(replay_split(args.service, service, _settings(args), _start_from(args), args.to_offset,
+                                      progress, workers=args.workers))
     if tty:
         sys.stderr.write("\n")
     summary = {"service": args.service, "records": result.records, "undecodable": result.undecodable,

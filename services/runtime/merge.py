@@ -95,3 +95,34 @@ class InputMerge:
 
     def _key(self, tp: TopicPartition, record: Any) -> tuple[int, int, int, int]:
         return record.timestamp, self.rank.get(tp.topic, 0), tp.partition, record.offset
+
+
+class FetchOrder:
+    """`InputMerge`'s interface for an order-free service (`ServiceDef.order_free`): records go out
+    as fetched, with no buffering and no waiting, because their interleaving cannot change the state."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[TopicPartition, Any]] = []
+
+    def reset(self, tp: TopicPartition, target: int = 0) -> None:
+        self.drop([tp])
+
+    def drop(self, tps: Iterable[TopicPartition]) -> None:
+        gone = set(tps)
+        self.pending = [(tp, record) for tp, record in self.pending if tp not in gone]
+
+    def add(self, tp: TopicPartition, records: list[Any]) -> None:
+        self.pending += [(tp, record) for record in records]
+
+    def holding(self) -> bool:
+        return bool(self.pending)
+
+    def buffered(self, tp: TopicPartition) -> int:
+        return 0
+
+    def waiting_on(self) -> list[TopicPartition]:
+        return []
+
+    def ready(self, positions: Mapping[TopicPartition, int]) -> list[tuple[TopicPartition, Any]]:
+        out, self.pending = self.pending, []
+        return out

@@ -68,6 +68,15 @@ class ServiceDef(Generic[S]):
     # `step` without its outputs, where building them is costly: replays and recovery, whose
     # outputs are suppressed, use it. Must give exactly step's state (a test checks accounting's).
     fold: Callable[[S, Any], S] | None = None
+    # True when the state does not depend on how the input partitions interleave, only on each
+    # partition's own order (accounting: fills per symbol, marks per symbol, folded into separate
+    # keys). The runtime then applies records as fetched, without the merge (runtime/merge.py)
+    # and its buffering. A test must show it: every interleaving lands on one state.
+    order_free: bool = False
+    # For an order-free service that is not partitioned: the whole state from the states of
+    # disjoint groups of input partitions (folded side by side by `hean replay`); raises
+    # ValueError when the parts overlap, i.e. a key was fed by two partition groups.
+    combine: Callable[[Sequence[S]], S] | None = None
 
     def state_after(self, state: S, event: Any) -> S:
         """The state after `event`, outputs not built: `fold` where the service has one, else step's state."""
