@@ -9,6 +9,7 @@ Measures, in one run on this machine against the local broker:
   replay     the tally fold from the beginning, no effects (events/s)
   book, ingest, recorder   market-data figures (bench/marketdata.py)
   tick_to_order, accounting_replay, strategy_scaling   trading-loop figures (bench/trading.py)
+  kafka_hops   the floor under tick-to-order: relays that only consume and re-produce (bench/hops.py)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import hops  # noqa: E402  (bench/hops.py: the Kafka-hop floor under tick-to-order)
 import marketdata  # noqa: E402  (bench/marketdata.py: issue 3's figures)
 import trading  # noqa: E402  (bench/trading.py: issue 4's figures)
 from aiokafka import AIOKafkaProducer  # noqa: E402
@@ -209,6 +211,7 @@ def main(only: list[str]) -> int:
         "strategy_scaling": lambda: asyncio.run(trading.bench_strategy_scaling(settings)),
         "tick_to_order": lambda: asyncio.run(trading.bench_tick_to_order(settings)),
         "tick_to_order_light": lambda: asyncio.run(trading.bench_tick_to_order(settings, market_rate=20.0)),
+        "kafka_hops": lambda: asyncio.run(hops.bench_kafka_hops(settings.kafka_bootstrap)),
     }
     unknown = set(only) - set(groups)
     if unknown:

@@ -2,11 +2,11 @@
 
 - Signing over the exact bytes sent (compact JSON body, or the sorted query string).
 - Server-time offset from /v5/market/time, refreshed on 10002 (timestamp outside recv_window).
-- Pacing: once the venue has told an endpoint's limit (X-Bapi-Limit), requests to it are spaced
-  so no more than that many leave in any `pace_window_s`; an order that would exceed the limit
-  waits its turn here instead of being refused. Why: a 10006 costs a round trip and a wait until
-  the reset (up to a second), and the orders queued behind it then leave in a burst that is
-  refused again; at 1k ticks/s that loop held orders for seconds.
+- Pacing: requests to an endpoint are spaced so no more than its limit leave in any
+  `pace_window_s` (the venue's X-Bapi-Limit once seen, Bybit's documented default before); an
+  order that would exceed the limit waits its turn here instead of being refused. Why: a 10006
+  costs a round trip and a wait until the reset (up to a second), and the orders queued behind
+  it then leave in a burst that is refused again; at 1k ticks/s that loop held orders for seconds.
 - 10006 (rate limit) anyway: wait until X-Bapi-Limit-Reset-Timestamp (now + 2 s when absent), retry.
 - HTTP 5xx, timeouts and connection errors: TransientError, retried with exponential backoff.
 - A circuit breaker opens after `breaker_failures` consecutive transient failures and refuses
@@ -39,6 +39,11 @@ from services.runtime.settings import Secret
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_RATE_LIMIT_MS = 2_000
+# Bybit's default per-UID limits for linear (requests per rolling second; bybit-v5.md §3.7), used
+# to pace until the venue's own X-Bapi-Limit header says otherwise: a restart with a backlog of
+# decisions would otherwise send a burst before the first answer tells the limit.
+DEFAULT_LIMITS = {"/v5/order/create": 10, "/v5/order/cancel": 10, "/v5/order/create-batch": 10,
+                  "/v5/order/realtime": 50, "/v5/execution/list": 50, "/v5/position/list": 50}
 DUPLICATE_LINK_ID = 110072
 TIME_WINDOW = 10002
 RATE_LIMITED = 10006
@@ -188,15 +193,16 @@ class BybitRest:
 
     async def _pace(self, path: str) -> None:
         """Wait until one more request to `path` stays within the venue's advertised limit."""
-        known = self.rate_limits.get(path)
-        if known is None or known.limit <= 0:
-            return  # the first answer tells the limit
         window = self.sent.setdefault(path, deque())
         while True:
+            known = self.rate_limits.get(path)
+            limit = known.limit if known is not None and known.limit > 0 else DEFAULT_LIMITS.get(path, 0)
+            if limit <= 0:
+                return
             now = time.monotonic()
             while window and window[0] <= now - self.pace_window_s:
                 window.popleft()
-            if len(window) < known.limit:
+            if len(window) < limit:
                 window.append(now)
                 return
             wait = window[0] + self.pace_window_s - now

@@ -73,6 +73,19 @@ async def test_rate_limit_waits_and_succeeds(client: BybitRest, sim: Simulator) 
     assert client.ret_codes[10006] == 2 and created(sim, "c-4") == 1
 
 
+async def test_a_burst_is_paced_to_the_venue_limit_and_never_refused(client: BybitRest, sim: Simulator) -> None:
+    """25 orders at once against the venue's 10 creates per second: all placed, no 10006, and the
+    last leaves only after two more windows (the pacer spaced them; nothing was refused)."""
+    started = asyncio.get_running_loop().time()
+    placed = await asyncio.gather(*(client.place_order(order(f"b-{i}")) for i in range(25)))
+    took = asyncio.get_running_loop().time() - started
+    assert sorted(p["orderLinkId"] for p in placed) == sorted(f"b-{i}" for i in range(25))
+    assert client.ret_codes.get(10006, 0) == 0
+    assert all(created(sim, f"b-{i}") == 1 for i in range(25))
+    assert took >= 2 * client.pace_window_s, took
+    assert client.paced_seconds > 0
+
+
 async def test_5xx_and_lost_acks_never_place_twice(client: BybitRest, sim: Simulator) -> None:
     sim.inject("http5xx")
     assert (await client.place_order(order("c-5")))["orderLinkId"] == "c-5"

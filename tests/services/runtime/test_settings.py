@@ -29,6 +29,8 @@ def test_a_wrong_value_names_the_setting() -> None:
         load_settings(RuntimeSettings, "HEAN", env={"HEAN_SNAPSHOT_EVERY_EVENTS": "lots"})
     with pytest.raises(ConfigError, match="metrics_port"):
         load_settings(RuntimeSettings, "HEAN", env={"HEAN_METRICS_PORT": "70000"})
+    with pytest.raises(ConfigError, match="commit_interval_ms"):
+        load_settings(RuntimeSettings, "HEAN", env={"HEAN_COMMIT_INTERVAL_MS": "-1"})
 
 
 def test_secret_never_prints() -> None:
