@@ -4,10 +4,9 @@
   execution, accounting) with the simulator's market at about 1k md events/s; the percentiles come
   from execution's hean_tick_to_order_seconds histogram (origin_ts at ingest → REST request sent),
   over the orders after a 15 s warm-up, interpolated within buckets as Prometheus does.
-- accounting_replay: 1M OrderFilled events folded without effects by `hean replay`'s path
-  (`replay_split`: partition groups side by side, services/runtime/parallel.py) and by one
-  process (`replay`), beside a raw consume of the same topic in the same run; the two replays
-  must agree on the state hash.
+- accounting_replay: 1M OrderFilled events folded without effects by `hean replay accounting`
+  (partition groups side by side, services/runtime/parallel.py) and by `--workers 1`, beside a
+  raw consume of the same topic, each in a fresh process; the two replays must agree on the hash.
 - strategy_scaling: the same trades through 1, then 2 `hean run strategy` processes in one group;
   records/s from the first committed offset to caught up.
 """
@@ -26,17 +25,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.events import OrderFilled
 from schemas.topics import DLQ, MD_BOOK, MD_TRADES, ORDERS_EVENTS, ORDERS_INTENTS, spec
-from services.accounting.shell import definition as accounting_definition
 from services.runtime.bus import ensure_topics, make_consumer, partitions_of, send_keyed
 from services.runtime.codec import encode
-from services.runtime.parallel import default_workers, replay_split
-from services.runtime.run import replay
-from services.runtime.service import StartFrom
+from services.runtime.parallel import default_workers
 from services.runtime.settings import RuntimeSettings
 from services.supervisor.observe import histogram_quantile
 from services.supervisor.stack import StackConfig, run_stack
@@ -160,19 +157,31 @@ async def bench_accounting_replay(settings: RuntimeSettings, n: int = FILLS) -> 
     finally:
         await producer.stop()
 
-    raw_s = await time_raw_consume(settings, topic, n)
-    definition = accounting_definition()
-    bench_settings = RuntimeSettings(kafka_bootstrap=settings.kafka_bootstrap, topic_prefix=prefix)
-    result = await replay_split("accounting", definition, bench_settings, StartFrom("beginning"))
-    one = await replay(definition, bench_settings, StartFrom("beginning"))
-    if one.hash != result.hash:
-        raise AssertionError(f"split replay {result.hash} != one-process replay {one.hash}")
-    raw, folded, single = _rate(n, raw_s), _rate(result.records, result.seconds), _rate(one.records, one.seconds)
-    return {"fills": result.records, "raw_consume_per_s": raw, "accounting_replay_per_s": folded,
+    # Each figure in a fresh process, as an operator's `hean replay` runs: a long-lived bench process
+    # (a big heap, and a heavy main module that every spawned worker re-imports) is slower at both.
+    raw_s = float(_fresh([sys.executable, str(Path(__file__)), "raw-consume", settings.kafka_bootstrap, topic, str(n)]))
+    cli = [sys.executable, "-m", "services.cli.main", "replay", "accounting", "--from-beginning", "--json",
+           "--topic-prefix", prefix]
+    split = orjson.loads(_fresh(cli, HEAN_KAFKA_BOOTSTRAP=settings.kafka_bootstrap))
+    one = orjson.loads(_fresh([*cli, "--workers", "1"], HEAN_KAFKA_BOOTSTRAP=settings.kafka_bootstrap))
+    if (one["hash"], one["records"]) != (split["hash"], split["records"]):
+        raise AssertionError(f"split replay {split['hash']} != one-process replay {one['hash']}")
+    raw, folded, single = _rate(n, raw_s), split["events_per_second"], one["events_per_second"]
+    return {"fills": split["records"], "raw_consume_per_s": raw, "accounting_replay_per_s": folded,
             "replay_to_raw_consume_ratio": round(folded / raw, 3) if raw else 0.0,
             "replay_workers": default_workers(), "one_process_replay_per_s": single,
             "one_process_to_raw_consume_ratio": round(single / raw, 3) if raw else 0.0,
-            "state_hash": result.hash[:16]}
+            "state_hash": split["hash"][:16]}
+
+
+def _fresh(argv: list[str], **env: str) -> str:
+    """Stdout of a command run from the repository root, logs quiet, with `env` added."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HEAN_LOG_LEVEL": "WARNING", "PYTHONPATH": path, **env})
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[:5]} failed: {done.stderr[-2000:]}")
+    return done.stdout
 
 
 # ---------------------------------------------------------------------- strategy scaling
@@ -242,3 +251,10 @@ async def bench_strategy_scaling(settings: RuntimeSettings, trades: int = 300_00
             "one_instance_per_s": one["records_per_s"], "two_instances_per_s": two["records_per_s"],
             "speedup": round(two["records_per_s"] / one["records_per_s"], 2) if one["records_per_s"] else 0.0,
             "cpus": os.cpu_count()}
+
+
+if __name__ == "__main__":  # `python bench/trading.py raw-consume BOOTSTRAP TOPIC N`: seconds, in a fresh process
+    if sys.argv[1:2] != ["raw-consume"] or len(sys.argv) != 5:
+        raise SystemExit("usage: trading.py raw-consume BOOTSTRAP TOPIC N")
+    _bootstrap, _topic, _n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+    print(asyncio.run(time_raw_consume(RuntimeSettings(kafka_bootstrap=_bootstrap), _topic, _n)))

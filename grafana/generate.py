@@ -77,6 +77,8 @@ TRADING: list[Panel] = [
      "ops", "timeseries"),
     ("Rate-limit headroom", [q("hean_rate_limit_remaining / hean_rate_limit", "{{endpoint}}")], "percentunit",
      "timeseries"),
+    ("Time orders waited for the rate limit (s/s)", [q("rate(hean_rest_paced_seconds_total[1m])", "paced")], "none",
+     "timeseries"),
     ("Venue circuit breaker open", [q("hean_venue_breaker_open", "breaker")], "none", "stat"),
     ("Executor holding the lease", [q("hean_execution_active", "{{account}} {{instance}}")], "none", "stat"),
     ("Trading halted", [q("hean_trading_halted", "{{account}}")], "none", "stat"),

@@ -169,8 +169,7 @@ class Execution:
                     self.metrics.events_in.labels("execution", tp.topic).inc(len(records))
                     for record in records:
                         by_symbol.setdefault(record.key or b"", []).append(record)
-                results = await asyncio.gather(*(self._act_in_order(records) for records in by_symbol.values()))
-                outputs = [output for result in results for output in result]
+                outputs = await self._act_side_by_side(list(by_symbol.values()))
                 offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 if not outputs:  # orders placed, nothing to log: a plain commit will do
                     await consumer.commit(offsets)
@@ -181,6 +180,19 @@ class Execution:
         finally:
             await consumer.stop()
             await producer.stop()
+
+    async def _act_side_by_side(self, groups: list[list[Any]]) -> list[tuple[str, bytes, bytes]]:
+        """Each group in order, the groups at once; the first failure stops the others before it
+        propagates, so no effect is performed after the batch has failed (e.g. a lost lease)."""
+        tasks = [asyncio.create_task(self._act_in_order(records)) for records in groups]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [output for result in results for output in result]
 
     async def _act_in_order(self, records: list[Any]) -> list[tuple[str, bytes, bytes]]:
         """One symbol's decisions, one after the other (a cancel follows its order's create);

@@ -370,6 +370,28 @@ class ServiceRunner:
 REPLAY_BUFFER = 20_000  # records held per partition before its fetches wait for the others
 
 
+class _GcSetting:
+    depth = 0  # replays running in this process
+    saved: tuple[int, ...] = gc.get_threshold()
+
+
+def _fewer_gc_passes(begin: bool) -> None:
+    """A replay allocates a few dozen short-lived objects per record and keeps few: collect the
+    young generation 100x less often, and leave what existed before out of full collections.
+    Nested or concurrent replays share the setting; the last to end restores the thresholds."""
+    if begin:
+        if _GcSetting.depth == 0:
+            _GcSetting.saved = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(70_000, *_GcSetting.saved[1:])
+        _GcSetting.depth += 1
+        return
+    _GcSetting.depth -= 1
+    if _GcSetting.depth == 0:
+        gc.set_threshold(*_GcSetting.saved)
+        gc.unfreeze()
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     """States rebuilt from the log, how many records were folded, and the state hash."""
@@ -401,11 +423,7 @@ async def replay(
     consumer = make_consumer(settings.kafka_bootstrap, None)
     await consumer.start()
     began = time.perf_counter()
-    # A replay allocates a few dozen short-lived objects per record and keeps few: collect the
-    # young generation 100x less often, and leave what existed before out of full collections.
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(70_000, *thresholds[1:])
+    _fewer_gc_passes(True)
     try:
         tps = await partitions_of(consumer, inputs)
         if not tps:
@@ -470,8 +488,7 @@ async def replay(
                 progress(records, total)
         return ReplayResult(states, records, undecodable, state_hash(states), time.perf_counter() - began)
     finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        _fewer_gc_passes(False)
         await consumer.stop()
 
 
