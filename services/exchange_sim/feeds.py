@@ -71,6 +71,14 @@ class BookStream:
         self.update_id = 1
         return self.snapshot(ts_ms, seq)
 
+    def refresh(self) -> None:
+        """Catch the view up with the market after steps nobody listened to (they were not
+        advanced); a changed book gets a new u, so a returning client's snapshot is a new update."""
+        bids, asks = self.market.top(self.depth)
+        if (bids, asks) != (self.bids, self.asks):
+            self.bids, self.asks = bids, asks
+            self.update_id += 1
+
 
 def trade_frame(market: SymbolMarket, fills: list[Fill], ts_ms: int, seq: int, trade_counter: int) -> bytes:
     """One publicTrade message for the fills of one step (bybit-v5.md §1.6)."""
@@ -110,6 +118,10 @@ class TickerStream:
 
     def snapshot(self, ts_ms: int, cs: int) -> bytes:
         return orjson.dumps({"topic": self.topic, "type": "snapshot", "data": self.fields, "cs": cs, "ts": ts_ms})
+
+    def refresh(self) -> None:
+        """Catch up with the market after steps nobody listened to."""
+        self.fields = self._current()
 
     def advance(self, ts_ms: int, cs: int) -> bytes | None:
         current = self._current()

@@ -94,8 +94,11 @@ def _orderbook(sim: Simulator, query: dict[str, str]) -> RestResult:
         return error(PARAM_ERROR, "params error: limit must be an integer")
     if not 1 <= limit <= 200:
         return error(PARAM_ERROR, "params error: limit must be within [1, 200]")
-    # The deepest WS stream's published view and u, so a REST book chains onto its deltas.
+    # The deepest WS stream's published view and u, so a REST book chains onto its deltas. With no
+    # subscriber that stream is not advanced (server.tick), so it catches up first.
     stream = sim.books[(category, symbol, 200)]
+    if not sim.subscribers.get((category, stream.topic)):
+        stream.refresh()
     inst = stream.market.instrument
     bids = [[inst.price_text(p), inst.qty_text(stream.bids[p])] for p in sorted(stream.bids, reverse=True)[:limit]]
     asks = [[inst.price_text(p), inst.qty_text(stream.asks[p])] for p in sorted(stream.asks)[:limit]]

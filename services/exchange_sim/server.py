@@ -198,20 +198,25 @@ class Simulator:
         self.engine.on_market_step(symbol, ts)
         self.deliver_private_reports()
         top = market.top(max(DEPTHS))
+        subscribers = self.subscribers
         for category in CATEGORIES:
+            # A stream nobody listens to is not advanced (it was most of the simulator's time: six
+            # book streams a symbol, one usually read); it catches up when someone subscribes.
             for depth in DEPTHS:
                 stream = self.books[(category, symbol, depth)]
-                frame = stream.advance(top, ts, seq)
-                if frame is not None:
-                    self._send(category, stream.topic, frame)
+                if subscribers.get((category, stream.topic)):
+                    frame = stream.advance(top, ts, seq)
+                    if frame is not None:
+                        self._send(category, stream.topic, frame)
             if fills:
                 topic = f"publicTrade.{symbol}"
-                if self.subscribers.get((category, topic)):
+                if subscribers.get((category, topic)):
                     self._send(category, topic, trade_frame(market, fills, ts, seq, self.trade_counter))
             ticker = self.tickers[(category, symbol)]
-            frame = ticker.advance(ts, seq)
-            if frame is not None:
-                self._send(category, ticker.topic, frame)
+            if subscribers.get((category, ticker.topic)):
+                frame = ticker.advance(ts, seq)
+                if frame is not None:
+                    self._send(category, ticker.topic, frame)
         self.trade_counter += len(fills)
 
     def _send(self, category: str, topic: str, frame: bytes) -> None:
@@ -331,13 +336,19 @@ class Simulator:
         replies = [self._ack(category, conn_id, req_id, op, True, "subscribe" if category == "spot" else "")]
         ts = self.venue_ms()
         for topic in args:
+            idle = not self.subscribers[(category, topic)]  # then the stream was not advanced
             self.subscribers[(category, topic)].add(connection)
             kind, *rest = topic.split(".")
             symbol = rest[-1]
+            stream: BookStream | TickerStream | None = None
             if kind == "orderbook":
-                replies.append(self.books[(category, symbol, int(rest[0]))].snapshot(ts, self.seq[symbol]).decode())
+                stream = self.books[(category, symbol, int(rest[0]))]
             elif kind == "tickers":
-                replies.append(self.tickers[(category, symbol)].snapshot(ts, self.seq[symbol]).decode())
+                stream = self.tickers[(category, symbol)]
+            if stream is not None:
+                if idle:
+                    stream.refresh()
+                replies.append(stream.snapshot(ts, self.seq[symbol]).decode())
         return replies
 
     # ------------------------------------------------------------------ private websocket

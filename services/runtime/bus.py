@@ -46,6 +46,10 @@ def make_producer(bootstrap: str, transactional_id: str | None = None) -> AIOKaf
 
     The transaction timeout is short (15 s) because a SIGKILLed producer's open transaction blocks
     read_committed consumers until it times out or the restarted instance fences it.
+    The retry backoff is 10 ms, not aiokafka's 100: a transaction that follows the previous one
+    within the few ms the broker takes to write its markers gets CONCURRENT_TRANSACTIONS and waits
+    out the backoff; at 100 ms that was one batch in fifty taking 100-250 ms (measured on the
+    strategy and risk at 200 md events/s; tick-to-order p99 243 → 98 ms).
     """
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -56,6 +60,7 @@ def make_producer(bootstrap: str, transactional_id: str | None = None) -> AIOKaf
         max_batch_size=512 * 1024,
         max_request_size=4 * 1024 * 1024,
         acks="all",
+        retry_backoff_ms=10,
     )
 
 

@@ -108,3 +108,45 @@ async def test_ledger_and_the_paged_execution_list(sim: Simulator) -> None:
         assert page["list"] + rest_page["list"] == executions[::-1]
     finally:
         await rest.close()
+
+
+def book_of(sim: Simulator, symbol: str, depth: int) -> tuple[list[list[str]], list[list[str]]]:
+    """The market's own top `depth` levels, as the venue writes them."""
+    market = sim.symbols[symbol]
+    bids, asks = market.top(depth)
+    inst = market.instrument
+    return ([[inst.price_text(p), inst.qty_text(q)] for p, q in sorted(bids.items(), reverse=True)],
+            [[inst.price_text(p), inst.qty_text(q)] for p, q in sorted(asks.items())])
+
+
+async def test_streams_nobody_reads_catch_up_when_asked(sim: Simulator) -> None:
+    """A stream without subscribers is not advanced on a step; the REST book and a first
+    subscriber's snapshot are still the market as it is, and deltas chain onto that snapshot."""
+    for _ in range(15):  # steps nobody listens to
+        assert (await control(sim, "/sim/step", symbol="ETHUSDT")).json()["held"] == 0
+    rest = (await control(sim, "/v5/market/orderbook", category="linear", symbol="ETHUSDT", limit="200")).json()
+    assert (rest["result"]["b"], rest["result"]["a"]) == book_of(sim, "ETHUSDT", 200)
+    async with websockets.connect(f"{sim.url}/v5/public/linear") as ws:
+        await ws.send('{"op": "subscribe", "args": ["orderbook.50.ETHUSDT"]}')
+        assert orjson.loads(await ws.recv())["success"] is True
+        snapshot = orjson.loads(await ws.recv())
+        assert snapshot["type"] == "snapshot"
+        assert (snapshot["data"]["b"], snapshot["data"]["a"]) == book_of(sim, "ETHUSDT", 50)
+        book = {"b": dict(snapshot["data"]["b"]), "a": dict(snapshot["data"]["a"])}
+        u = snapshot["data"]["u"]
+        for _ in range(10):
+            if not (await control(sim, "/sim/step", symbol="ETHUSDT")).json()["held"]:
+                continue  # a step that changed nothing in the top 50
+            await control(sim, "/sim/release")
+            delta = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert delta["type"] == "delta" and delta["data"]["u"] == u + 1
+            u = delta["data"]["u"]
+            for side in ("b", "a"):
+                for price, qty in delta["data"][side]:
+                    if qty == "0":
+                        book[side].pop(price)
+                    else:
+                        book[side][price] = qty
+        bids, asks = book_of(sim, "ETHUSDT", 50)
+        assert sorted(book["b"].items(), key=lambda level: -Decimal(level[0])) == [tuple(level) for level in bids]
+        assert sorted(book["a"].items(), key=lambda level: Decimal(level[0])) == [tuple(level) for level in asks]
