@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaProducer  # noqa: E402
 
 from schemas.events import TradeReceived  # noqa: E402
 from schemas.topics import DEMO_TALLIES, DEMO_TRADES, DLQ, spec  # noqa: E402
-from services.runtime.bus import ensure_topics, send_keyed  # noqa: E402
+from services.runtime.bus import delete_topics_with, ensure_topics, send_keyed  # noqa: E402
 from services.runtime.codec import decode, encode  # noqa: E402
 from services.runtime.run import ServiceRunner, replay  # noqa: E402
 from services.runtime.service import StartFrom  # noqa: E402
@@ -46,6 +46,7 @@ from services.tally.feed import synthetic_trades  # noqa: E402
 from services.tally.shell import DEFINITION  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+SCRATCH_PREFIX = "bench"  # every benchmark topic is named bench…; they are deleted after a run
 KAFKA_EVENTS = 200_000
 
 
@@ -222,9 +223,12 @@ def main(only: list[str]) -> int:
     figures["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
                           "cpus": __import__("os").cpu_count(), "msgspec": msgspec.__version__,
                           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    for name, run in groups.items():
-        if not only or name in only:
-            figures[name] = run()
+    try:
+        for name, run in groups.items():
+            if not only or name in only:
+                figures[name] = run()
+    finally:  # every group writes to topics named bench*: scratch, dropped so the broker stays small
+        asyncio.run(delete_topics_with(settings.kafka_bootstrap, [SCRATCH_PREFIX]))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
     text = table(figures)

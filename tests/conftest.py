@@ -9,14 +9,22 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.topics import spec
-from services.runtime.bus import ensure_topics, group_offsets, make_consumer, partitions_of, read_to_end
+from services.runtime.bus import (
+    delete_topics_with,
+    ensure_topics,
+    group_offsets,
+    make_consumer,
+    partitions_of,
+    read_to_end,
+)
 
 BOOTSTRAP = os.environ.get("HEAN_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("HEAN_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -44,9 +52,26 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+_PREFIXES: set[str] = set()  # handed out this session; their topics are deleted at its end
+
+
 @pytest.fixture
 def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:10]}."
+    name = f"t{uuid.uuid4().hex[:10]}."
+    _PREFIXES.add(name)
+    return name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _delete_scratch_topics() -> Iterator[None]:
+    """Drop the session's topics when it ends, so the local broker does not grow by thousands of
+    partitions a run (and slow down for every later test and benchmark)."""
+    yield
+    if _PREFIXES and _reachable(BOOTSTRAP):
+        try:
+            asyncio.run(delete_topics_with(BOOTSTRAP, _PREFIXES))
+        except Exception as exc:  # cleanup only: a failure here must not fail the run
+            warnings.warn(f"scratch topics not deleted: {exc!r}", stacklevel=1)
 
 
 async def create_topics(bootstrap: str, prefix: str, names: Iterable[str]) -> None:
