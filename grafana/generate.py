@@ -29,6 +29,8 @@ def pct(metric: str, quantile: float, by: str = "", window: str = "1m") -> str:
 
 PLATFORM: list[Panel] = [
     ("Services up", [q("hean_up", "{{service}} {{instance}}")], "none", "stat"),
+    ("Services ready (inputs held, lease held, venue connected)", [q("hean_ready", "{{service}} {{instance}}")],
+     "none", "stat"),
     ("Records consumed / s by service", [q("sum by (service) (rate(hean_events_in_total[1m]))", "{{service}}")],
      "ops", "timeseries"),
     ("Events produced / s by topic", [q("sum by (topic) (rate(hean_events_out_total[1m]))", "{{topic}}")],

@@ -128,6 +128,7 @@ class Execution:
         finally:
             self.metrics.active.labels("execution", self.config.account).set(0)
             self.metrics.up.labels("execution").set(0)
+            self.metrics.ready.labels("execution").set(0)
             await events_producer.stop()
             await self.lease.release()
             await self.lease.close()
@@ -162,6 +163,8 @@ class Execution:
         try:
             while not stop.is_set() and not self.lost_lease.is_set():
                 batch = await consumer.getmany(timeout_ms=100, max_records=50)
+                if consumer.assignment():  # the lease held, reconciled, and the decisions assigned
+                    self.metrics.ready.labels("execution").set(1)
                 if not batch:
                     continue
                 by_symbol: dict[bytes, list[Any]] = {}

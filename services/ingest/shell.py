@@ -167,6 +167,7 @@ class Ingest:
             await ws.send(orjson.dumps({"op": "subscribe", "req_id": "hean-sub", "args": config.topics()}).decode())
             log.info("connected", extra={"url": config.url, "topics": len(config.topics())})
             self.connected.set()
+            self.metrics.base.ready.labels("ingest").set(1)  # connected and subscribed
             try:
                 async for raw in ws:
                     self._last_frame = time.monotonic()
@@ -179,6 +180,7 @@ class Ingest:
             return ended["cause"]
         finally:
             self.connected.clear()
+            self.metrics.base.ready.labels("ingest").set(0)
             pinger.cancel()
             watchdog.cancel()
             with contextlib.suppress(Exception):

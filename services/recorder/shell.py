@@ -220,6 +220,7 @@ class Recorder:
                 self.ready.add(tp)
             log.info("resuming from the table", extra={"topic": topic, "recorded": recorded})
         self.consumer.resume(*new)
+        self.metrics.base.ready.labels("recorder").set(1)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Insert the buffered rows of partitions leaving this instance; the rest stay buffered."""

@@ -80,6 +80,8 @@ class ServiceMetrics:
                                 "Records re-applied during recovery with outputs suppressed",
                                 ["service"], registry=r)
         self.up = Gauge("hean_up", "1 while the service loop is live", ["service"], registry=r)
+        self.ready = Gauge("hean_ready", "1 once the service can act on what arrives: it holds its input partitions "
+                           "(execution: also its lease; ingest: connected and subscribed)", ["service"], registry=r)
         self.outputs = Counter("hean_outputs_total", "Committed outputs by the service's own classification",
                                ["service", "kind"], registry=r)
         self.tick_to_emit = Histogram("hean_tick_to_emit_seconds",
@@ -93,6 +95,7 @@ class ServiceMetrics:
         for series in (self.replayed, self.snapshots, self.batch_seconds, self.tick_to_emit):
             series.labels(service)
         self.up.labels(service).set(0)
+        self.ready.labels(service).set(0)
         self._last_snapshot = time.monotonic()
         self.snapshot_age.labels(service).set_function(lambda: time.monotonic() - self._last_snapshot)
         self.apply_hist = self.apply_seconds.labels(service)

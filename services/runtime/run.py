@@ -122,6 +122,7 @@ class ServiceRunner:
             log.info("service stopping", extra={"shards": sorted(self.states)})
         finally:
             self.metrics.up.labels(self.definition.name).set(0)
+            self.metrics.ready.labels(self.definition.name).set(0)
             await consumer.stop()
             await producer.stop()
             await self.snapshots.close()
@@ -295,6 +296,7 @@ class ServiceRunner:
                 self.merge.reset(tp, target=committed[tp])
             self.dirty.add(shard)
             consumer.resume(*shard_tps)
+            self.metrics.ready.labels(self.definition.name).set(1)
             log.info("shard assigned", extra={
                 "shard": shard, "from": start.mode, "snapshot": snapshot is not None,
                 "seek": {tp_key(tp.topic, tp.partition): self.positions[tp] for tp in shard_tps},

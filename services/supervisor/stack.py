@@ -123,11 +123,27 @@ class Stack:
         await self.log.start()
         write_prometheus_targets(self.config.home, self.services)
         for name, service in self.services.items():
+            if name == "ingest":  # the first tick is published only when its readers hold their partitions
+                await self.wait_ready([n for n in self.services if n != name and self.services[n].metrics_port])
             await service.child.start()
             if name == "exchange-sim":
                 port = int(service.child.env["EXCHANGE_SIM_PORT"])
                 if not await wait_for_port(port, 30):
                     raise RuntimeError(f"the exchange simulator did not open port {port}; see {service.child.log_path}")
+
+    async def wait_ready(self, names: list[str], timeout: float = 30.0) -> list[str]:
+        """Wait until each service reports hean_ready (it holds its input partitions); returns the
+        ones that did not within `timeout`. Why: ticks published while the consumer groups are
+        still joining wait for the joins, and the live view's latencies would start at seconds."""
+        waiting = set(names)
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            asked = sorted(waiting)
+            results = await asyncio.gather(*(scrape(self.http, self.services[n].metrics_port) for n in asked))
+            waiting -= {n for n, samples in zip(asked, results, strict=True) if samples.total("hean_ready") >= 1}
+            if waiting:
+                await asyncio.sleep(0.2)
+        return sorted(waiting)
 
     async def observe(self) -> None:
         results = await asyncio.gather(*(scrape(self.http, s.metrics_port) for s in self.services.values()))

@@ -54,6 +54,7 @@ async def test_stack_trades_and_restarts_a_killed_service(bootstrap: str, redis_
     assert all(stack.services[n].child.restarts == 0 for n in stack.services if n not in killed), report
     for name, samples in ((n, s.samples) for n, s in stack.services.items() if s.metrics_port):
         assert samples.ok, f"{name} answered /metrics"
+        assert samples.total("hean_ready") == 1, f"{name} holds its inputs (or its lease) again after any restart"
     assert stack.services["execution"].samples.total("hean_orders_total", outcome="placed") > 0, report
     assert "all services healthy" in report and "positions and PnL" in report
 
