@@ -11,7 +11,9 @@ import socket
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
+from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -72,6 +74,12 @@ def _delete_scratch_topics() -> Iterator[None]:
             asyncio.run(delete_topics_with(BOOTSTRAP, _PREFIXES))
         except Exception as exc:  # cleanup only: a failure here must not fail the run
             warnings.warn(f"scratch topics not deleted: {exc!r}", stacklevel=1)
+
+
+async def sim_get(sim: Any, path: str, **params: str) -> httpx.Response:
+    """GET on a running simulator's public port: its market REST and its /sim/* controls."""
+    async with httpx.AsyncClient() as client:
+        return await client.get(f"http://127.0.0.1:{sim.port}{path}", params=params)
 
 
 async def create_topics(bootstrap: str, prefix: str, names: Iterable[str]) -> None:

@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
-import httpx
 import orjson
 import pytest
 import websockets
@@ -16,6 +15,7 @@ import websockets
 from services.exchange_sim.server import SimConfig, Simulator
 from services.execution.client import BybitRest
 from services.runtime.settings import Secret
+from tests.conftest import sim_get
 
 KEY, SECRET = "lock-key", "lock-secret"
 
@@ -33,11 +33,6 @@ async def sim() -> AsyncIterator[Simulator]:
     await simulator.stop()
 
 
-async def control(sim: Simulator, path: str, **params: str) -> httpx.Response:
-    async with httpx.AsyncClient() as client:
-        return await client.get(f"http://127.0.0.1:{sim.port}{path}", params=params)
-
-
 async def frames_of(sim: Simulator, steps: int) -> list[str]:
     """Subscribe, then step BTCUSDT `steps` times, releasing one frame at a time; every frame received."""
     received: list[str] = []
@@ -49,18 +44,18 @@ async def frames_of(sim: Simulator, steps: int) -> list[str]:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.recv(), 0.3)  # nothing moves by itself
         for _ in range(steps):
-            held = (await control(sim, "/sim/step", symbol="BTCUSDT")).json()["held"]
+            held = (await sim_get(sim, "/sim/step", symbol="BTCUSDT")).json()["held"]
             for left in range(held - 1, -1, -1):
-                released = (await control(sim, "/sim/release")).json()
+                released = (await sim_get(sim, "/sim/release")).json()
                 assert released["held"] == left and len(released["released"]) == 1
                 received.append(str(await asyncio.wait_for(ws.recv(), 5)))
     return [r for r in received if '"topic"' in r]
 
 
 async def test_the_market_moves_only_when_stepped_and_the_same_seed_sends_the_same_bytes(sim: Simulator) -> None:
-    start = (await control(sim, "/sim/stats")).json()["venue_ms"]
+    start = (await sim_get(sim, "/sim/stats")).json()["venue_ms"]
     first = await frames_of(sim, 30)
-    assert (await control(sim, "/sim/stats")).json()["venue_ms"] == start + 30 * 50  # 1000/rate per step
+    assert (await sim_get(sim, "/sim/stats")).json()["venue_ms"] == start + 30 * 50  # 1000/rate per step
     assert any("publicTrade" in f for f in first) and any('"delta"' in f for f in first)
     assert all(orjson.loads(f)["ts"] <= start + 30 * 50 for f in first)
     other = lockstep_sim()
@@ -72,12 +67,12 @@ async def test_the_market_moves_only_when_stepped_and_the_same_seed_sends_the_sa
 
 
 async def test_step_and_release_need_lockstep_mode_and_known_symbols(sim: Simulator) -> None:
-    assert (await control(sim, "/sim/step", symbol="DOGEUSDT")).status_code == 400
-    assert (await control(sim, "/sim/release")).json() == {"released": [], "held": 0}  # nothing subscribed
+    assert (await sim_get(sim, "/sim/step", symbol="DOGEUSDT")).status_code == 400
+    assert (await sim_get(sim, "/sim/release")).json() == {"released": [], "held": 0}  # nothing subscribed
     free = Simulator(SimConfig(port=0, rest_port=0, symbols=("BTCUSDT",)))
     await free.start()
     try:
-        answer = await control(free, "/sim/step")
+        answer = await sim_get(free, "/sim/step")
         assert answer.status_code == 400 and "lockstep" in answer.json()["error"]
     finally:
         await free.stop()
@@ -91,7 +86,7 @@ async def test_ledger_and_the_paged_execution_list(sim: Simulator) -> None:
         for n in range(40):
             await rest.place_order({"category": "linear", "symbol": "ETHUSDT", "side": "Buy" if n % 2 else "Sell",
                                     "orderType": "Market", "qty": "5", "orderLinkId": f"m-{n}"})
-        ledger = (await control(sim, "/sim/ledger")).json()[KEY]
+        ledger = (await sim_get(sim, "/sim/ledger")).json()[KEY]
         executions = ledger["executions"]
         assert len(executions) > 100, "enough fills for a second page"
         assert [o["orderLinkId"] for o in ledger["orders"]] == [f"m-{n}" for n in range(40)]
@@ -123,8 +118,8 @@ async def test_streams_nobody_reads_catch_up_when_asked(sim: Simulator) -> None:
     """A stream without subscribers is not advanced on a step; the REST book and a first
     subscriber's snapshot are still the market as it is, and deltas chain onto that snapshot."""
     for _ in range(15):  # steps nobody listens to
-        assert (await control(sim, "/sim/step", symbol="ETHUSDT")).json()["held"] == 0
-    rest = (await control(sim, "/v5/market/orderbook", category="linear", symbol="ETHUSDT", limit="200")).json()
+        assert (await sim_get(sim, "/sim/step", symbol="ETHUSDT")).json()["held"] == 0
+    rest = (await sim_get(sim, "/v5/market/orderbook", category="linear", symbol="ETHUSDT", limit="200")).json()
     assert (rest["result"]["b"], rest["result"]["a"]) == book_of(sim, "ETHUSDT", 200)
     async with websockets.connect(f"{sim.url}/v5/public/linear") as ws:
         await ws.send('{"op": "subscribe", "args": ["orderbook.50.ETHUSDT"]}')
@@ -135,9 +130,9 @@ async def test_streams_nobody_reads_catch_up_when_asked(sim: Simulator) -> None:
         book = {"b": dict(snapshot["data"]["b"]), "a": dict(snapshot["data"]["a"])}
         u = snapshot["data"]["u"]
         for _ in range(10):
-            if not (await control(sim, "/sim/step", symbol="ETHUSDT")).json()["held"]:
+            if not (await sim_get(sim, "/sim/step", symbol="ETHUSDT")).json()["held"]:
                 continue  # a step that changed nothing in the top 50
-            await control(sim, "/sim/release")
+            await sim_get(sim, "/sim/release")
             delta = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
             assert delta["type"] == "delta" and delta["data"]["u"] == u + 1
             u = delta["data"]["u"]

@@ -7,13 +7,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 import websockets
 
 from services.exchange_sim.record import write_replay_file
 from services.exchange_sim.server import SimConfig, Simulator
+from tests.conftest import sim_get
 
 
 @pytest.fixture
@@ -24,36 +24,31 @@ async def sim() -> AsyncIterator[Simulator]:
     await simulator.stop()
 
 
-async def get(sim: Simulator, path: str, **params: str) -> httpx.Response:
-    async with httpx.AsyncClient() as client:
-        return await client.get(f"http://127.0.0.1:{sim.port}{path}", params=params)
-
-
 async def test_rest_envelope_and_endpoints(sim: Simulator) -> None:
-    response = await get(sim, "/v5/market/time")
+    response = await sim_get(sim, "/v5/market/time")
     body = response.json()
     assert response.headers["content-type"] == "application/json"
     assert set(body) == {"retCode", "retMsg", "result", "retExtInfo", "time"}
     assert body["retCode"] == 0 and int(body["result"]["timeNano"]) // 10**9 == int(body["result"]["timeSecond"])
 
-    info = (await get(sim, "/v5/market/instruments-info", category="linear", symbol="BTCUSDT")).json()
+    info = (await sim_get(sim, "/v5/market/instruments-info", category="linear", symbol="BTCUSDT")).json()
     [btc] = info["result"]["list"]
     assert btc["priceFilter"]["tickSize"] == "0.10"
     assert btc["lotSizeFilter"] == {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001",
                                     "minNotionalValue": "5"}
-    spot = (await get(sim, "/v5/market/instruments-info", category="spot")).json()
+    spot = (await sim_get(sim, "/v5/market/instruments-info", category="spot")).json()
     assert {i["symbol"] for i in spot["result"]["list"]} == {"BTCUSDT", "ETHUSDT"}
     assert "basePrecision" in spot["result"]["list"][0]["lotSizeFilter"]
 
 
 async def test_rest_errors(sim: Simulator) -> None:
-    assert (await get(sim, "/v5/market/orderbook", category="linear")).json()["retCode"] == 10001
-    assert (await get(sim, "/v5/market/orderbook", category="linear", symbol="BTCUSDT",
+    assert (await sim_get(sim, "/v5/market/orderbook", category="linear")).json()["retCode"] == 10001
+    assert (await sim_get(sim, "/v5/market/orderbook", category="linear", symbol="BTCUSDT",
                       limit="x")).json()["retCode"] == 10001
-    assert (await get(sim, "/v5/market/instruments-info")).json()["retCode"] == 10001
-    missing = await get(sim, "/v5/nope")
+    assert (await sim_get(sim, "/v5/market/instruments-info")).json()["retCode"] == 10001
+    missing = await sim_get(sim, "/v5/nope")
     assert missing.status_code == 404 and missing.json()["retCode"] == 10017
-    assert (await get(sim, "/sim/fault", kind="meteor")).status_code == 400
+    assert (await sim_get(sim, "/sim/fault", kind="meteor")).status_code == 400
 
 
 async def test_rest_book_chains_onto_the_ws_deltas(sim: Simulator) -> None:
@@ -62,7 +57,7 @@ async def test_rest_book_chains_onto_the_ws_deltas(sim: Simulator) -> None:
         await ws.send('{"op": "subscribe", "args": ["orderbook.200.BTCUSDT"]}')
         assert orjson.loads(await ws.recv())["success"] is True
         await ws.recv()  # the WS snapshot
-        book = (await get(sim, "/v5/market/orderbook", category="linear", symbol="BTCUSDT", limit="200")).json()
+        book = (await sim_get(sim, "/v5/market/orderbook", category="linear", symbol="BTCUSDT", limit="200")).json()
         rest_u = book["result"]["u"]
         while True:
             message = orjson.loads(await ws.recv())

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from schemas.events import BookDeltaReceived, BookSnapshotReceived, DeadLettered, TickerUpdated, TradeReceived
@@ -16,7 +15,7 @@ from services.exchange_sim.server import SimConfig, Simulator
 from services.ingest.shell import Ingest, IngestConfig
 from services.runtime.codec import decode
 from services.runtime.settings import RuntimeSettings
-from tests.conftest import create_topics, read_topic
+from tests.conftest import create_topics, read_topic, sim_get
 
 pytestmark = pytest.mark.integration
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -42,9 +41,8 @@ async def stack(bootstrap: str, prefix: str, **ingest: object) -> AsyncIterator[
 
 
 async def fault(sim: Simulator, kind: str, **params: str) -> None:
-    async with httpx.AsyncClient() as client:
-        response = await client.get(f"http://127.0.0.1:{sim.port}/sim/fault", params={"kind": kind, **params})
-        assert response.status_code == 200, response.text
+    response = await sim_get(sim, "/sim/fault", kind=kind, **params)
+    assert response.status_code == 200, response.text
 
 
 def fold_books(events: list) -> dict[str, tuple[int, dict[Decimal, Decimal], dict[Decimal, Decimal]]]:
