@@ -135,22 +135,26 @@ class Stack:
         """Wait until each service reports hean_ready (it holds its input partitions); returns the
         ones that did not within `timeout`. Why: ticks published while the consumer groups are
         still joining wait for the joins, and the live view's latencies would start at seconds."""
-        waiting = set(names)
+        waiting = sorted(names)
         deadline = time.monotonic() + timeout
         while waiting and time.monotonic() < deadline:
-            asked = sorted(waiting)
-            results = await asyncio.gather(*(scrape(self.http, self.services[n].metrics_port) for n in asked))
-            waiting -= {n for n, samples in zip(asked, results, strict=True) if samples.total("hean_ready") >= 1}
+            await self._scrape(waiting)
+            waiting = [n for n in waiting if self.services[n].samples.total("hean_ready") < 1]
             if waiting:
                 await asyncio.sleep(0.2)
-        return sorted(waiting)
+        return waiting
 
     async def observe(self) -> None:
-        results = await asyncio.gather(*(scrape(self.http, s.metrics_port) for s in self.services.values()))
-        for service, samples in zip(self.services.values(), results, strict=True):
-            service.samples = samples
+        await self._scrape(list(self.services))
         with contextlib.suppress(Exception):  # a broker hiccup must not stop the view
             await self.log.refresh()
+
+    async def _scrape(self, names: list[str]) -> None:
+        """Each named service's /metrics, into its `samples`."""
+        services = [self.services[n] for n in names]
+        results = await asyncio.gather(*(scrape(self.http, s.metrics_port) for s in services))
+        for service, samples in zip(services, results, strict=True):
+            service.samples = samples
 
     def healthy(self, name: str) -> bool:
         if self.final is not None:
