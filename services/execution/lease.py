@@ -4,6 +4,10 @@
 every new holder; `renew` extends it only while we still hold it. Before every effect the shell
 calls `holds(token)`: an executor that was paused past its TTL (GC, network) finds a newer token
 and stops instead of sending orders beside its successor. Both scripts run atomically in Redis.
+
+A token is at least Redis's clock in milliseconds, so it still grows after the counter is lost
+(Redis wiped with FLUSHALL, or restarted without persistence): a holder from before the wipe can
+never outrank one from after it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ if holder == ARGV[1] then
 end
 if holder then return -1 end
 local token = redis.call('INCR', KEYS[2])
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if token < floor then
+  token = floor
+  redis.call('SET', KEYS[2], token)
+end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return token

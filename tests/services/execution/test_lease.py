@@ -35,3 +35,26 @@ async def test_one_holder_then_takeover_with_a_higher_token(redis_url: str) -> N
         for lease in (first, second):
             await lease.release()
             await lease.close()
+
+
+async def test_a_wiped_redis_still_gives_a_higher_token(redis_url: str) -> None:
+    """FLUSHALL (here: the lease's own keys, so other state is untouched) loses the counter; the
+    next holder's token must still outrank every token from before."""
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    first, second = Lease(redis_url, account, "exec-a", ttl_ms=5_000), Lease(redis_url, account, "exec-b")
+    try:
+        for _ in range(3):  # several holders before the wipe
+            await first.acquire()
+            await first.release()
+        token_before = await first.acquire()
+        assert token_before is not None
+        await first.redis.delete(first.key, first.fence_key)  # what FLUSHALL does to the lease
+        assert not await first.holds()
+        assert not await first.renew()
+        token_after = await second.acquire()
+        assert token_after is not None and token_after > token_before
+        assert await second.holds()
+    finally:
+        for lease in (first, second):
+            await lease.release()
+            await lease.close()
