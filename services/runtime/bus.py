@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,18 +22,22 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas.events import DeadLettered, derive_id
 from schemas.topics import TOPICS, TopicSpec
 from services.runtime.codec import encode
+from services.runtime.errors import DeliveryFailed
 
 __all__ = [
+    "DeliveryWatch",
     "Rebalance",
     "StatusReader",
     "TopicStatus",
     "dead_letter",
+    "dead_letter_raw",
     "delete_topics_with",
     "ensure_topics",
     "make_admin",
     "make_consumer",
     "make_producer",
     "partitions_of",
+    "send_and_wait",
     "send_keyed",
     "topic_status",
     "wait_group_coordinator",
@@ -94,17 +98,21 @@ _partitioner = DefaultPartitioner()
 _partition_cache: dict[tuple[str, bytes], int] = {}
 
 
-async def send_keyed(producer: AIOKafkaProducer, records: Iterable[tuple[str, bytes, bytes]]) -> int:
-    """Send (topic, key, value) records in per-partition batches; returns how many were sent.
+async def send_keyed(producer: AIOKafkaProducer,
+                     records: Iterable[tuple[str, bytes, bytes]]) -> list[asyncio.Future[Any]]:
+    """Send (topic, key, value) records in per-partition batches; returns each batch's delivery
+    future.
 
     Why: aiokafka's `send` builds a future per message, which made it the runtime's bottleneck.
     Batches go through the same accumulator (so a transaction covers them) and partitions are
     chosen by the producer's own murmur2 partitioner, so a key lands where any other Kafka
-    producer would put it. Delivery is awaited by the transaction commit or `flush`.
+    producer would put it. Inside a transaction the commit fails when a batch did; outside one,
+    await the futures (`send_and_wait`): `producer.flush()` waits but never raises, so a failed
+    delivery would pass unseen.
     """
     by_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
     partitions: dict[str, list[int]] = {}
-    count = 0
+    futures: list[asyncio.Future[Any]] = []
     cache = _partition_cache
     for topic, key, value in records:
         partition = cache.get((topic, key))
@@ -116,18 +124,64 @@ async def send_keyed(producer: AIOKafkaProducer, records: Iterable[tuple[str, by
             if len(cache) < 100_000:
                 cache[(topic, key)] = partition
         by_partition.setdefault((topic, partition), []).append((key, value))
-        count += 1
     for (topic, partition), items in by_partition.items():
         batch = producer.create_batch()
         for key, value in items:
             if batch.append(key=key, value=value, timestamp=None) is None:
                 batch.close()
-                await producer.send_batch(batch, topic, partition=partition)
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
         batch.close()
-        await producer.send_batch(batch, topic, partition=partition)
-    return count
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
+
+
+async def send_and_wait(producer: AIOKafkaProducer, records: Iterable[tuple[str, bytes, bytes]]) -> None:
+    """Send records outside a transaction and return once the broker has acknowledged every one.
+
+    Raises DeliveryFailed (naming the first error) when any batch was refused, so nothing that
+    depends on these records being in the log (an id marked as published, an offset committed)
+    happens after a lost delivery."""
+    results = await asyncio.gather(*await send_keyed(producer, records), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise DeliveryFailed(f"{len(errors)} of {len(results)} produce batches were not delivered: {errors[0]!r}")
+
+
+class DeliveryWatch:
+    """Watches per-record send futures without awaiting each one (ingest's hot path), and holds
+    the first delivery error for the shell to act on (`check`).
+
+    Why not await each send: the producer's accumulator batches records across frames only while
+    nobody waits; waiting per record would turn every event into a produce request."""
+
+    def __init__(self, on_failure: Callable[[BaseException], None] | None = None) -> None:
+        self.failed = 0
+        self.error: BaseException | None = None
+        self.on_failure = on_failure
+
+    def watch(self, future: asyncio.Future[Any]) -> None:
+        future.add_done_callback(self._done)
+
+    def _done(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            error: BaseException | None = DeliveryFailed("a produce was cancelled before delivery")
+        else:
+            error = future.exception()
+        if error is None:
+            return
+        self.failed += 1
+        if self.error is None:
+            self.error = error
+            log.error("produce failed; records after the last delivered one may be missing: %r", error)
+        if self.on_failure is not None:
+            self.on_failure(error)
+
+    def check(self) -> None:
+        """Raise DeliveryFailed once any watched record was not delivered."""
+        if self.error is not None:
+            raise DeliveryFailed(f"{self.failed} records were not delivered to Kafka: {self.error!r}")
 
 
 class Rebalance(ConsumerRebalanceListener):
@@ -155,6 +209,16 @@ def dead_letter(record: Any, service: str, reason: str, error: str, dlq_topic: s
         reason=reason, error=error[:2000], payload=record.value or b"",
     )
     return dlq_topic, record.topic.encode(), encode(letter)
+
+
+def dead_letter_raw(service: str, source: str, reason: str, error: str, payload: bytes, recv_ns: int,
+                    dlq_topic: str) -> tuple[str, bytes, bytes]:
+    """The dlq record for input that never was a log record (a venue WebSocket frame): `source`
+    names where it came from ("bybit.ws.private"); its id derives from source, time and bytes."""
+    letter = DeadLettered(id=derive_id("dlq", source, recv_ns, payload[:64]), ts_event=recv_ns, ts_ingest=recv_ns,
+                          service=service, source_topic=source, source_partition=-1, source_offset=-1,
+                          reason=reason, error=error[:2000], payload=payload)
+    return dlq_topic, source.encode(), encode(letter)
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

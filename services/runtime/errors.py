@@ -5,6 +5,8 @@
     │   └── UnsupportedVersion    a schema major this code does not know → dlq
     ├── ConfigError           a wrong or missing setting → refuse to start, naming the key
     ├── InvariantViolation    the core's state is broken → crash; restart from the snapshot
+    ├── DeliveryFailed        the broker refused or lost produced records → crash; restart and
+    │                         rebuild from the log (nothing that depended on them happened)
     └── TransientError        retriable = True: back off and try again (broker, Redis, venue)
 
 The shell branches on these classes and on `retriable`, never on lists of library exceptions.
@@ -59,6 +61,13 @@ class ConfigError(HeanError):
 
 class InvariantViolation(HeanError):
     """The core found its own state impossible (e.g. a fill for an unknown order)."""
+
+
+class DeliveryFailed(HeanError):
+    """Produced records were not acknowledged by the broker (refused, too large, timed out).
+
+    Not retried in place: the process exits so its supervisor restarts it, and the restart
+    rebuilds from what the log really holds."""
 
 
 class TransientError(HeanError):

@@ -84,6 +84,11 @@ class ServiceMetrics:
                            "(execution: also its lease; ingest: connected and subscribed)", ["service"], registry=r)
         self.outputs = Counter("hean_outputs_total", "Committed outputs by the service's own classification",
                                ["service", "kind"], registry=r)
+        self.task_failures = Counter("hean_task_failures_total",
+                                     "Background tasks that ended with an error (then restarted, or the process "
+                                     "exited), by task", ["service", "task"], registry=r)
+        self.produce_failures = Counter("hean_produce_failures_total",
+                                        "Produced records the broker did not acknowledge", ["service"], registry=r)
         self.tick_to_emit = Histogram("hean_tick_to_emit_seconds",
                                       "A tick's arrival at ingest (origin_ts) → this service's output committed "
                                       "(strategy: tick to signal; risk: tick to decision)",
@@ -92,7 +97,7 @@ class ServiceMetrics:
         # alert on "no DLQ yet" sees 0 rather than no data.
         for reason in ("malformed", "invalid", "unsupported_version", "apply_failed"):
             self.dlq.labels(service, reason)
-        for series in (self.replayed, self.snapshots, self.batch_seconds, self.tick_to_emit):
+        for series in (self.replayed, self.snapshots, self.batch_seconds, self.tick_to_emit, self.produce_failures):
             series.labels(service)
         self.up.labels(service).set(0)
         self.ready.labels(service).set(0)
