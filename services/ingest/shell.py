@@ -6,6 +6,10 @@ after `breaker_failures` failed connects in a row the circuit opens for `breaker
 A book gap or crossed book → unsubscribe + subscribe for a fresh snapshot. A malformed frame is
 logged (first of each kind per connection), counted, and kept in `dlq`; the connection goes on.
 Ingest is a source, not a fold over the log: its books are rebuilt from the venue's snapshots.
+Every send's delivery is watched (DeliveryWatch): a record the broker did not acknowledge stops
+ingest with DeliveryFailed (counted in hean_produce_failures_total), so the process exits non-zero
+and is restarted rather than going on with a hole in md.* that nobody sees. Ping and watchdog
+tasks that fail are logged, counted and end the connection (which then reconnects).
 """
 
 from __future__ import annotations
@@ -24,10 +28,9 @@ import websockets
 from prometheus_client import Counter, Gauge
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from schemas.events import DeadLettered, derive_id
 from schemas.topics import DLQ
 from services.ingest.core import MalformedFrame, Normalizer
-from services.runtime.bus import make_producer
+from services.runtime.bus import DeliveryWatch, dead_letter_raw, make_producer
 from services.runtime.codec import encode
 from services.runtime.errors import ConfigError
 from services.runtime.metrics import ServiceMetrics
@@ -114,6 +117,8 @@ class Ingest:
         self._out_counters: dict[str, Any] = {}
         self._recorder: Any = None
         self._record_started = 0.0
+        failures = self.metrics.base.produce_failures.labels("ingest")
+        self.delivery = DeliveryWatch(on_failure=lambda _error: failures.inc())
 
     async def run(self, stop: asyncio.Event) -> None:
         self.metrics.base.serve(self.settings.metrics_port)
@@ -148,6 +153,7 @@ class Ingest:
             await producer.stop()
             if self._recorder is not None:
                 self._recorder.close()
+        self.delivery.check()  # a stop must not hide records the broker never took
 
     async def _connection(self, producer: Any, stop: asyncio.Event) -> str:
         """One connection's life; returns why it ended (the reconnect cause)."""
@@ -161,8 +167,10 @@ class Ingest:
         logged: set[str] = set()
         self._last_frame = time.monotonic()
         ended = {"cause": "closed"}
-        pinger = asyncio.create_task(self._ping(ws))
-        watchdog = asyncio.create_task(self._watch(ws, stop, ended))
+        pinger = asyncio.create_task(self._ping(ws), name="ping")
+        watchdog = asyncio.create_task(self._watch(ws, stop, ended), name="watchdog")
+        for task in (pinger, watchdog):
+            task.add_done_callback(lambda t: self._task_ended(t, ws, ended))
         try:
             await ws.send(orjson.dumps({"op": "subscribe", "req_id": "hean-sub", "args": config.topics()}).decode())
             log.info("connected", extra={"url": config.url, "topics": len(config.topics())})
@@ -185,6 +193,16 @@ class Ingest:
             watchdog.cancel()
             with contextlib.suppress(Exception):
                 await ws.close()
+
+    def _task_ended(self, task: asyncio.Task[None], ws: Any, ended: dict[str, str]) -> None:
+        """A helper task that failed is logged and counted, and ends the connection: without its
+        ping or its watchdog a connection could go stale unseen."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("ingest's %s task failed; reconnecting: %r", task.get_name(), task.exception())
+        self.metrics.base.task_failures.labels("ingest", task.get_name()).inc()
+        ended["cause"] = "closed"
+        asyncio.get_running_loop().create_task(ws.close())
 
     async def _watch(self, ws: Any, stop: asyncio.Event, ended: dict[str, str]) -> None:
         """Close the connection on stop, or when no frame came for `stale_after` seconds.
@@ -214,6 +232,7 @@ class Ingest:
             await self._handle_frame(raw, normalizer, ws, producer, logged)
         finally:
             self._frames.inc()
+        self.delivery.check()
 
     async def _handle_frame(self, raw: str | bytes, normalizer: Normalizer, ws: Any, producer: Any,
                             logged: set[str]) -> None:
@@ -244,8 +263,9 @@ class Ingest:
             # Per-event send: the producer's accumulator (linger) batches them across frames; a
             # closed batch per frame would cost one produce request per frame.
             counters = self._out_counters
+            watch = self.delivery.watch
             for topic, key, event in result.events:
-                await producer.send(self.prefix + topic, encode(event), key=key.encode())
+                watch(await producer.send(self.prefix + topic, encode(event), key=key.encode()))
                 counter = counters.get(topic)
                 if counter is None:
                     counter = counters[topic] = self.metrics.base.events_out.labels("ingest", self.prefix + topic)
@@ -254,11 +274,9 @@ class Ingest:
 
     async def _dead_letter(self, producer: Any, raw: str | bytes, exc: MalformedFrame, recv_ns: int) -> None:
         payload = raw.encode() if isinstance(raw, str) else raw
-        source = f"bybit.ws.{self.config.category}"
-        letter = DeadLettered(id=derive_id("dlq", source, recv_ns, payload[:64]), ts_event=recv_ns, ts_ingest=recv_ns,
-                              service="ingest", source_topic=source, source_partition=-1, source_offset=-1,
-                              reason=exc.reason, error=str(exc)[:2000], payload=payload)
-        await producer.send(self.prefix + DLQ, encode(letter), key=source.encode())
+        topic, key, value = dead_letter_raw("ingest", f"bybit.ws.{self.config.category}", exc.reason, str(exc),
+                                            payload, recv_ns, self.prefix + DLQ)
+        self.delivery.watch(await producer.send(topic, value, key=key))
         self.metrics.base.dlq.labels("ingest", exc.reason).inc()
 
     async def _ping(self, ws: Any) -> None:

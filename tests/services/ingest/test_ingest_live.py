@@ -145,3 +145,35 @@ async def test_malformed_frame_is_counted_dead_lettered_and_skipped(bootstrap: s
     letters = [decode(r.value) for r in await read_topic(bootstrap, prefix + DLQ)]
     assert letters and all(isinstance(x, DeadLettered) and x.reason == "malformed_frame" for x in letters)
     assert letters[0].source_topic == "bybit.ws.linear" and letters[0].payload.startswith(b'{"topic"')
+
+
+async def test_a_record_the_broker_refuses_stops_ingest_instead_of_passing_unseen(bootstrap: str, prefix: str) -> None:
+    """md.book takes at most 512-byte batches here, so the broker refuses every book snapshot.
+    Before the fix ingest dropped the send futures and ran on with no books in the log; now the
+    first refused delivery is counted and ends the run with DeliveryFailed (the process exits
+    non-zero and its supervisor restarts it)."""
+    from aiokafka.admin import NewTopic
+
+    from services.runtime.bus import make_admin
+    from services.runtime.errors import DeliveryFailed
+
+    admin = make_admin(bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(prefix + MD_BOOK, 6, 1, topic_configs={"max.message.bytes": "512"})])
+    finally:
+        await admin.close()
+    await create_topics(bootstrap, prefix, (MD_TRADES, MD_TICKERS, DLQ))
+    sim = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=SYMBOLS, seed=3))
+    port = await sim.start()
+    service = Ingest(IngestConfig(url=f"ws://127.0.0.1:{port}/v5/public/linear", symbols=SYMBOLS),
+                     RuntimeSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix))
+    stop = asyncio.Event()
+    try:
+        with pytest.raises(DeliveryFailed, match="not delivered"):
+            await asyncio.wait_for(service.run(stop), 30)
+    finally:
+        stop.set()
+        await sim.stop()
+    failed = service.metrics.base.registry.get_sample_value("hean_produce_failures_total", {"service": "ingest"})
+    assert failed and failed >= 1
