@@ -14,8 +14,10 @@ An `execution` message item, annotated (bybit-v5.md §2.2):
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import orjson
 
 from schemas.events import (
     Event,
@@ -27,6 +29,7 @@ from schemas.events import (
     SubmitOrder,
     derive_id,
 )
+from services.runtime.errors import DecodeError
 
 _LINK_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,34}$")
 
@@ -54,14 +57,71 @@ def create_request(intent: SubmitOrder) -> dict[str, Any]:
     return body
 
 
+class MalformedPrivateMessage(DecodeError):
+    """A private WebSocket message that is not what Bybit sends: dead-lettered, never fatal."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("malformed", message)
+
+
+def parse_private(raw: str | bytes) -> dict[str, Any]:
+    """One private WS frame as a JSON object, or MalformedPrivateMessage."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPrivateMessage(f"Expected a JSON private message, found undecodable text: {exc}") from None
+    if not isinstance(message, dict):
+        raise MalformedPrivateMessage(f"Expected a JSON object, found {type(message).__name__}")
+    return message
+
+
+def _decimal(item: dict[str, Any], field: str, default: str | None = None) -> Decimal:
+    """A finite Decimal from a venue string field (Bybit sends numbers as strings)."""
+    value = item[field] if default is None else (item.get(field) or default)
+    if not isinstance(value, str | int):
+        raise MalformedPrivateMessage(f"Expected a numeric string in {field!r}, found {value!r}")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise MalformedPrivateMessage(f"Expected a numeric string in {field!r}, found {value!r}") from None
+    if not number.is_finite():
+        raise MalformedPrivateMessage(f"Expected a finite number in {field!r}, found {value!r}")
+    return number
+
+
+def _text(item: dict[str, Any], field: str) -> str:
+    value = item[field]
+    if not isinstance(value, str) or not value:
+        raise MalformedPrivateMessage(f"Expected a non-empty string in {field!r}, found {value!r}")
+    return value
+
+
 def events_from_private(message: dict[str, Any], account: str, now_ns: int,
                         origins: dict[str, int]) -> list[Event]:
-    """orders.events from one private WS message; `origins` maps orderLinkId → origin_ts."""
+    """orders.events from one private WS message; `origins` maps orderLinkId → origin_ts.
+
+    A message whose items lack a field the events need, or carry a field of the wrong shape,
+    raises MalformedPrivateMessage naming it; no event of that message is returned, so the
+    shell's reconciliation (which asks the venue) is what recovers its content."""
+    data = message.get("data", [])
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise MalformedPrivateMessage(f"Expected 'data' to be a list of objects, found {str(data)[:100]!r}")
+    try:
+        return _events(message, data, account, now_ns, origins)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedPrivateMessage(f"Expected a Bybit {message.get('topic')!r} item, found one with "
+                                      f"{type(exc).__name__}: {exc}") from None
+
+
+def _events(message: dict[str, Any], data: list[dict[str, Any]], account: str, now_ns: int,
+            origins: dict[str, int]) -> list[Event]:
     events: list[Event] = []
     topic = message.get("topic", "")
     created_ms = int(message.get("creationTime", 0))
-    for item in message.get("data", []):
+    for item in data:
         link_id = item.get("orderLinkId", "")
+        if not isinstance(link_id, str):
+            raise MalformedPrivateMessage(f"Expected a string orderLinkId, found {link_id!r}")
         intent_id = intent_id_of(link_id)
         if not intent_id:
             continue  # not ours (placed by hand on the account)
@@ -69,14 +129,15 @@ def events_from_private(message: dict[str, Any], account: str, now_ns: int,
         # by reconciliation carries the same time as the one the WebSocket pushed.
         item_ms = item.get("execTime") if topic == "execution" else item.get("updatedTime")
         common = {"ts_event": int(item_ms or created_ms) * 1_000_000, "ts_ingest": now_ns,
-                  "origin_ts": origins.get(link_id, 0), "account": account, "symbol": item["symbol"],
-                  "intent_id": intent_id, "order_link_id": link_id, "order_id": item.get("orderId", "")}
+                  "origin_ts": origins.get(link_id, 0), "account": account, "symbol": _text(item, "symbol"),
+                  "intent_id": intent_id, "order_link_id": link_id, "order_id": _text(item, "orderId")}
         if topic == "execution":
-            leaves = Decimal(item.get("leavesQty") or "0")
-            fill = {"exec_id": item["execId"], "side": item["side"], "fill_qty": Decimal(item["execQty"]),
-                    "fill_price": Decimal(item["execPrice"]), "fee": Decimal(item.get("execFee") or "0"),
+            leaves = _decimal(item, "leavesQty", "0")
+            fill_qty = _decimal(item, "execQty")
+            fill = {"exec_id": _text(item, "execId"), "side": _text(item, "side"), "fill_qty": fill_qty,
+                    "fill_price": _decimal(item, "execPrice"), "fee": _decimal(item, "execFee", "0"),
                     "is_maker": bool(item.get("isMaker")),
-                    "cum_qty": Decimal(item.get("orderQty") or item["execQty"]) - leaves}
+                    "cum_qty": (_decimal(item, "orderQty") if item.get("orderQty") else fill_qty) - leaves}
             if leaves == 0:
                 events.append(OrderFilled(id=derive_id("exec-fill", item["execId"]), **common, **fill))
             else:
@@ -86,14 +147,14 @@ def events_from_private(message: dict[str, Any], account: str, now_ns: int,
             status = item.get("orderStatus")
             if status == "New":
                 events.append(OrderAcknowledged(
-                    id=derive_id("exec-ack", item["orderId"]), **common, side=item["side"],
-                    order_type=item["orderType"], qty=Decimal(item["qty"]),
-                    price=Decimal(item["price"]) if item.get("orderType") == "Limit" else None))
+                    id=derive_id("exec-ack", common["order_id"]), **common, side=_text(item, "side"),
+                    order_type=_text(item, "orderType"), qty=_decimal(item, "qty"),
+                    price=_decimal(item, "price") if item.get("orderType") == "Limit" else None))
             elif status in ("Cancelled", "Deactivated", "PartiallyFilledCanceled"):
-                events.append(OrderCancelled(id=derive_id("exec-cancel", item["orderId"]), **common,
-                                             reason=item.get("cancelType", ""),
-                                             cum_qty=Decimal(item.get("cumExecQty") or "0")))
+                events.append(OrderCancelled(id=derive_id("exec-cancel", common["order_id"]), **common,
+                                             reason=str(item.get("cancelType") or ""),
+                                             cum_qty=_decimal(item, "cumExecQty", "0")))
             elif status == "Rejected":
-                events.append(OrderRejected(id=derive_id("exec-reject", item["orderId"]), **common, ret_code=0,
-                                            reason=item.get("rejectReason", "")))
+                events.append(OrderRejected(id=derive_id("exec-reject", common["order_id"]), **common, ret_code=0,
+                                            reason=str(item.get("rejectReason") or "")))
     return events

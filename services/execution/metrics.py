@@ -69,6 +69,11 @@ class ExecutionMetrics(ServiceMetrics):
                                     ["service", "type"], registry=r)
         self.active = Gauge("hean_execution_active", "1 while this instance holds the account's lease",
                             ["service", "account"], registry=r)
+        self.reconcile_failures = Counter("hean_reconcile_failures_total",
+                                          "Reconciliations with the venue that failed (retried with backoff)",
+                                          ["service"], registry=r).labels("execution")
+        self.private_malformed = Counter("hean_ws_malformed_total", "Malformed WebSocket frames",
+                                         ["service"], registry=r).labels("execution")
         for outcome in ("placed", "refused", "stale", "cancel_sent"):
             self.orders.labels("execution", outcome)
         for kind in ("OrderAcknowledged", "OrderRejected", "OrderPartiallyFilled", "OrderFilled", "OrderCancelled"):

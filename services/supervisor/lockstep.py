@@ -32,6 +32,8 @@ from aiokafka import TopicPartition
 from schemas.events import derive_id
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.execution.core import intent_id_of
+from services.execution.shell import ExecutionConfig
+from services.execution.shell import group_id as execution_group
 from services.registry import definition
 from services.runtime.bus import group_offsets, make_admin, make_consumer, partitions_of, read_to_end
 from services.runtime.codec import decode
@@ -42,11 +44,16 @@ MD_TOPICS = (MD_TRADES, MD_BOOK, MD_TICKERS)
 NEVER_RESTED = ("CancelByPostOnly", "CancelByFOK")  # cancelled at placement: no ack is reported
 
 
-def group_inputs(services: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Consumer group (without prefix) → the topics it reads, for the trading-loop services."""
+def group_inputs(services: Iterable[str], accounts: Iterable[str] = (ExecutionConfig().account,),
+                 ) -> dict[str, tuple[str, ...]]:
+    """Consumer group (without prefix) → the topics it reads, for the trading-loop services
+    (execution: one group per account)."""
     groups = {}
     for name in services:
-        groups[f"hean.{name}"] = (ORDERS_DECISIONS,) if name == "execution" else definition(name).inputs
+        if name == "execution":
+            groups.update({execution_group("", account): (ORDERS_DECISIONS,) for account in accounts})
+        else:
+            groups[f"hean.{name}"] = definition(name).inputs
     return groups
 
 

@@ -122,7 +122,7 @@ class LogView:
         lag: dict[str, int] = {}
         for status in statuses:
             for group, behind in status.group_lag.items():
-                service = group[len(groups):]
+                service = group[len(groups):].split(".", 1)[0]  # hean.execution.<account> → execution
                 lag[service] = lag.get(service, 0) + behind
         self.lag = lag
 

@@ -1,0 +1,327 @@
+"""Execution's reports: what orders.events already holds, the private WebSocket, reconciliation.
+
+- `publish` sends order events and marks them reported only once the broker acknowledged them,
+  so a lost delivery is retried (by reconciliation) instead of being taken as done.
+- The private stream (auth, `order` + `execution`) becomes orders.events. It never ends by an
+  error: a malformed message is dead-lettered and counted and triggers a reconciliation (the
+  venue still knows what the message said); any other failure is logged, counted
+  (`hean_task_failures_total{task="private_stream"}`), and the stream reconnects and reconciles.
+  A ping every `ping_interval` keeps the connection (Bybit cuts a silent one after 10 minutes),
+  and a connection without any message for `stale_after` seconds is replaced.
+- Reconciliation on start and after every private stream interruption: every order the venue
+  lists, that HEAN saw acknowledged and not closed, or that was decided and never seen close, is
+  compared with the venue's view; missed acks, cancels and fills are reported, each fill with the
+  venue's own execId (GET /v5/execution/list), so a reconciled fill is the same event the
+  WebSocket would have given. It retries with backoff until it succeeds; `reconciled` is clear
+  (and execution not ready) meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import websockets
+from aiokafka.errors import KafkaError
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from schemas.events import (
+    Event,
+    IntentApproved,
+    OrderAcknowledged,
+    OrderCancelled,
+    OrderEvent,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderRejected,
+    SubmitOrder,
+)
+from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
+from services.execution.client import BybitRest, VenueError
+from services.execution.core import MalformedPrivateMessage, events_from_private, link_id_for, parse_private
+from services.execution.metrics import ExecutionMetrics
+from services.execution.signing import ws_auth_signature
+from services.runtime.bus import dead_letter_raw, make_consumer, partitions_of, read_to_end, send_and_wait
+from services.runtime.codec import decode, encode
+from services.runtime.errors import DecodeError, DeliveryFailed, TransientError
+
+if TYPE_CHECKING:
+    from services.execution.shell import ExecutionConfig
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+PRIVATE_SOURCE = "bybit.ws.private"
+# What a reconciliation may meet and retry: the venue (down, refusing, rate-limited) or the broker.
+# A venue answer that is not Bybit's shape is retried too: it is logged and counted each time.
+RETRIABLE = (TransientError, VenueError, DeliveryFailed, KafkaError, OSError, MalformedPrivateMessage)
+
+
+class Reports:
+    """One account's reporting state and the tasks that keep orders.events complete."""
+
+    def __init__(self, config: ExecutionConfig, prefix: str, bootstrap: str, rest: BybitRest,
+                 metrics: ExecutionMetrics) -> None:
+        self.config = config
+        self.prefix = prefix
+        self.bootstrap = bootstrap
+        self.rest = rest
+        self.metrics = metrics
+        self.producer: Any = None  # the events producer, set by the shell once started
+        self.published: set[str] = set()  # event ids in orders.events (delivered)
+        self.sending: set[str] = set()  # event ids being delivered right now
+        self.origins: dict[str, int] = {}
+        self.open_links: dict[str, str] = {}  # orderLinkId → symbol, placed and not seen closed
+        self.reported: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # orderLinkId → qty, value, fee
+        self.decided: dict[str, str] = {}  # orderLinkId → symbol, approved for this account (lookback)
+        self.closed: set[str] = set()  # orderLinkIds with a terminal event in orders.events
+        self.reconciled = asyncio.Event()
+        self.last_message = 0.0
+        self._malformed_kinds: set[str] = set()
+
+    # ------------------------------------------------------------------ publishing
+
+    async def publish(self, events: list[Event]) -> None:
+        """Send the events orders.events lacks; they count as reported once the broker acked them.
+
+        Raises DeliveryFailed when it did not: the caller's recovery (a reconciliation, or the
+        process restarting) reports them again under the same ids."""
+        fresh: dict[str, Event] = {}
+        for event in events:
+            if event.id not in self.published and event.id not in self.sending:
+                fresh.setdefault(event.id, event)
+        if not fresh:
+            return
+        self.sending.update(fresh)
+        topic = self.prefix + ORDERS_EVENTS
+        try:
+            await send_and_wait(self.producer, [(topic, e.symbol.encode(), encode(e)) for e in fresh.values()])
+        except DeliveryFailed:
+            self.metrics.produce_failures.labels("execution").inc(len(fresh))
+            raise
+        finally:
+            self.sending.difference_update(fresh)
+        for event in fresh.values():
+            self.published.add(event.id)
+            if isinstance(event, OrderEvent):
+                self.track(event)
+            self.metrics.events_out.labels("execution", topic).inc()
+            self.metrics.order_events.labels("execution", type(event).__name__).inc()
+
+    def track(self, event: OrderEvent) -> None:
+        """Keep what reconciliation compares with the venue: open orders and reported fills."""
+        link_id = event.order_link_id
+        if isinstance(event, OrderPartiallyFilled | OrderFilled):
+            qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
+            self.reported[link_id] = (qty + event.fill_qty, value + event.fill_qty * event.fill_price, fee + event.fee)
+        if isinstance(event, OrderFilled | OrderCancelled | OrderRejected):
+            self.open_links.pop(link_id, None)
+            self.closed.add(link_id)
+        elif isinstance(event, OrderAcknowledged | OrderPartiallyFilled):
+            self.open_links[link_id] = event.symbol
+
+    async def _dead_letter(self, raw: str | bytes, error: MalformedPrivateMessage) -> None:
+        payload = raw.encode() if isinstance(raw, str) else raw
+        kind = str(error).split(",", 1)[0]
+        if kind not in self._malformed_kinds:  # the first of each kind is logged; all are counted
+            self._malformed_kinds.add(kind)
+            log.warning("malformed private message dead-lettered, reconciling: %s; message %r", error, payload[:200])
+        record = dead_letter_raw("execution", PRIVATE_SOURCE, error.reason, str(error), payload, time.time_ns(),
+                                 self.prefix + DLQ)
+        await send_and_wait(self.producer, [record])
+        self.metrics.dlq.labels("execution", error.reason).inc()
+        self.metrics.private_malformed.inc()
+
+    # ------------------------------------------------------------------ the private stream
+
+    async def stream(self, stop: asyncio.Event) -> None:
+        """The private stream until `stop`; it reconnects and reconciles after every interruption."""
+        backoff = 0.2
+        while not stop.is_set():
+            connected_at = time.monotonic()
+            try:
+                await self._session(stop)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+                log.warning("private WS dropped (%s); reconnecting and reconciling", exc)
+            except Exception:  # supervised: logged, counted, then reconnect + reconcile recovers the reports
+                log.exception("private stream failed; reconnecting and reconciling")
+                self.metrics.task_failures.labels("execution", "private_stream").inc()
+            if stop.is_set():
+                return
+            self.reconciled.clear()
+            backoff = 0.2 if time.monotonic() - connected_at > 30 else min(10.0, backoff * 2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            await self.reconcile_until_done(stop)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        async with websockets.connect(self.config.ws_url, ping_interval=None, open_timeout=10) as ws:
+            expires = int(time.time() * 1000) + self.rest.time_offset_ms + 10_000
+            signature = ws_auth_signature(self.config.api_secret.reveal(), expires)
+            await ws.send(orjson.dumps({"op": "auth", "args": [self.config.api_key, expires, signature]}).decode())
+            auth = parse_private(await asyncio.wait_for(ws.recv(), 10))
+            if not auth.get("success"):
+                raise TransientError(f"private WS auth refused: {auth.get('ret_msg')}; check EXECUTION_API_KEY "
+                                     "and EXECUTION_API_SECRET")
+            await ws.send('{"op": "subscribe", "args": ["order", "execution"]}')
+            self.last_message = time.monotonic()
+            heartbeat = asyncio.create_task(self._heartbeat(ws, stop))
+            try:
+                async for raw in ws:
+                    self.last_message = time.monotonic()
+                    await self._on_message(raw)
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await heartbeat
+
+    async def _heartbeat(self, ws: Any, stop: asyncio.Event) -> None:
+        """Ping per the venue's rule; close the connection on stop or when it went silent (no pong,
+        no report) for `ws_stale_after` seconds, so the stream loop reconnects and reconciles."""
+        n = 0
+        interval = self.config.ws_ping_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            if stop.is_set():
+                await ws.close()
+                return
+            if time.monotonic() - self.last_message > self.config.ws_stale_after:
+                log.warning("private WS silent for %s s (no pong); reconnecting", self.config.ws_stale_after)
+                await ws.close(1000, "stale")
+                return
+            n += 1
+            await ws.send(orjson.dumps({"op": "ping", "req_id": f"hean-{n}"}).decode())
+
+    async def _on_message(self, raw: str | bytes) -> None:
+        try:
+            message = parse_private(raw)
+            if "topic" not in message:
+                return  # pong, subscribe ack
+            events = events_from_private(message, self.config.account, time.time_ns(), self.origins)
+        except MalformedPrivateMessage as exc:
+            await self._dead_letter(raw, exc)
+            await self.reconcile_until_done(None)  # what the message said, the venue still knows
+            return
+        await self.publish(events)
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def read_back(self) -> None:
+        """Learn which events and fills are already in orders.events (our own past output), and
+        which orders were decided for this account lately (orders.decisions)."""
+        consumer = make_consumer(self.bootstrap, None)
+        await consumer.start()
+        try:
+            events = await partitions_of(consumer, [self.prefix + ORDERS_EVENTS])
+            decisions = await partitions_of(consumer, [self.prefix + ORDERS_DECISIONS])
+            consumer.assign(events + decisions)
+            await consumer.seek_to_beginning(*events)
+            since_ms = int(time.time() * 1000) - self.config.reconcile_lookback_s * 1000
+            found = await consumer.offsets_for_times(dict.fromkeys(decisions, since_ms))
+            ends = await consumer.end_offsets(events + decisions)
+            for tp in decisions:
+                consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ends[tp])
+            async for _tp, records in read_to_end(consumer, events + decisions, ends):
+                for record in records:
+                    with contextlib.suppress(DecodeError):  # dead-lettered by whoever consumed it
+                        self._learn(decode(record.value))
+        finally:
+            await consumer.stop()
+
+    def _learn(self, event: Event) -> None:
+        if isinstance(event, OrderEvent):
+            self.published.add(event.id)
+            if event.account == self.config.account:
+                self.track(event)
+        elif isinstance(event, IntentApproved) and isinstance(event.intent, SubmitOrder) \
+                and event.intent.account == self.config.account:
+            self.decided[link_id_for(event.intent.id)] = event.intent.symbol
+
+    async def reconcile_until_done(self, stop: asyncio.Event | None) -> None:
+        """Reconcile, retrying with backoff (0.5 s doubling to 30 s) until it succeeds or `stop`.
+
+        Why not give up: a fill the log lacks would leave accounting and risk wrong for good.
+        Each failure is logged and counted (`hean_reconcile_failures_total`); `reconciled` stays
+        clear, so the service reports itself not ready meanwhile."""
+        self.reconciled.clear()
+        backoff = 0.5
+        while stop is None or not stop.is_set():
+            try:
+                await self.reconcile()
+            except RETRIABLE as exc:
+                self.metrics.reconcile_failures.inc()
+                log.warning("reconciliation failed (%s); retrying in %.1f s", exc, backoff)
+                if isinstance(exc, VenueError) and exc.ret_code == 10002:
+                    with contextlib.suppress(*RETRIABLE):
+                        await self.rest.sync_time()
+                if stop is None:
+                    await asyncio.sleep(backoff)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(30.0, backoff * 2)
+                continue
+            self.reconciled.set()
+            return
+
+    async def reconcile(self) -> None:
+        """Report what the venue knows and orders.events does not (missed while HEAN was down)."""
+        venue = {o["orderLinkId"]: o for o in await self.rest.open_orders("linear") if o.get("orderLinkId")}
+        unsure = {*self.open_links, *(link for link in self.decided if link not in self.closed)}
+        for link_id in sorted(unsure - set(venue)):
+            found = await self.rest.find_order("linear", link_id)
+            if found is not None:
+                venue[link_id] = found
+        events: list[Event] = []
+        for view in venue.values():
+            events += await self.events_for(view)
+        await self.publish(events)
+
+    async def events_for(self, view: dict[str, Any]) -> list[Event]:
+        """The events one order's venue view implies and orders.events lacks: its ack, its fills
+        (by execId from the venue's execution list), its end; in the order the WebSocket gives them."""
+        now = time.time_ns()
+        account = self.config.account
+        events: list[Event] = []
+        if view.get("cancelType") not in ("CancelByPostOnly", "CancelByFOK"):  # those never rested
+            ack = {"topic": "order", "data": [{**view, "orderStatus": "New", "updatedTime": view.get("createdTime")}]}
+            events += events_from_private(ack, account, now, self.origins)
+        events += await self._missed_fills(view, now)
+        if view.get("orderStatus") in ("Cancelled", "Rejected", "Deactivated"):
+            events += events_from_private({"topic": "order", "data": [view]}, account, now, self.origins)
+        return [e for e in events if e.id not in self.published]
+
+    async def _missed_fills(self, view: dict[str, Any], now: int) -> list[Event]:
+        """Fills of this order the log lacks, each as the venue reported it (same execId, so the
+        same event id). Should the venue's list not cover the cumulative quantity, the remainder
+        is reported as one fill whose quantity, value and fee are the venue's cumulative figures
+        minus what orders.events holds, so the sums stay exact."""
+        link_id = view["orderLinkId"]
+        qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
+        if Decimal(view.get("cumExecQty") or "0") <= qty:
+            return []
+        listed = await self.rest.executions("linear", link_id)
+        events = [e for e in events_from_private({"topic": "execution", "data": listed}, self.config.account,
+                                                 now, self.origins) if e.id not in self.published]
+        for event in events:
+            assert isinstance(event, OrderPartiallyFilled | OrderFilled)
+            qty, value, fee = qty + event.fill_qty, value + event.fill_qty * event.fill_price, fee + event.fee
+        missing = Decimal(view.get("cumExecQty") or "0") - qty
+        if missing <= 0:
+            return events
+        price = (Decimal(view.get("cumExecValue") or "0") - value) / missing
+        item = {"symbol": view["symbol"], "orderLinkId": link_id, "orderId": view["orderId"],
+                "execId": f"recon-{view['orderId']}-{view['cumExecQty']}", "side": view["side"],
+                "execQty": str(missing), "execPrice": str(price),
+                "execFee": str(Decimal(view.get("cumExecFee") or "0") - fee), "isMaker": False,
+                "leavesQty": view.get("leavesQty") or "0", "orderQty": view.get("qty"),
+                "execTime": view.get("updatedTime")}
+        return events + events_from_private({"topic": "execution", "data": [item]}, self.config.account, now,
+                                            self.origins)
