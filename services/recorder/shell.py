@@ -25,7 +25,7 @@ from prometheus_client import Counter, Histogram
 from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES
 from services.recorder.core import BY_TABLE, BY_TOPIC, TableSpec
 from services.recorder.store import Store, max_offsets, open_store
-from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer
+from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, send_and_wait
 from services.runtime.codec import decode_as
 from services.runtime.errors import DecodeError
 from services.runtime.metrics import ServiceMetrics
@@ -184,10 +184,8 @@ class Recorder:
                 lag.observe((now - ts_ingest) / 1e9)
         self.buffer.clear()
         self.buffered = 0
-        for topic, key, value in self._dead:
-            await producer.send(topic, value, key=key)
-        if self._dead:
-            await producer.flush()
+        if self._dead:  # delivered before the commit below, or the commit must not happen
+            await send_and_wait(producer, self._dead)
         self._dead.clear()
         commit = {tp: pos for tp, pos in self.positions.items() if tp in self.ready}
         if commit:

@@ -75,7 +75,15 @@ class Child:
             if self._stopping:
                 return
             self.restarts += 1
-            await self._spawn()
+            while not self._stopping:
+                try:
+                    await self._spawn()
+                    break
+                except OSError as exc:  # the watcher must not die of it: the child would stay down unseen
+                    self.last_exit = -1
+                    log.error("%s could not be restarted (%s); trying again in %.1f s", self.name, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(30.0, delay * 2)
 
     def last_log_line(self) -> str:
         """The child's last line of output (why it crashed, usually)."""

@@ -13,6 +13,7 @@ from decimal import Decimal
 from aiokafka import AIOKafkaProducer
 
 from schemas.events import TradeReceived, derive_id
+from services.runtime.bus import DeliveryWatch
 from services.runtime.codec import encode
 
 DEFAULT_SYMBOLS = {"BTCUSDT": (Decimal("65000.0"), Decimal("0.1")),
@@ -45,15 +46,17 @@ async def produce_trades(bootstrap: str, topic: str, trades: list[TradeReceived]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
     await producer.start()
     poison = dict(extra or [])
+    delivery = DeliveryWatch()
     n = 0
     try:
         for i, trade in enumerate(trades):
             if i in poison:
-                await producer.send(topic, poison[i], key=trade.symbol.encode())
+                delivery.watch(await producer.send(topic, poison[i], key=trade.symbol.encode()))
                 n += 1
-            await producer.send(topic, encode(trade), key=trade.symbol.encode())
+            delivery.watch(await producer.send(topic, encode(trade), key=trade.symbol.encode()))
             n += 1
         await producer.flush()
     finally:
         await producer.stop()
+    delivery.check()  # the count returned is of delivered records
     return n
