@@ -80,8 +80,9 @@ class BookStream:
             self.update_id += 1
 
 
-def trade_frame(market: SymbolMarket, fills: list[Fill], ts_ms: int, seq: int, trade_counter: int) -> bytes:
-    """One publicTrade message for the fills of one step (bybit-v5.md §1.6)."""
+def trade_rows(market: SymbolMarket, fills: list[Fill], ts_ms: int, seq: int, trade_counter: int) -> list[dict]:
+    """The publicTrade `data` items of one step's fills (bybit-v5.md §1.6); ids are derived from
+    the seed and the trade count, so the same seed prints the same trade ids."""
     inst = market.instrument
     data = []
     for i, fill in enumerate(fills):
@@ -89,7 +90,15 @@ def trade_frame(market: SymbolMarket, fills: list[Fill], ts_ms: int, seq: int, t
         data.append({"T": ts_ms, "s": inst.symbol, "S": fill.side, "v": inst.qty_text(fill.qty),
                      "p": inst.price_text(fill.price), "L": "PlusTick" if fill.side == "Buy" else "MinusTick",
                      "i": trade_id, "BT": False, "seq": seq})
-    return orjson.dumps({"topic": f"publicTrade.{inst.symbol}", "type": "snapshot", "ts": ts_ms, "data": data})
+    return data
+
+
+def trade_frame(market: SymbolMarket, fills: list[Fill], ts_ms: int, seq: int, trade_counter: int,
+                rows: list[dict] | None = None) -> bytes:
+    """One publicTrade message for the fills of one step (`rows` when trade_rows already made them)."""
+    data = rows if rows is not None else trade_rows(market, fills, ts_ms, seq, trade_counter)
+    return orjson.dumps({"topic": f"publicTrade.{market.instrument.symbol}", "type": "snapshot", "ts": ts_ms,
+                         "data": data})
 
 
 class TickerStream:

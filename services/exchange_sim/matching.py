@@ -8,7 +8,11 @@ sizes integer lot steps; money (values, fees, PnL, balances) is Decimal and exac
 Every call returns (retCode, retMsg, result) as the REST layer answers, plus the reports the
 private WebSocket pushes (`order`, `execution`, `position`, `wallet`). Codes follow bybit-v5.md
 §3.6: 10001 parameter error, 110001 order does not exist, 110007 balance insufficient,
-110072 duplicate orderLinkId, 110094 notional below the minimum.
+110072 duplicate orderLinkId, 110094 notional below the minimum, 110043 leverage not modified.
+Orders the venue itself cancels at placement are Bybit's: orderStatus "Cancelled", cancelType
+"UNKNOWN" (its enum has no PostOnly/FOK/IOC values; docs/v5/enum.mdx) and the reason in
+rejectReason: EC_PostOnlyWillTakeLiquidity (docs/v5/order/order-list.mdx shows exactly this row),
+EC_CancelForNoFullFill (FOK), EC_NoImmediateQtyToFill (the unfilled rest of an IOC or market order).
 """
 
 from __future__ import annotations
@@ -20,13 +24,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from services.exchange_sim import views
 from services.exchange_sim.market import Instrument, SymbolMarket
+from services.exchange_sim.views import text as _text
 
 TAKER_FEE = Decimal("0.00055")
 MAKER_FEE = Decimal("0.0002")
 ORDER_LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 ORDER_IDS = uuid.UUID("0b9f2c2e-9d8e-4c3f-8f43-5a1f2a7c0d11")
 OPEN = ("New", "PartiallyFilled")
+POST_ONLY_CROSSED = "EC_PostOnlyWillTakeLiquidity"
+FOK_NOT_FILLED = "EC_CancelForNoFullFill"
+IOC_REST = "EC_NoImmediateQtyToFill"
+NEVER_RESTED = (POST_ONLY_CROSSED, FOK_NOT_FILLED)  # rejectReasons of orders cancelled at placement
+MAX_LEVERAGE = Decimal(100)
 
 Result = tuple[int, str, dict[str, Any]]
 
@@ -64,6 +75,7 @@ class SimOrder:
     cum_fee: Decimal = Decimal(0)
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
+    last_price_on_created: str = ""
 
     @property
     def leaves(self) -> int:
@@ -76,6 +88,8 @@ class Position:
     entry_value: Decimal = Decimal(0)  # |size| * average entry price, exact
     realized: Decimal = Decimal(0)
     seq: int = 0
+    created_ms: int = 0
+    updated_ms: int = 0
 
 
 @dataclass
@@ -87,6 +101,7 @@ class Account:
     positions: dict[str, Position] = field(default_factory=dict)
     fees_paid: Decimal = Decimal(0)
     executions: list[dict[str, Any]] = field(default_factory=list)  # the execution reports, oldest first
+    leverage: dict[str, Decimal] = field(default_factory=dict)  # symbol → leverage set (default 10)
 
 
 class MatchingEngine:
@@ -97,6 +112,7 @@ class MatchingEngine:
         self.accounts: dict[str, Account] = {k: Account(k, v) for k, v in (balances or {}).items()}
         self.exec_seq = itertools.count(1)
         self.reports: list[tuple[str, str, dict[str, Any]]] = []  # (api_key, topic, data)
+        self._now_ms = 0  # the fill being applied's time, for the position's timestamps
 
     # ------------------------------------------------------------------ requests
 
@@ -123,21 +139,21 @@ class MatchingEngine:
             return 110007, "ab not enough for new order", {}
         order_id = str(uuid.uuid5(ORDER_IDS, f"{api_key}:{len(account.orders)}:{link_id}"))
         order = SimOrder(order_id, link_id, inst.symbol, side, order_type, price, qty, tif, reduce_only,
-                         now_ms, now_ms)
+                         now_ms, now_ms, last_price_on_created=inst.price_text(market.last_price))
         account.orders[order_id] = order
         if link_id:
             account.by_link_id[link_id] = order_id
         crosses = price is None or (price >= market.best_ask() if side == "Buy" else price <= market.best_bid())
         if tif == "PostOnly" and crosses:
-            self._cancel(account, order, now_ms, "CancelByPostOnly")
+            self._cancel(account, order, now_ms, "UNKNOWN", POST_ONLY_CROSSED)
         elif tif == "FOK" and self._available(market, side, price) < qty:
-            self._cancel(account, order, now_ms, "CancelByFOK")
+            self._cancel(account, order, now_ms, "UNKNOWN", FOK_NOT_FILLED)
         else:
             self._report_order(account, order)
             if crosses:
                 self._take(account, order, market, now_ms)
             if order.status in OPEN and (order_type == "Market" or tif in ("IOC", "FOK")):
-                self._cancel(account, order, now_ms, "CancelByIOC")
+                self._cancel(account, order, now_ms, "UNKNOWN", IOC_REST)
         return 0, "OK", {"orderId": order_id, "orderLinkId": link_id}
 
     def cancel(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:
@@ -156,13 +172,48 @@ class MatchingEngine:
             order = self._find(account, query)
             orders = [order] if order is not None else []
         else:
-            open_only = query.get("openOnly", "0") == "0"
+            open_only = str(query.get("openOnly", 0)) == "0"
             orders = [o for o in account.orders.values() if not open_only or o.status in OPEN]
             if query.get("symbol"):
                 orders = [o for o in orders if o.symbol == query["symbol"]]
         orders.sort(key=lambda o: o.created_ms, reverse=True)
-        return 0, "OK", {"list": [self.order_view(o) for o in orders[:50]], "nextPageCursor": "",
-                         "category": "linear"}
+        return 0, "OK", {"list": [self.order_view(o) for o in orders[:int(query.get("limit") or 50)]],
+                         "nextPageCursor": "", "category": "linear"}
+
+    def order_history(self, api_key: str, query: dict[str, Any]) -> Result:
+        """GET /v5/order/history: closed and open orders, newest first, by symbol / orderId /
+        orderLinkId / orderStatus; `cursor` is the offset the previous page's nextPageCursor gave."""
+        account = self.accounts[api_key]
+        cursor = str(query.get("cursor") or "0")
+        start = int(cursor) if cursor.isdigit() and len(cursor) < 10 else -1
+        if start < 0:
+            return 10001, "params error: cursor must be a nextPageCursor this endpoint gave", {}
+        limit = int(query.get("limit") or 20)
+        wanted = [o for o in sorted(account.orders.values(), key=lambda o: o.created_ms, reverse=True)
+                  if (not query.get("orderId") or o.order_id == query["orderId"])
+                  and (not query.get("orderLinkId") or o.order_link_id == query["orderLinkId"])
+                  and (not query.get("symbol") or o.symbol == query["symbol"])
+                  and (not query.get("orderStatus") or o.status == query["orderStatus"])]
+        more = start + limit < len(wanted)
+        return 0, "OK", {"list": [self.order_view(o) for o in wanted[start:start + limit]],
+                         "nextPageCursor": str(start + limit) if more else "", "category": "linear"}
+
+    def set_leverage(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:
+        """POST /v5/position/set-leverage: one-way mode, so buy and sell leverage must match."""
+        account = self.accounts[api_key]
+        symbol = request["symbol"]
+        if symbol not in self.markets:
+            return 10001, f"params error: symbol {symbol!r} is not listed", {}
+        buy, sell = Decimal(request["buyLeverage"]), Decimal(request["sellLeverage"])
+        if buy != sell:
+            return 10001, "params error: buyLeverage must equal sellLeverage in one-way mode", {}
+        if not 1 <= buy <= MAX_LEVERAGE or buy % Decimal("0.01"):
+            return 10001, f"params error: leverage must be within [1, {MAX_LEVERAGE}] in steps of 0.01", {}
+        if account.leverage.get(symbol, Decimal(10)) == buy:
+            return 110043, "leverage not modified", {}
+        account.leverage[symbol] = buy
+        self.reports.append((api_key, "position", self.position_view(account, symbol)))
+        return 0, "OK", {}
 
     def executions(self, api_key: str, query: dict[str, str]) -> Result:
         """GET /v5/execution/list: the account's fills, newest first, by symbol / orderId / orderLinkId;
@@ -273,6 +324,7 @@ class MatchingEngine:
             market.bids[market.best_ask() - 1] = 1
 
     def _fill(self, account: Account, order: SimOrder, qty: int, price: int, maker: bool, now_ms: int) -> None:
+        self._now_ms = now_ms
         inst = self.markets[order.symbol].instrument
         value = inst.tick_size * price * inst.qty_step * qty
         fee = value * (MAKER_FEE if maker else TAKER_FEE)
@@ -304,6 +356,8 @@ class MatchingEngine:
         """Update the one-way position; returns the PnL closed by this fill (exact)."""
         position = account.positions.setdefault(symbol, Position())
         position.seq += 1
+        position.created_ms = position.created_ms or self._now_ms
+        position.updated_ms = self._now_ms
         size = position.size
         if size == 0 or (size > 0) == (signed_qty > 0):
             position.size += signed_qty
@@ -322,55 +376,24 @@ class MatchingEngine:
         position.realized += pnl
         return pnl
 
-    def _cancel(self, account: Account, order: SimOrder, now_ms: int, cancel_type: str) -> None:
+    def _cancel(self, account: Account, order: SimOrder, now_ms: int, cancel_type: str,
+                reject_reason: str = "EC_NoError") -> None:
         order.status = "Cancelled"  # linear: a partly filled order that is cancelled reports "Cancelled"
         order.cancel_type = cancel_type
+        order.reject_reason = reject_reason
         order.updated_ms = now_ms
         self._report_order(account, order)
 
     def _report_order(self, account: Account, order: SimOrder) -> None:
         self.reports.append((account.api_key, "order", self.order_view(order)))
 
-    # ------------------------------------------------------------------ views (V5 JSON)
+    # ------------------------------------------------------------------ views (V5 JSON, views.py)
 
     def order_view(self, order: SimOrder) -> dict[str, Any]:
-        inst = self.markets[order.symbol].instrument
-        avg = order.cum_value / (inst.qty_step * order.cum_qty) if order.cum_qty else Decimal(0)
-        return {"category": "linear", "symbol": order.symbol, "orderId": order.order_id,
-                "orderLinkId": order.order_link_id, "side": order.side, "orderType": order.order_type,
-                "price": inst.price_text(order.price) if order.price is not None else "0",
-                "qty": inst.qty_text(order.qty), "timeInForce": order.time_in_force,
-                "orderStatus": order.status, "cancelType": order.cancel_type, "rejectReason": order.reject_reason,
-                "avgPrice": _text(avg), "leavesQty": inst.qty_text(order.leaves),
-                "cumExecQty": inst.qty_text(order.cum_qty), "cumExecValue": _text(order.cum_value),
-                "cumExecFee": _text(order.cum_fee), "reduceOnly": order.reduce_only, "positionIdx": 0,
-                "createdTime": str(order.created_ms), "updatedTime": str(order.updated_ms)}
+        return views.order_view(self, order)
 
     def position_view(self, account: Account, symbol: str) -> dict[str, Any]:
-        inst = self.markets[symbol].instrument
-        position = account.positions.get(symbol, Position())
-        market = self.markets[symbol]
-        # Mid as the mark; while an order has just eaten one side whole (refilled after it), the last price.
-        mark = inst.tick_size * ((market.best_bid() + market.best_ask()) // 2 if market.bids and market.asks
-                                 else market.last_price)
-        size = inst.qty_step * abs(position.size)
-        avg = position.entry_value / size if size else Decimal(0)
-        unrealized = (mark * size - position.entry_value) * (1 if position.size > 0 else -1) if size else Decimal(0)
-        return {"category": "linear", "symbol": symbol, "positionIdx": 0,
-                "side": "" if position.size == 0 else ("Buy" if position.size > 0 else "Sell"),
-                "size": inst.qty_text(abs(position.size)), "avgPrice": _text(avg),
-                "positionValue": _text(position.entry_value), "markPrice": inst.price_text(int(mark / inst.tick_size)),
-                "unrealisedPnl": _text(unrealized), "cumRealisedPnl": _text(position.realized),
-                "seq": position.seq, "leverage": "1"}
+        return views.position_view(self, account, symbol)
 
     def wallet_view(self, account: Account) -> dict[str, Any]:
-        return {"accountType": "UNIFIED", "totalWalletBalance": _text(account.balance),
-                "coin": [{"coin": "USDT", "walletBalance": _text(account.balance),
-                          "cumRealisedPnl": _text(sum((p.realized for p in account.positions.values()), Decimal(0))),
-                          "totalFee": _text(account.fees_paid)}]}
-
-
-def _text(value: Decimal) -> str:
-    """A Decimal as the venue prints it: plain notation, no exponent, trailing zeros trimmed."""
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+        return views.wallet_view(self, account)

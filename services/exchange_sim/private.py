@@ -1,9 +1,10 @@
-"""The simulator's REST front: public market endpoints and the signed private order endpoints.
+"""The simulator's REST front: public market endpoints and the signed private endpoints.
 
-Checks, in Bybit's order (bybit-v5.md §3.2-3.7): API key (10003), timestamp window
-`server_time - recv_window <= timestamp < server_time + 1000` (10002), HMAC over the exact query
-string or body bytes (10004), then the per-key 1-second rate limit of the endpoint (10006). Every
-private answer carries X-Bapi-Limit, X-Bapi-Limit-Status and X-Bapi-Limit-Reset-Timestamp.
+Checks, in Bybit's order (bybit-v5.md §3.2-3.7): route (10017, HTTP 404), API key (10003),
+timestamp window `server_time - recv_window <= timestamp < server_time + 1000` (10002), HMAC over
+the exact query string or body bytes (10004), the per-key 1-second rate limit of the endpoint
+(10006), then the request's shape (10001 naming the field, requests.py). Every private answer
+carries X-Bapi-Limit, X-Bapi-Limit-Status and X-Bapi-Limit-Reset-Timestamp.
 Injectable faults: `timeout` (answer late), `http5xx`, `ratelimit` (10006 bursts), `dropack`
 (place the order, then drop the answer).
 """
@@ -13,20 +14,32 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 
+from services.exchange_sim import account, requests
 from services.exchange_sim.http import HttpRequest, HttpResponse
+from services.exchange_sim.requests import ParamsError, parse_body, parse_query
 from services.exchange_sim.rest import envelope, public_rest
 from services.execution.signing import verify_rest_signature
 
 if TYPE_CHECKING:
     from services.exchange_sim.server import Simulator
 
-LIMITS = {"/v5/order/create": 10, "/v5/order/cancel": 10, "/v5/order/create-batch": 10,
-          "/v5/order/realtime": 50, "/v5/position/list": 50, "/v5/execution/list": 50}
+Answer = tuple[int, str, dict[str, Any], dict[str, Any]]  # retCode, retMsg, result, retExtInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    shape: type  # the request's shape in requests.py
+    limit: int  # requests per key and rolling second (bybit-v5.md §3.7); LIMITS is the live copy
+    handler: Callable[[PrivateApi, str, Any, int], Answer]
+
+
 PRIVATE_FAULTS = ("timeout", "http5xx", "ratelimit", "dropack")
 BATCH_MAX = 20
 
@@ -51,12 +64,12 @@ class PrivateApi:
     async def handle(self, request: HttpRequest) -> HttpResponse:
         url = urlsplit(request.target)
         if url.path.startswith("/v5/market/") and request.method == "GET":
-            query = dict(parse_qsl(url.query))
-            result = public_rest(self.sim, url.path, query)
+            result = public_rest(self.sim, url.path, url.query)
             return HttpResponse(result.status, orjson.dumps(result.body))
-        if url.path not in LIMITS:
+        route = ROUTES.get(url.path)
+        if route is None:
             return _json(404, envelope({}, 10017, "Route not found."))
-        if (request.method == "GET") != url.path.startswith(("/v5/order/realtime", "/v5/position", "/v5/execution")):
+        if request.method != route.method:
             return _json(405, envelope({}, 10001, f"{request.method} is not allowed on {url.path}"))
         if self._take_fault("http5xx"):
             return HttpResponse(502, b"<html><body>502 Bad Gateway</body></html>", {"content-type": "text/html"})
@@ -67,7 +80,8 @@ class PrivateApi:
             return _json(200, envelope({}, 10003, "API key is invalid."))
         timestamp = request.headers.get("x-bapi-timestamp", "")
         recv_window = request.headers.get("x-bapi-recv-window", "5000")
-        if not timestamp.isdigit() or not recv_window.isdigit():
+        if not (timestamp.isascii() and timestamp.isdigit() and recv_window.isascii() and recv_window.isdigit()
+                and len(timestamp) <= 15 and len(recv_window) <= 9):
             return _json(200, envelope({}, 10001, "params error: X-BAPI-TIMESTAMP and X-BAPI-RECV-WINDOW must be "
                                                   "integers"))
         if not now_ms - int(recv_window) <= int(timestamp) < now_ms + 1000:
@@ -78,17 +92,16 @@ class PrivateApi:
         if not verify_rest_signature(secret, timestamp, api_key, recv_window, payload,
                                      request.headers.get("x-bapi-sign", "")):
             return _json(200, envelope({}, 10004, f"error sign! origin_string[{timestamp}{api_key}{recv_window}"
-                                                  f"{payload}]"))
+                                                  f"{payload[:500]}]"))
         limit_headers, allowed = self._rate(api_key, url.path, now_ms)
         if not allowed or self._take_fault("ratelimit"):
             return _json(200, envelope({}, 10006, "Too many visits!"), limit_headers)
         try:
-            body = orjson.loads(request.body) if request.method == "POST" else dict(parse_qsl(url.query))
-            if not isinstance(body, dict):
-                raise ValueError("expected a JSON object")
-        except (orjson.JSONDecodeError, ValueError) as exc:
-            return _json(200, envelope({}, 10001, f"params error: {exc}"), limit_headers)
-        code, message, result, ext = self._dispatch(api_key, url.path, body, self.sim.venue_ms())
+            shape = parse_query(route.shape, url.query) if route.method == "GET" else parse_body(route.shape,
+                                                                                                 request.body)
+        except ParamsError as exc:
+            return _json(200, envelope({}, exc.ret_code, str(exc)), limit_headers)
+        code, message, result, ext = route.handler(self, api_key, shape, self.sim.venue_ms())
         self.sim.deliver_private_reports()
         response = _json(200, {**envelope(result, code, message), "retExtInfo": ext}, limit_headers)
         if url.path == "/v5/order/create" and code == 0 and self._take_fault("dropack"):
@@ -97,44 +110,13 @@ class PrivateApi:
             response.delay = self.timeout_seconds
         return response
 
-    def _dispatch(self, api_key: str, path: str, body: dict[str, Any],
-                  now_ms: int) -> tuple[int, str, dict[str, Any], dict[str, Any]]:
-        engine = self.sim.engine
-        if path == "/v5/order/create":
-            code, message, result = engine.place(api_key, body, now_ms)
-            if code == 0:
-                self.created_link_ids.append(result.get("orderLinkId", ""))
-            return code, message, result, {}
-        if path == "/v5/order/cancel":
-            return (*engine.cancel(api_key, body, now_ms), {})
-        if path == "/v5/order/create-batch":
-            requests = body.get("request")
-            if not isinstance(requests, list) or not 1 <= len(requests) <= BATCH_MAX:
-                return 10001, f"params error: request must hold 1 to {BATCH_MAX} orders", {}, {}
-            results, statuses = [], []
-            for item in requests:
-                code, message, result = engine.place(api_key, {"category": body.get("category"), **item}, now_ms)
-                if code == 0:
-                    self.created_link_ids.append(result.get("orderLinkId", ""))
-                results.append({"category": body.get("category"), "symbol": item.get("symbol", ""),
-                                "orderId": result.get("orderId", ""),
-                                "orderLinkId": result.get("orderLinkId", item.get("orderLinkId", "")),
-                                "createAt": str(now_ms)})
-                statuses.append({"code": code, "msg": message})
-            return 0, "OK", {"list": results}, {"list": statuses}
-        if path == "/v5/order/realtime":
-            return (*engine.open_orders(api_key, body), {})
-        if path == "/v5/execution/list":
-            return (*engine.executions(api_key, body), {})
-        return (*engine.positions(api_key, body), {})
-
     def _rate(self, api_key: str, path: str, now_ms: int) -> tuple[dict[str, str], bool]:
         """A rolling 1-second window per (key, endpoint)."""
+        limit = LIMITS[path]
         window = self.calls[(api_key, path)]
         now = now_ms / 1000
         while window and window[0] <= now - 1:
             window.popleft()
-        limit = LIMITS[path]
         allowed = len(window) < limit
         if allowed:
             window.append(now)
@@ -147,6 +129,71 @@ class PrivateApi:
             self.faults[kind] -= 1
             return True
         return False
+
+
+# ---------------------------------------------------------------- order and position endpoints
+
+def _create(api: PrivateApi, key: str, order: requests.CreateOrder, now_ms: int) -> Answer:
+    code, message, result = api.sim.engine.place(key, requests.as_dict(order), now_ms)
+    if code == 0:
+        api.created_link_ids.append(result.get("orderLinkId", ""))
+    return code, message, result, {}
+
+
+def _create_batch(api: PrivateApi, key: str, batch: requests.CreateBatch, now_ms: int) -> Answer:
+    """Items are placed one by one; each gets its own code in retExtInfo (bybit-v5.md §3.5)."""
+    if len(batch.request) > BATCH_MAX:
+        return 10001, f"params error: request must hold 1 to {BATCH_MAX} orders", {}, {}
+    results, statuses = [], []
+    for item in batch.request:
+        fields = {**requests.as_dict(item), "category": batch.category}
+        code, message, result = api.sim.engine.place(key, fields, now_ms)
+        if code == 0:
+            api.created_link_ids.append(result.get("orderLinkId", ""))
+        results.append({"category": batch.category, "symbol": item.symbol, "orderId": result.get("orderId", ""),
+                        "orderLinkId": result.get("orderLinkId", item.orderLinkId or ""), "createAt": str(now_ms)})
+        statuses.append({"code": code, "msg": message})
+    return 0, "OK", {"list": results}, {"list": statuses}
+
+
+def _cancel(api: PrivateApi, key: str, cancel: requests.CancelOrder, now_ms: int) -> Answer:
+    if not cancel.orderId and not cancel.orderLinkId:
+        return 10001, "params error: orderId or orderLinkId is required", {}, {}
+    return (*api.sim.engine.cancel(key, requests.as_dict(cancel), now_ms), {})
+
+
+def _realtime(api: PrivateApi, key: str, query: requests.OrdersQuery, now_ms: int) -> Answer:
+    return (*api.sim.engine.open_orders(key, requests.as_dict(query)), {})
+
+
+def _history(api: PrivateApi, key: str, query: requests.OrdersQuery, now_ms: int) -> Answer:
+    return (*api.sim.engine.order_history(key, requests.as_dict(query)), {})
+
+
+def _executions(api: PrivateApi, key: str, query: requests.ExecutionsQuery, now_ms: int) -> Answer:
+    return (*api.sim.engine.executions(key, requests.as_dict(query)), {})
+
+
+def _positions(api: PrivateApi, key: str, query: requests.PositionsQuery, now_ms: int) -> Answer:
+    return (*api.sim.engine.positions(key, requests.as_dict(query)), {})
+
+
+def _set_leverage(api: PrivateApi, key: str, body: requests.SetLeverage, now_ms: int) -> Answer:
+    return (*api.sim.engine.set_leverage(key, requests.as_dict(body), now_ms), {})
+
+
+ROUTES: dict[str, Route] = {
+    "/v5/order/create": Route("POST", requests.CreateOrder, 10, _create),
+    "/v5/order/cancel": Route("POST", requests.CancelOrder, 10, _cancel),
+    "/v5/order/create-batch": Route("POST", requests.CreateBatch, 10, _create_batch),
+    "/v5/order/realtime": Route("GET", requests.OrdersQuery, 50, _realtime),
+    "/v5/order/history": Route("GET", requests.OrdersQuery, 50, _history),
+    "/v5/execution/list": Route("GET", requests.ExecutionsQuery, 50, _executions),
+    "/v5/position/list": Route("GET", requests.PositionsQuery, 50, _positions),
+    "/v5/position/set-leverage": Route("POST", requests.SetLeverage, 10, _set_leverage),
+    **{path: Route(*endpoint) for path, endpoint in account.ENDPOINTS.items()},
+}
+LIMITS = {path: route.limit for path, route in ROUTES.items()}
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> HttpResponse:

@@ -1,20 +1,33 @@
-"""Public Bybit V5 REST of the simulator, with the venue's envelope and error codes.
+"""Public Bybit V5 REST of the simulator (/v5/market/*), with the venue's envelope and error codes.
 
-Transport-free: the server passes path and query and gets a status and a JSON body back, so the
-same handlers can sit behind any HTTP front (the private, signed endpoints of issue 4 need POST).
+Transport-free: a front passes path and query and gets a status and a JSON body back, so both the
+REST port (private.py on http.py) and the WebSocket port's HTTP hook serve the same handlers.
+Queries are validated by their shapes in requests.py (10001 naming the field). Every category
+Bybit has is answered: the simulator lists its symbols as linear perpetuals and spot pairs, and
+has no inverse or option instruments, so those get Bybit's empty list rather than an error.
+Tickers, recent trades and klines come from the simulated market and the trades it printed since
+start (`Simulator.trades`, the last TRADE_MEMORY per symbol).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from services.exchange_sim import requests
+from services.exchange_sim.requests import ParamsError, parse_query
+from services.exchange_sim.views import text
 
 if TYPE_CHECKING:
     from services.exchange_sim.server import Simulator
 
 PARAM_ERROR = 10001
 ROUTE_NOT_FOUND = 10017
+LISTED = ("linear", "spot")  # categories the simulator lists its symbols in
+BOOK_LIMITS = {"spot": (1, 1000, 1), "linear": (1, 1000, 25), "inverse": (1, 1000, 25), "option": (1, 25, 1)}
+INTERVAL_MS = {"D": 86_400_000, "W": 7 * 86_400_000, "M": 30 * 86_400_000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,73 +48,142 @@ def error(ret_code: int, ret_msg: str, status: int = 200) -> RestResult:
     return RestResult(status, envelope({}, ret_code, ret_msg))
 
 
-def public_rest(sim: Simulator, path: str, query: dict[str, str]) -> RestResult:
+def public_rest(sim: Simulator, path: str, query: str | dict[str, str]) -> RestResult:
     """Dispatch GET /v5/market/*; unknown paths get 404 with retCode 10017."""
     if path == "/v5/market/time":
         now_ns = int(sim.clock() * 1e9)
         return RestResult(200, envelope({"timeSecond": str(now_ns // 10**9), "timeNano": str(now_ns)},
                                         now_ms=now_ns // 10**6))
-    if path == "/v5/market/instruments-info":
-        return _instruments(sim, query)
-    if path == "/v5/market/orderbook":
-        return _orderbook(sim, query)
-    return error(ROUTE_NOT_FOUND, "Route not found.", status=404)
+    route = ROUTES.get(path)
+    if route is None:
+        return error(ROUTE_NOT_FOUND, "Route not found.", status=404)
+    shape, handler = route
+    try:
+        return handler(sim, parse_query(shape, query))
+    except ParamsError as exc:
+        return error(exc.ret_code, str(exc))
 
 
-def _category(query: dict[str, str]) -> str | None:
-    category = query.get("category")
-    return category if category in ("linear", "spot") else None
+def _symbols(sim: Simulator, category: str, symbol: str | None) -> list[str]:
+    """The symbols a query selects: none outside the listed categories or for an unknown name."""
+    if category not in LISTED:
+        return []
+    return [s for s in sim.symbols if symbol in (None, s)]
 
 
-def _instruments(sim: Simulator, query: dict[str, str]) -> RestResult:
-    category = _category(query)
-    if category is None:
-        return error(PARAM_ERROR, "params error: category must be linear or spot")
-    symbol = query.get("symbol")
-    if symbol is not None and symbol not in sim.symbols:
-        return RestResult(200, envelope({"category": category, "list": [], "nextPageCursor": ""}))
+def _instruments(sim: Simulator, query: requests.InstrumentsQuery) -> RestResult:
     items = []
-    for name, market in sim.symbols.items():
-        if symbol and name != symbol:
+    for name in _symbols(sim, query.category, query.symbol):
+        inst = sim.symbols[name].instrument
+        if query.status not in (None, "Trading") or query.baseCoin not in (None, inst.base_coin):
             continue
-        inst = market.instrument
         item: dict[str, Any] = {"symbol": name, "status": "Trading", "baseCoin": inst.base_coin,
                                 "quoteCoin": inst.quote_coin, "priceFilter": {"tickSize": str(inst.tick_size)}}
-        if category == "linear":
-            item.update({"contractType": "LinearPerpetual", "priceScale": str(inst.price_scale),
-                         "settleCoin": inst.quote_coin})
+        if query.category == "linear":
+            item.update({"contractType": "LinearPerpetual", "launchTime": "1585526400000", "deliveryTime": "0",
+                         "deliveryFeeRate": "", "priceScale": str(inst.price_scale),
+                         "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+                         "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": inst.quote_coin,
+                         "copyTrading": "both", "upperFundingRate": "0.00375", "lowerFundingRate": "-0.00375",
+                         "isPreListing": False, "preListingInfo": None, "symbolType": ""})
             item["priceFilter"].update({"minPrice": str(inst.tick_size), "maxPrice": "1999999.80"})
             item["lotSizeFilter"] = {"maxOrderQty": str(inst.max_qty), "minOrderQty": str(inst.min_qty),
                                      "qtyStep": str(inst.qty_step), "minNotionalValue": str(inst.min_notional)}
         else:
+            item.update({"innovation": "0", "marginTrading": "utaOnly", "stTag": "0", "symbolType": ""})
             item["lotSizeFilter"] = {"basePrecision": str(inst.qty_step), "minOrderQty": str(inst.min_qty),
                                      "maxOrderQty": str(inst.max_qty), "minOrderAmt": str(inst.min_notional)}
         items.append(item)
-    result: dict[str, Any] = {"category": category, "list": items}
-    if category == "linear":
+    result: dict[str, Any] = {"category": query.category, "list": items[:query.limit]}
+    if query.category != "spot":
         result["nextPageCursor"] = ""
     return RestResult(200, envelope(result))
 
 
-def _orderbook(sim: Simulator, query: dict[str, str]) -> RestResult:
-    category = _category(query)
-    symbol = query.get("symbol", "")
-    if category is None or symbol not in sim.symbols:
-        return error(PARAM_ERROR, "params error: category (linear|spot) and a listed symbol are required")
-    try:
-        limit = int(query.get("limit", "25" if category == "linear" else "1"))
-    except ValueError:
-        return error(PARAM_ERROR, "params error: limit must be an integer")
-    if not 1 <= limit <= 200:
-        return error(PARAM_ERROR, "params error: limit must be within [1, 200]")
+def _orderbook(sim: Simulator, query: requests.OrderbookQuery) -> RestResult:
+    low, high, default = BOOK_LIMITS[query.category]
+    limit = query.limit if query.limit is not None else default
+    if not low <= limit <= high:
+        return error(PARAM_ERROR, f"params error: limit must be within [{low}, {high}] for {query.category}")
+    if query.symbol not in _symbols(sim, query.category, query.symbol):
+        return error(PARAM_ERROR, f"params error: symbol {query.symbol} is not listed in {query.category}")
     # The deepest WS stream's published view and u, so a REST book chains onto its deltas. With no
-    # subscriber that stream is not advanced (server.tick), so it catches up first.
-    stream = sim.books[(category, symbol, 200)]
-    if not sim.subscribers.get((category, stream.topic)):
+    # subscriber that stream is not advanced (server.tick), so it catches up first. It holds 200
+    # levels a side, so a deeper limit gets those.
+    stream = sim.books[(query.category, query.symbol, 200)]
+    if not sim.subscribers.get((query.category, stream.topic)):
         stream.refresh()
     inst = stream.market.instrument
     bids = [[inst.price_text(p), inst.qty_text(stream.bids[p])] for p in sorted(stream.bids, reverse=True)[:limit]]
     asks = [[inst.price_text(p), inst.qty_text(stream.asks[p])] for p in sorted(stream.asks)[:limit]]
     now = int(sim.clock() * 1000)
-    return RestResult(200, envelope({"s": symbol, "a": asks, "b": bids, "ts": now, "u": stream.update_id,
-                                     "seq": sim.seq[symbol], "cts": now - 2}))
+    return RestResult(200, envelope({"s": query.symbol, "a": asks, "b": bids, "ts": now, "u": stream.update_id,
+                                     "seq": sim.seq[query.symbol], "cts": now - 2}))
+
+
+def _tickers(sim: Simulator, query: requests.TickersQuery) -> RestResult:
+    rows = []
+    for name in _symbols(sim, query.category, query.symbol):
+        market, inst = sim.symbols[name], sim.symbols[name].instrument
+        prices = [Decimal(t["price"]) for t in sim.trades[name]] or [inst.tick_size * market.last_price]
+        last, start = inst.tick_size * market.last_price, inst.start_price
+        bid, ask = market.best_bid(), market.best_ask()
+        row = {"symbol": name, "lastPrice": inst.price_text(market.last_price),
+               "bid1Price": inst.price_text(bid), "bid1Size": inst.qty_text(market.bids[bid]),
+               "ask1Price": inst.price_text(ask), "ask1Size": inst.qty_text(market.asks[ask]),
+               "prevPrice24h": str(start), "price24hPcnt": f"{(last - start) / start:.6f}",
+               "highPrice24h": str(max(prices)), "lowPrice24h": str(min(prices)),
+               "turnover24h": text(inst.tick_size * inst.qty_step * market.turnover_ticks),
+               "volume24h": inst.qty_text(market.volume)}
+        if query.category == "linear":
+            mark = inst.price_text((bid + ask) // 2)
+            row.update({"indexPrice": mark, "markPrice": mark, "prevPrice1h": str(start), "openInterest": "0",
+                        "openInterestValue": "0", "fundingRate": "0.0001", "nextFundingTime": "0",
+                        "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0",
+                        "basis": "", "preOpenPrice": "", "preQty": "", "curPreListingPhase": "",
+                        "fundingIntervalHour": "8", "basisRateYear": "", "fundingCap": "0.005"})
+        else:
+            row["usdIndexPrice"] = inst.price_text((bid + ask) // 2)
+        rows.append(row)
+    return RestResult(200, envelope({"category": query.category, "list": rows}))
+
+
+def _recent_trades(sim: Simulator, query: requests.RecentTradeQuery) -> RestResult:
+    high = 60 if query.category == "spot" else 1000
+    limit = query.limit if query.limit is not None else (1 if query.category == "spot" else 500)
+    if not 1 <= limit <= high:
+        return error(PARAM_ERROR, f"params error: limit must be within [1, {high}] for {query.category}")
+    if query.category in ("linear", "inverse", "spot") and query.symbol is None:
+        return error(PARAM_ERROR, "params error: symbol is required for spot, linear and inverse")
+    rows = [t for name in _symbols(sim, query.category, query.symbol) for t in reversed(sim.trades[name])]
+    return RestResult(200, envelope({"category": query.category, "list": rows[:limit]}))
+
+
+def _kline(sim: Simulator, query: requests.KlineQuery) -> RestResult:
+    """Candles of the trades printed since start, newest first: [start, open, high, low, close,
+    volume, turnover] strings, as docs/v5/market/kline gives them."""
+    if query.symbol not in _symbols(sim, query.category, query.symbol):
+        return error(PARAM_ERROR, f"params error: symbol {query.symbol} is not listed in {query.category}")
+    width = INTERVAL_MS.get(query.interval) or int(query.interval) * 60_000
+    candles: dict[int, list[Decimal]] = {}
+    for trade in sim.trades[query.symbol]:
+        at = int(trade["time"])
+        if (query.start is not None and at < query.start) or (query.end is not None and at > query.end):
+            continue
+        price, size = Decimal(trade["price"]), Decimal(trade["size"])
+        candle = candles.setdefault(at - at % width, [price, price, price, price, Decimal(0), Decimal(0)])
+        candle[1], candle[2], candle[3] = max(candle[1], price), min(candle[2], price), price
+        candle[4] += size
+        candle[5] += size * price
+    rows = [[str(start), *(text(v) for v in candle)] for start, candle in sorted(candles.items(), reverse=True)]
+    return RestResult(200, envelope({"symbol": query.symbol, "category": query.category,
+                                     "list": rows[:query.limit]}))
+
+
+ROUTES: dict[str, tuple[type, Any]] = {
+    "/v5/market/instruments-info": (requests.InstrumentsQuery, _instruments),
+    "/v5/market/orderbook": (requests.OrderbookQuery, _orderbook),
+    "/v5/market/tickers": (requests.TickersQuery, _tickers),
+    "/v5/market/recent-trade": (requests.RecentTradeQuery, _recent_trades),
+    "/v5/market/kline": (requests.KlineQuery, _kline),
+}

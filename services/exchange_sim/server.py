@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 import uuid
@@ -42,19 +41,20 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from services.exchange_sim.feeds import DEPTHS, BookStream, TickerStream, trade_frame
+from services.exchange_sim.feeds import DEPTHS, BookStream, TickerStream, trade_frame, trade_rows
 from services.exchange_sim.http import HttpServer
 from services.exchange_sim.market import Market
 from services.exchange_sim.matching import MatchingEngine
 from services.exchange_sim.private import PRIVATE_FAULTS, PrivateApi
+from services.exchange_sim.private_ws import PrivateSocket
+from services.exchange_sim.requests import ParamsError, WsOp, parse_body
 from services.exchange_sim.rest import RestResult, public_rest
-from services.execution.signing import ws_auth_signature
 
 log = logging.getLogger(__name__)
 
 CATEGORIES = ("linear", "spot")
 FAULTS = ("gap", "reset", "malformed", "disconnect", "stall")
-PRIVATE_TOPICS = ("order", "execution", "position", "wallet")
+TRADE_MEMORY = 5000  # public trades kept per symbol for /v5/market/recent-trade and kline
 
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -111,7 +111,9 @@ class Simulator:
         self.private = PrivateApi(self, secrets, clock)
         self.http = HttpServer(self.private.handle, config.host, config.rest_port)
         self.rest_port = 0
-        self.private_sessions: dict[ServerConnection, dict[str, Any]] = {}
+        self.private_ws = PrivateSocket(self)
+        self.private_sessions = self.private_ws.sessions
+        self.trades: dict[str, deque[dict[str, Any]]] = {s: deque(maxlen=TRADE_MEMORY) for s in self.symbols}
         self.lockstep_ms = config.epoch_ms
         self.held: deque[tuple[str, str, bytes]] = deque()  # lockstep: frames waiting for /sim/release
         self._tasks: list[asyncio.Task[None]] = []
@@ -217,6 +219,11 @@ class Simulator:
                 frame = ticker.advance(ts, seq)
                 if frame is not None:
                     self._send(category, ticker.topic, frame)
+        if fills:
+            rows = trade_rows(market, fills, ts, seq, self.trade_counter)
+            self.trades[symbol].extend({"execId": r["i"], "symbol": symbol, "price": r["p"], "size": r["v"],
+                                        "side": r["S"], "time": str(ts), "isBlockTrade": False,
+                                        "isRPITrade": False, "seq": str(seq)} for r in rows)
         self.trade_counter += len(fills)
 
     def _send(self, category: str, topic: str, frame: bytes) -> None:
@@ -285,7 +292,7 @@ class Simulator:
     async def _connection(self, connection: ServerConnection) -> None:
         path = urlsplit(connection.request.path).path if connection.request else ""
         if path == "/v5/private":
-            await self._private_connection(connection)
+            await self.private_ws.serve(connection)
             return
         category = path.rsplit("/", 1)[-1]
         conn_id = str(uuid.uuid4())
@@ -293,7 +300,13 @@ class Simulator:
         self.stats["connections"] += 1
         try:
             async for raw in connection:
-                for reply in self.on_message(connection, category, conn_id, raw):
+                try:
+                    replies = self.on_message(connection, category, conn_id, raw)
+                except Exception:  # last resort: a bug here must answer, not drop the socket
+                    self.stats["server_errors"] += 1
+                    log.exception("public WS message failed")
+                    replies = [self._ack(category, conn_id, "", "", False, "Server error")]
+                for reply in replies:
                     await connection.send(reply)
                     self.stats["replies_sent"] += 1
         except ConnectionClosed:
@@ -307,35 +320,32 @@ class Simulator:
                    raw: str | bytes) -> list[str]:
         """Replies to one client message: an ack (success or Bybit-style failure), then snapshots."""
         try:
-            request = orjson.loads(raw)
-            if not isinstance(request, dict):
-                raise ValueError("expected a JSON object")
-        except (orjson.JSONDecodeError, ValueError) as exc:
+            request = parse_body(WsOp, raw.encode() if isinstance(raw, str) else raw)
+        except ParamsError as exc:
             self.stats["bad_requests"] += 1
             return [self._ack(category, conn_id, "", "", False, f"Invalid request: {exc}")]
-        op = request.get("op")
-        req_id = str(request.get("req_id", ""))
+        op, args = request.op, request.args
+        req_id = str(request.req_id) if request.req_id is not None else ""
         if op == "ping":
             self.stats["pings"] += 1
             return [self._ack(category, conn_id, req_id, "ping", True, "pong")]
         if op not in ("subscribe", "unsubscribe"):
             self.stats["bad_requests"] += 1
-            return [self._ack(category, conn_id, req_id, str(op or ""), False, f"Unsupported op: {op!r}")]
-        args = request.get("args")
-        if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+            return [self._ack(category, conn_id, req_id, op, False, f"Unsupported op: {op!r}")]
+        if not args or not all(isinstance(a, str) for a in args):
             self.stats["bad_requests"] += 1
             return [self._ack(category, conn_id, req_id, op, False, "args must be a non-empty list of topics")]
-        invalid = [a for a in args if not self._valid_topic(a)]
+        invalid = [str(a) for a in args if not self._valid_topic(str(a))]
         if invalid:
             self.stats["bad_requests"] += 1
             return [self._ack(category, conn_id, req_id, op, False, f"Invalid topic(s): {', '.join(invalid)}")]
         if op == "unsubscribe":
             for topic in args:
-                self.subscribers[(category, topic)].discard(connection)
+                self.subscribers[(category, str(topic))].discard(connection)
             return [self._ack(category, conn_id, req_id, op, True, "")]
         replies = [self._ack(category, conn_id, req_id, op, True, "subscribe" if category == "spot" else "")]
         ts = self.venue_ms()
-        for topic in args:
+        for topic in map(str, args):
             idle = not self.subscribers[(category, topic)]  # then the stream was not advanced
             self.subscribers[(category, topic)].add(connection)
             kind, *rest = topic.split(".")
@@ -351,76 +361,13 @@ class Simulator:
                 replies.append(stream.snapshot(ts, self.seq[symbol]).decode())
         return replies
 
-    # ------------------------------------------------------------------ private websocket
-
-    async def _private_connection(self, connection: ServerConnection) -> None:
-        session: dict[str, Any] = {"key": None, "topics": set(), "conn_id": str(uuid.uuid4())}
-        self.private_sessions[connection] = session
-        try:
-            async for raw in connection:
-                await connection.send(self.on_private_message(session, raw))
-        except ConnectionClosed:
-            pass
-        finally:
-            self.private_sessions.pop(connection, None)
-
-    def on_private_message(self, session: dict[str, Any], raw: str | bytes) -> str:
-        """auth (HMAC of "GET/realtime" + expires), then subscribe; pong in the private shape."""
-        try:
-            request = orjson.loads(raw)
-            assert isinstance(request, dict)
-        except (orjson.JSONDecodeError, AssertionError):
-            return orjson.dumps({"success": False, "ret_msg": "Invalid request", "op": "",
-                                 "conn_id": session["conn_id"]}).decode()
-        op, req_id = request.get("op"), request.get("req_id")
-        reply: dict[str, Any] = {"req_id": req_id} if req_id else {}
-        if op == "ping":
-            return orjson.dumps({**reply, "op": "pong", "args": [str(self._now_ms())],
-                                 "conn_id": session["conn_id"]}).decode()
-        if op == "auth":
-            ok, message = self._check_ws_auth(request.get("args"))
-            if ok:
-                session["key"] = request["args"][0]
-            return orjson.dumps({**reply, "success": ok, "ret_msg": message, "op": "auth",
-                                 "conn_id": session["conn_id"]}).decode()
-        if op == "subscribe" and session["key"] is None:
-            return orjson.dumps({**reply, "success": False, "ret_msg": "Request not authorized", "op": op,
-                                 "conn_id": session["conn_id"]}).decode()
-        args = request.get("args")
-        if op == "subscribe" and isinstance(args, list) and args and all(a in PRIVATE_TOPICS for a in args):
-            session["topics"].update(args)
-            return orjson.dumps({**reply, "success": True, "ret_msg": "", "op": op,
-                                 "conn_id": session["conn_id"]}).decode()
-        return orjson.dumps({**reply, "success": False, "ret_msg": f"Invalid op or topics: {op} {args}", "op": op,
-                             "conn_id": session["conn_id"]}).decode()
-
-    def _check_ws_auth(self, args: Any) -> tuple[bool, str]:
-        if not isinstance(args, list) or len(args) != 3:
-            return False, "Params Error"
-        key, expires, signature = args
-        secret = self.secrets.get(str(key))
-        if secret is None:
-            return False, "Invalid apikey"
-        try:
-            expires_ms = int(expires)
-        except (TypeError, ValueError):
-            return False, "Params Error"
-        if expires_ms <= self._now_ms():
-            return False, "Params Error: request expired"
-        if not hmac.compare_digest(ws_auth_signature(secret, expires_ms), str(signature)):
-            return False, "Invalid sign"
-        return True, ""
+    # ------------------------------------------------------------------ private websocket (private_ws.py)
 
     def deliver_private_reports(self) -> None:
         """Push the engine's pending reports to each authenticated, subscribed private connection."""
         reports, self.engine.reports = self.engine.reports, []
-        now = self.venue_ms()
-        for key, topic, data in reports:
-            targets = {c for c, s in self.private_sessions.items() if s["key"] == key and topic in s["topics"]}
-            if targets:
-                message = {"id": str(uuid.uuid4()), "topic": topic, "creationTime": now, "data": [data]}
-                broadcast(targets, orjson.dumps(message).decode())
-                self.stats["private_messages"] += len(targets)
+        if reports:
+            self.private_ws.deliver(reports, self.venue_ms())
 
     def _valid_topic(self, topic: str) -> bool:
         parts = topic.split(".")

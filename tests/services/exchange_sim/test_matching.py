@@ -78,14 +78,33 @@ def test_time_in_force_rules(engine: MatchingEngine) -> None:
     engine.place(KEY, order(price="65000.3", qty="50.000", timeInForce="FOK", orderLinkId="fok"), now_ms=2)
     [fok] = engine.open_orders(KEY, {"orderLinkId": "fok"})[2]["list"]
     assert fok["orderStatus"] == "Cancelled" and fok["cumExecQty"] == "0.000"
+    assert (fok["cancelType"], fok["rejectReason"]) == ("UNKNOWN", "EC_CancelForNoFullFill")
     engine.place(KEY, order(price="65100.0", timeInForce="PostOnly", orderLinkId="po"), now_ms=3)
     [post] = engine.open_orders(KEY, {"orderLinkId": "po"})[2]["list"]
-    assert post["orderStatus"] == "Cancelled" and post["cancelType"] == "CancelByPostOnly"
+    # Bybit's row for this case (docs/v5/order/order-list.mdx): Cancelled, UNKNOWN, the reason in rejectReason
+    assert (post["orderStatus"], post["cancelType"], post["rejectReason"]) == (
+        "Cancelled", "UNKNOWN", "EC_PostOnlyWillTakeLiquidity")
     # 0.5 left at 65000.2, 1.0 at 65000.3 and 65000.4: an IOC for 5 fills 2.5 and cancels the rest
     engine.place(KEY, order(price="65000.4", qty="5.000", timeInForce="IOC", orderLinkId="part"), now_ms=4)
     [part] = engine.open_orders(KEY, {"orderLinkId": "part"})[2]["list"]
-    assert part["orderStatus"] == "Cancelled" and part["cancelType"] == "CancelByIOC"
+    assert (part["orderStatus"], part["cancelType"], part["rejectReason"]) == (
+        "Cancelled", "UNKNOWN", "EC_NoImmediateQtyToFill")
     assert part["cumExecQty"] == "2.500" and part["leavesQty"] == "0.000"
+
+
+def test_cancel_by_user_and_leverage(engine: MatchingEngine) -> None:
+    engine.place(KEY, order(orderLinkId="c1"), now_ms=1)
+    assert engine.cancel(KEY, {"orderLinkId": "c1"}, now_ms=2)[0] == 0
+    [view] = engine.order_history(KEY, {"orderLinkId": "c1"})[2]["list"]
+    assert (view["orderStatus"], view["cancelType"], view["rejectReason"]) == ("Cancelled", "CancelByUser",
+                                                                               "EC_NoError")
+    lever = {"symbol": "BTCUSDT", "buyLeverage": "5", "sellLeverage": "5"}
+    assert engine.set_leverage(KEY, lever, now_ms=3)[0] == 0
+    assert engine.set_leverage(KEY, lever, now_ms=4)[0] == 110043  # not modified
+    assert engine.set_leverage(KEY, {**lever, "sellLeverage": "6"}, now_ms=5)[0] == 10001
+    assert engine.set_leverage(KEY, {**lever, "buyLeverage": "101", "sellLeverage": "101"}, now_ms=5)[0] == 10001
+    [position] = engine.positions(KEY, {"symbol": "BTCUSDT"})[2]["list"]
+    assert position["leverage"] == "5"
 
 
 def test_codes(engine: MatchingEngine) -> None:
