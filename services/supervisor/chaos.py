@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,9 @@ class RunRecord:
                 **{topic: len(records) for topic, records in self.records.items()}}
 
 
+Fault = Callable[[], Awaitable[str]]  # does something to the run's infrastructure; returns its label
+
+
 def kill_plan(rng: random.Random, frames_estimate: int, kills_per_service: int) -> dict[int, str]:
     """Frame number → service to kill there: each killable service `kills_per_service` times, at
     random frames spread over the run (none in the first few, while groups are still forming)."""
@@ -89,8 +93,13 @@ def kill_plan(rng: random.Random, frames_estimate: int, kills_per_service: int) 
 
 async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills_per_service: int = 0,
                        chaos_seed: int = 1, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                       bootstrap: str = "127.0.0.1:9092", redis_url: str = "redis://127.0.0.1:6379/0") -> RunRecord:
-    """One run (see the module docstring); `kills_per_service` = 0 is the crash-free run."""
+                       bootstrap: str = "127.0.0.1:9092", redis_url: str = "redis://127.0.0.1:6379/0",
+                       faults: Mapping[int, Fault] | None = None) -> RunRecord:
+    """One run (see the module docstring); `kills_per_service` = 0 is the crash-free run.
+
+    `faults` maps a frame number to a fault done right after that frame's release (a broker
+    SIGKILL and restart, a Redis wipe: services/supervisor/faults.py); the driver waits for it,
+    then for the platform to settle again."""
     started = time.monotonic()
     env = {**LOCKSTEP_ENV, "EXCHANGE_SIM_SEED": str(seed)}
     config = StackConfig(home=home, bootstrap=bootstrap, redis_url=redis_url, prefix=prefix, symbols=symbols,
@@ -102,6 +111,9 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
     pending: set[asyncio.Task[None]] = set()
 
     async def kill_later(frame: int) -> None:
+        fault = (faults or {}).get(frame)
+        if fault is not None:
+            kills.append((frame, await fault()))
         victim = plan.get(frame)
         if victim is None:
             return

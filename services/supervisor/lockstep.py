@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from schemas.events import derive_id
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_DECISIONS, ORDERS_EVENTS
@@ -140,7 +141,12 @@ class Settle:
     async def wait(self, timeout: float = 120.0, poll: float = 0.01) -> None:
         """Until settled; a TimeoutError names what never settled."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while not await self.settled():
+        while True:
+            try:
+                if await self.settled():
+                    return
+            except (KafkaError, httpx.HTTPError, OSError) as exc:  # a broker or service coming back
+                self._open(f"could not look: {exc!r}")
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"the platform did not settle in {timeout} s: {self.last_reason}")
             await asyncio.sleep(poll)
