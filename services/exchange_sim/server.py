@@ -73,6 +73,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     balance: Decimal = Decimal("100000")
     lockstep: bool = False
     epoch_ms: int = 1_767_225_600_000  # the venue clock's start in lockstep mode (2026-01-01 UTC)
+    rest_read_timeout: float = 10.0  # seconds a REST client may take to send a request (http.py)
+    rest_max_body: int = 1 << 20  # bytes; a larger body is answered 413
 
     def secrets(self) -> dict[str, str]:
         """API key → secret, from "key:secret" entries (the simulator's own test credentials)."""
@@ -109,7 +111,8 @@ class Simulator:
         self.secrets = secrets
         self.engine = MatchingEngine(self.symbols, dict.fromkeys(secrets, config.balance))
         self.private = PrivateApi(self, secrets, clock)
-        self.http = HttpServer(self.private.handle, config.host, config.rest_port)
+        self.http = HttpServer(self.private.handle, config.host, config.rest_port, max_body=config.rest_max_body,
+                               read_timeout=config.rest_read_timeout)
         self.rest_port = 0
         self.private_ws = PrivateSocket(self)
         self.private_sessions = self.private_ws.sessions

@@ -1,0 +1,174 @@
+"""What a stock client asks, the simulator answers: pybit's HTTP calls beyond orders (market data,
+account, wallet, fees, key info, coins, order history, leverage) and its private WebSocket streams,
+including the categorised and fast topics, with Bybit's shapes and codes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import pybit.exceptions
+import pybit.unified_trading
+import pytest
+
+from services.exchange_sim.server import SimConfig, Simulator
+
+pytestmark = pytest.mark.integration
+
+KEY, SECRET = "pk", "pk-secret"
+# Keys of Bybit's documented rows (docs/v5/position/position.mdx, order/order-list.mdx, wallet-balance.mdx)
+POSITION_KEYS = {"positionIdx", "riskId", "riskLimitValue", "symbol", "side", "size", "avgPrice", "positionValue",
+                 "tradeMode", "positionStatus", "autoAddMargin", "adlRankIndicator", "leverage", "breakEvenPrice",
+                 "positionBalance", "markPrice", "liqPrice", "bustPrice", "positionMM", "positionMMByMp",
+                 "positionIM", "positionIMByMp", "tpslMode", "takeProfit", "stopLoss", "trailingStop",
+                 "unrealisedPnl", "curRealisedPnl", "cumRealisedPnl", "seq", "isReduceOnly", "sessionAvgPrice",
+                 "createdTime", "updatedTime"}
+ORDER_KEYS = {"orderId", "orderLinkId", "blockTradeId", "symbol", "price", "qty", "side", "isLeverage", "positionIdx",
+              "orderStatus", "cancelType", "rejectReason", "avgPrice", "leavesQty", "leavesValue", "cumExecQty",
+              "cumExecValue", "cumExecFee", "timeInForce", "orderType", "stopOrderType", "orderIv", "triggerPrice",
+              "takeProfit", "stopLoss", "tpTriggerBy", "slTriggerBy", "triggerDirection", "triggerBy",
+              "lastPriceOnCreated", "reduceOnly", "closeOnTrigger", "smpType", "smpGroup", "smpOrderId", "tpslMode",
+              "tpLimitPrice", "slLimitPrice", "placeType", "createdTime", "updatedTime", "cumFeeDetail"}
+WALLET_KEYS = {"totalEquity", "accountIMRate", "totalMarginBalance", "totalInitialMargin", "accountType",
+               "totalAvailableBalance", "accountMMRate", "totalPerpUPL", "totalWalletBalance", "accountLTV",
+               "totalMaintenanceMargin", "coin"}
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=("BTCUSDT", "ETHUSDT"), seed=11,
+                                    api_keys=(f"{KEY}:{SECRET}",)))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def session(sim: Simulator) -> pybit.unified_trading.HTTP:
+    http = pybit.unified_trading.HTTP(testnet=False, api_key=KEY, api_secret=SECRET, max_retries=1)
+    http.endpoint = f"http://127.0.0.1:{sim.rest_port}"
+    return http
+
+
+async def test_market_data_calls(sim: Simulator) -> None:
+    await asyncio.sleep(0.5)  # let the market print some trades
+
+    def calls() -> dict[str, dict]:
+        http = session(sim)
+        return {"tickers": http.get_tickers(category="linear", symbol="BTCUSDT"),
+                "spot_tickers": http.get_tickers(category="spot"),
+                "trades": http.get_public_trade_history(category="linear", symbol="BTCUSDT", limit=5),
+                "kline": http.get_kline(category="linear", symbol="BTCUSDT", interval="1"),
+                "spot": http.get_instruments_info(category="spot"),
+                "inverse": http.get_instruments_info(category="inverse"),
+                "option": http.get_instruments_info(category="option"),
+                "book": http.get_orderbook(category="linear", symbol="BTCUSDT", limit=500)}
+
+    got = await asyncio.to_thread(calls)
+    [ticker] = got["tickers"]["result"]["list"]
+    assert {"lastPrice", "bid1Price", "ask1Price", "markPrice", "fundingRate", "volume24h"} <= set(ticker)
+    assert {t["symbol"] for t in got["spot_tickers"]["result"]["list"]} == {"BTCUSDT", "ETHUSDT"}
+    trades = got["trades"]["result"]["list"]
+    assert 1 <= len(trades) <= 5 and {"execId", "price", "size", "side", "time", "isBlockTrade"} <= set(trades[0])
+    assert int(trades[0]["time"]) >= int(trades[-1]["time"])  # newest first
+    candle = got["kline"]["result"]["list"][0]
+    assert len(candle) == 7 and int(candle[0]) % 60_000 == 0
+    assert float(candle[2]) >= max(float(candle[1]), float(candle[4])) >= float(candle[3])  # high ≥ open, close ≥ low
+    assert "basePrecision" in got["spot"]["result"]["list"][0]["lotSizeFilter"]
+    assert got["inverse"]["result"] == {"category": "inverse", "list": [], "nextPageCursor": ""}
+    assert got["option"]["result"]["list"] == []
+    assert len(got["book"]["result"]["b"]) == 200  # limit 500 is allowed; the simulated book is 200 deep
+
+
+async def test_account_calls_and_errors(sim: Simulator) -> None:
+    def calls() -> dict[str, dict]:
+        http = session(sim)
+        out = {"wallet": http.get_wallet_balance(accountType="UNIFIED"), "info": http.get_account_info(),
+               "fees": http.get_fee_rates(category="linear", symbol="BTCUSDT"),
+               "key": http.get_api_key_information(), "coins": http.get_coin_info(coin="USDT"),
+               "leverage": http.set_leverage(category="linear", symbol="BTCUSDT", buyLeverage="5", sellLeverage="5"),
+               "positions": http.get_positions(category="linear", symbol="BTCUSDT")}
+        with pytest.raises(pybit.exceptions.InvalidRequestError, match="110043"):
+            http.set_leverage(category="linear", symbol="BTCUSDT", buyLeverage="5", sellLeverage="5")
+        with pytest.raises(pybit.exceptions.InvalidRequestError, match=r"accountType.*10001"):
+            http.get_wallet_balance(accountType="SAVINGS")
+        with pytest.raises(pybit.exceptions.InvalidRequestError, match=r"\$\.qty.*10001"):
+            http.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Limit", qty="Infinity",
+                             price="60000.0")
+        return out
+
+    got = await asyncio.to_thread(calls)
+    [wallet] = got["wallet"]["result"]["list"]
+    assert set(wallet) >= WALLET_KEYS and wallet["coin"][0]["coin"] == "USDT"
+    assert wallet["totalWalletBalance"] == "100000"
+    assert got["info"]["result"]["marginMode"] == "REGULAR_MARGIN"
+    assert got["fees"]["result"]["list"] == [{"symbol": "BTCUSDT", "takerFeeRate": "0.00055",
+                                              "makerFeeRate": "0.0002", "baseCoin": "BTC"}]
+    assert got["key"]["result"]["apiKey"] == KEY and got["key"]["result"]["readOnly"] == 0
+    assert [row["coin"] for row in got["coins"]["result"]["rows"]] == ["USDT"]
+    assert got["leverage"]["retCode"] == 0
+    [position] = got["positions"]["result"]["list"]
+    assert set(position) >= POSITION_KEYS and position["leverage"] == "5" and position["tpslMode"] == "Full"
+
+
+async def test_order_history_and_bybit_cancel_types(sim: Simulator) -> None:
+    def calls() -> tuple[dict, dict, dict]:
+        http = session(sim)
+        book = http.get_orderbook(category="linear", symbol="BTCUSDT", limit=1)["result"]
+        ask = book["a"][0][0]
+        http.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Limit", qty="0.010",
+                         price=ask, timeInForce="PostOnly", orderLinkId="po-cross")
+        http.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Limit", qty="0.010",
+                         price="50000.0", orderLinkId="resting")
+        http.cancel_order(category="linear", symbol="BTCUSDT", orderLinkId="resting")
+        return (http.get_order_history(category="linear", orderLinkId="po-cross"),
+                http.get_order_history(category="linear", orderLinkId="resting"),
+                http.get_order_history(category="linear", limit=1))
+
+    crossed, cancelled, page = await asyncio.to_thread(calls)
+    [post_only] = crossed["result"]["list"]
+    assert set(post_only) >= ORDER_KEYS
+    assert (post_only["orderStatus"], post_only["cancelType"], post_only["rejectReason"]) == (
+        "Cancelled", "UNKNOWN", "EC_PostOnlyWillTakeLiquidity")
+    assert cancelled["result"]["list"][0]["cancelType"] == "CancelByUser"
+    assert len(page["result"]["list"]) == 1 and page["result"]["nextPageCursor"] == "1"
+
+
+async def test_pybit_private_streams_get_order_messages(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pybit subscribes `order` and the categorised `execution.fast.linear` and `position.linear`;
+    each gets its messages under the topic it subscribed, which is how pybit finds the callback."""
+    monkeypatch.setattr(pybit.unified_trading, "PRIVATE_WSS", f"ws://127.0.0.1:{sim.port}/v5/private")
+    orders: list[dict] = []
+    fast: list[dict] = []
+    positions: list[dict] = []
+    done = threading.Event()
+
+    def run() -> None:
+        ws = pybit.unified_trading.WebSocket(testnet=False, channel_type="private", api_key=KEY, api_secret=SECRET)
+        try:
+            ws.order_stream(orders.append)
+            ws.fast_execution_stream(fast.append, categorised_topic="linear")
+            ws.subscribe("position.linear", positions.append, "")
+            deadline = time.monotonic() + 5
+            while len(sim.private_sessions) == 0 or not any(
+                    len(s["topics"]) == 3 for s in sim.private_sessions.values()):
+                assert time.monotonic() < deadline, "pybit's subscriptions did not arrive"
+                time.sleep(0.05)
+            session(sim).place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
+                                     qty="0.010", orderLinkId="ws-pybit")
+            deadline = time.monotonic() + 5
+            while not (orders and fast and positions) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            ws.exit()
+            done.set()
+
+    await asyncio.to_thread(run)
+    assert done.is_set()
+    assert orders, "pybit's order stream got no message"
+    assert orders[0]["topic"] == "order" and orders[0]["data"][0]["orderLinkId"] == "ws-pybit"
+    assert fast and fast[0]["topic"] == "execution.fast.linear"
+    assert set(fast[0]["data"][0]) == {"category", "symbol", "execId", "execPrice", "execQty", "orderId", "isMaker",
+                                       "orderLinkId", "side", "execTime", "seq"}
+    assert positions and positions[0]["topic"] == "position.linear"
