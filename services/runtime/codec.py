@@ -2,8 +2,8 @@
 
 Built on msgspec, which speaks msgpack and validates while it decodes (measured against
 msgpack-python + validation in `make bench`; the figures and the choice are in
-docs/DESIGN-NOTES.md). Decoding never crashes a service: garbage, truncated bytes, an unknown
-type or a wrong field type raise `DecodeError`, an unknown major version `UnsupportedVersion`.
+docs/DESIGN-NOTES.md). Decoding never crashes a service: garbage, truncated bytes, a null value, an
+unknown type or a wrong field type raise `DecodeError`, an unknown major version `UnsupportedVersion`.
 Unknown fields are ignored, so a newer producer with extra fields stays readable.
 
 Money is written as exact decimal strings. A foreign producer's msgpack int or float in a Decimal
@@ -50,9 +50,17 @@ def decode(data: bytes) -> Event:
         raise DecodeError("invalid", f"Not a valid HEAN event: {exc}") from None
     except msgspec.DecodeError as exc:
         raise DecodeError("malformed", f"Not decodable msgpack: {exc}") from None
+    except TypeError:
+        raise _not_bytes(data) from None
     if event.version != SCHEMA_MAJOR:
         raise UnsupportedVersion(event_tag(type(event)), event.version, SCHEMA_MAJOR)
     return event
+
+
+def _not_bytes(data: object) -> DecodeError:
+    """A record whose value is not bytes at all: a null value (a tombstone) is a valid Kafka record."""
+    found = "a null value" if data is None else type(data).__name__
+    return DecodeError("malformed", f"Expected msgpack bytes, found {found}; check the producer of this topic.")
 
 
 def decode_as(data: bytes, event_type: Any) -> Any:
@@ -87,6 +95,8 @@ def _make_typed_decoder(event_type: Any) -> Callable[[bytes], Any]:
             raise NotAccepted(event_tag(type(other))) from None
         except msgspec.DecodeError as exc:
             raise DecodeError("malformed", f"Not decodable msgpack: {exc}") from None
+        except TypeError:  # only on failure, so the hot path pays nothing for it
+            raise _not_bytes(data) from None
         if event.version != SCHEMA_MAJOR:
             raise UnsupportedVersion(event_tag(type(event)), event.version, SCHEMA_MAJOR)
         return event
