@@ -41,7 +41,7 @@ from services.execution.core import create_request, link_id_for
 from services.execution.lease import Lease
 from services.execution.metrics import ExecutionMetrics
 from services.execution.reports import RETRIABLE, Reports
-from services.runtime.bus import dead_letter, make_consumer, make_producer, send_keyed
+from services.runtime.bus import await_delivery, dead_letter, make_consumer, make_producer, send_keyed
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, NotAccepted, TransientError
 from services.runtime.settings import RuntimeSettings, Secret
@@ -215,9 +215,10 @@ class Execution:
                 if not outputs:  # orders placed, nothing to log: a plain commit will do
                     await consumer.commit(offsets)
                     continue
-                async with producer.transaction():
-                    await send_keyed(producer, outputs)
+                async with producer.transaction():  # a refused batch aborts it (await_delivery)
+                    delivered = await send_keyed(producer, outputs)
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
+                    await await_delivery(delivered)
         finally:
             await consumer.stop()
             await producer.stop()

@@ -29,6 +29,7 @@ __all__ = [
     "Rebalance",
     "StatusReader",
     "TopicStatus",
+    "await_delivery",
     "dead_letter",
     "dead_letter_raw",
     "delete_topics_with",
@@ -143,7 +144,17 @@ async def send_and_wait(producer: AIOKafkaProducer, records: Iterable[tuple[str,
     Raises DeliveryFailed (naming the first error) when any batch was refused, so nothing that
     depends on these records being in the log (an id marked as published, an offset committed)
     happens after a lost delivery."""
-    results = await asyncio.gather(*await send_keyed(producer, records), return_exceptions=True)
+    await await_delivery(await send_keyed(producer, records))
+
+
+async def await_delivery(futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Wait for every batch's acknowledgement; DeliveryFailed (naming the first error) if any failed.
+
+    Inside a transaction too, before it ends: aiokafka commits a transaction whose batches were
+    refused (a record over the broker's message.max.bytes gets MessageSizeTooLarge, the batches
+    after it OutOfOrderSequenceNumber), so without this check the outputs are lost while the
+    offsets are committed with them. Raised inside `producer.transaction()`, it aborts instead."""
+    results = await asyncio.gather(*futures, return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
         raise DeliveryFailed(f"{len(errors)} of {len(results)} produce batches were not delivered: {errors[0]!r}")
@@ -197,16 +208,34 @@ class Rebalance(ConsumerRebalanceListener):
         await self.owner.on_assigned(assigned)
 
 
+DLQ_PAYLOAD_LIMIT = 512 * 1024
+"""The most of a bad record's bytes one dead letter carries. The broker refuses a record over about
+1 MiB (message.max.bytes) and a letter is its payload plus an envelope, so a record near that limit
+could never be dead-lettered whole: its service would fail on it again after every restart. A
+longer payload is cut to this head and the letter's error says so; the source position still
+points at the whole record."""
+
+
+def _payload_and_error(payload: bytes, error: str, source: str) -> tuple[bytes, str]:
+    error = error[:2000]
+    if len(payload) <= DLQ_PAYLOAD_LIMIT:
+        return payload, error
+    return payload[:DLQ_PAYLOAD_LIMIT], (f"{error} [payload cut to its first {DLQ_PAYLOAD_LIMIT} of {len(payload)} "
+                                         f"bytes; the whole record is at {source}]")
+
+
 def dead_letter(record: Any, service: str, reason: str, error: str, dlq_topic: str) -> tuple[str, bytes, bytes]:
     """The dlq record (topic, key, value) for a consumed record a service could not process.
 
     Its id derives from the source position, so dead-lettering the same record again (a replay)
-    gives the same id."""
+    gives the same id. A null value is kept as an empty payload."""
+    payload, error = _payload_and_error(record.value or b"", error,
+                                        f"{record.topic}:{record.partition}:{record.offset}")
     letter = DeadLettered(
         id=derive_id("dlq", record.topic, record.partition, record.offset),
         ts_event=(record.timestamp or 0) * 1_000_000, ts_ingest=time.time_ns(), service=service,
         source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
-        reason=reason, error=error[:2000], payload=record.value or b"",
+        reason=reason, error=error, payload=payload,
     )
     return dlq_topic, record.topic.encode(), encode(letter)
 
@@ -215,9 +244,11 @@ def dead_letter_raw(service: str, source: str, reason: str, error: str, payload:
                     dlq_topic: str) -> tuple[str, bytes, bytes]:
     """The dlq record for input that never was a log record (a venue WebSocket frame): `source`
     names where it came from ("bybit.ws.private"); its id derives from source, time and bytes."""
-    letter = DeadLettered(id=derive_id("dlq", source, recv_ns, payload[:64]), ts_event=recv_ns, ts_ingest=recv_ns,
+    letter_id = derive_id("dlq", source, recv_ns, payload[:64])
+    payload, error = _payload_and_error(payload, error, f"{source} at {recv_ns} ns (not kept elsewhere)")
+    letter = DeadLettered(id=letter_id, ts_event=recv_ns, ts_ingest=recv_ns,
                           service=service, source_topic=source, source_partition=-1, source_offset=-1,
-                          reason=reason, error=error[:2000], payload=payload)
+                          reason=reason, error=error, payload=payload)
     return dlq_topic, source.encode(), encode(letter)
 
 

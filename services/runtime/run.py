@@ -33,7 +33,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.topics import DLQ
-from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, partitions_of, send_keyed
+from services.runtime.bus import (
+    Rebalance,
+    await_delivery,
+    dead_letter,
+    make_consumer,
+    make_producer,
+    partitions_of,
+    send_keyed,
+)
 from services.runtime.codec import encode, typed_decoder
 from services.runtime.errors import DecodeError, InvariantViolation, NotAccepted
 from services.runtime.merge import FetchOrder, InputMerge
@@ -196,9 +204,10 @@ class ServiceRunner:
         if replayed:
             metrics.replayed.labels(name).inc(replayed)
         if outgoing:
-            async with producer.transaction():
-                await send_keyed(producer, outgoing)
+            async with producer.transaction():  # a refused batch aborts it: nothing is lost unseen
+                delivered = await send_keyed(producer, outgoing)
                 await producer.send_offsets_to_transaction(dict(unflushed), self.group_id)
+                await await_delivery(delivered)
             unflushed.clear()
             self._last_commit = time.monotonic()
             for kind in kinds:
