@@ -54,6 +54,11 @@ if TYPE_CHECKING:
     from services.execution.shell import ExecutionConfig
 
 log = logging.getLogger(__name__)
+# The private stream's own logger for websockets: at DEBUG websockets logs every frame, and the
+# auth frame carries the API key (and the private reports, account data). Capped at INFO, so a
+# process at DEBUG still never writes them (tests/e2e/test_secrets.py).
+_ws_log = logging.getLogger(f"{__name__}.websocket")
+_ws_log.setLevel(logging.INFO)
 ZERO = Decimal(0)
 PRIVATE_SOURCE = "bybit.ws.private"
 # What a reconciliation may meet and retry: the venue (down, refusing, rate-limited) or the broker.
@@ -161,7 +166,8 @@ class Reports:
             await self.reconcile_until_done(stop)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        async with websockets.connect(self.config.ws_url, ping_interval=None, open_timeout=10) as ws:
+        async with websockets.connect(self.config.ws_url, ping_interval=None, open_timeout=10,
+                                      logger=_ws_log) as ws:
             expires = int(time.time() * 1000) + self.rest.time_offset_ms + 10_000
             signature = ws_auth_signature(self.config.api_secret.reveal(), expires)
             await ws.send(orjson.dumps({"op": "auth", "args": [self.config.api_key, expires, signature]}).decode())

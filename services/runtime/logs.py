@@ -38,7 +38,8 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(payload, default=str).decode()
+        # Subclasses of str go through `default` too: orjson would write a Secret's value itself.
+        return orjson.dumps(payload, default=str, option=orjson.OPT_PASSTHROUGH_SUBCLASS).decode()
 
 
 def configure_logging(service: str, level: str = "INFO", json: bool | None = None) -> None:

@@ -31,6 +31,9 @@ class Secret(str):
     def __str__(self) -> str:
         return "********"
 
+    def __format__(self, spec: str) -> str:  # str's own would format the value: f"{key:>20}"
+        return format("********", spec)
+
     def reveal(self) -> str:
         """The real value, for the one place that signs with it."""
         return str.__str__(self)
