@@ -72,6 +72,9 @@ class ExecutionMetrics(ServiceMetrics):
         self.reconcile_failures = Counter("hean_reconcile_failures_total",
                                           "Reconciliations with the venue that failed (retried with backoff)",
                                           ["service"], registry=r).labels("execution")
+        self.venue_retries = Counter("hean_venue_batch_retries_total",
+                                     "Decision batches acted on again after the venue failed transiently",
+                                     ["service"], registry=r).labels("execution")
         self.private_malformed = Counter("hean_ws_malformed_total", "Malformed WebSocket frames",
                                          ["service"], registry=r).labels("execution")
         for outcome in ("placed", "refused", "stale", "cancel_sent"):

@@ -205,12 +205,9 @@ class Execution:
                     self.metrics.events_in.labels("execution", tp.topic).inc(len(records))
                     for record in records:
                         by_symbol.setdefault(record.key or b"", []).append(record)
-                try:
-                    outputs = await self._act_side_by_side(list(by_symbol.values()))
-                except TransientError:
-                    if self.lost_lease.is_set():  # another instance holds the lease: stand by
-                        return
-                    raise
+                outputs = await self._act_until_done(list(by_symbol.values()), stop)
+                if outputs is None:  # stopped, or another instance holds the lease: stand by
+                    return
                 offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 if not outputs:  # orders placed, nothing to log: a plain commit will do
                     await consumer.commit(offsets)
@@ -222,6 +219,29 @@ class Execution:
         finally:
             await consumer.stop()
             await producer.stop()
+
+    async def _act_until_done(self, groups: list[list[Any]], stop: asyncio.Event,
+                              ) -> list[tuple[str, bytes, bytes]] | None:
+        """Act on a batch; when the venue fails transiently (5xx, timeouts, the circuit open) wait
+        and act on the same batch again, so a failing venue delays orders but loses none.
+
+        Acting twice is safe: creates are idempotent by orderLinkId (a second create finds the
+        order and reconciles it), a repeated cancel answers 110001, and refusals carry
+        deterministic ids and are committed only once the whole batch went through."""
+        backoff = 0.5
+        while not stop.is_set() and not self.lost_lease.is_set():
+            try:
+                return await self._act_side_by_side(groups)
+            except TransientError as exc:
+                if self.lost_lease.is_set():
+                    return None
+                wait = max(backoff, self.rest.open_until - time.monotonic())
+                self.metrics.venue_retries.inc()
+                log.warning("venue failing (%s); acting on the batch again in %.1f s", exc, wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+                backoff = min(10.0, backoff * 2)
+        return None
 
     async def _act_side_by_side(self, groups: list[list[Any]]) -> list[tuple[str, bytes, bytes]]:
         """Each group in order, the groups at once; the first failure stops the others before it

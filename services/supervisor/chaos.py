@@ -79,7 +79,8 @@ class RunRecord:
                 **{topic: len(records) for topic, records in self.records.items()}}
 
 
-Fault = Callable[[], Awaitable[str]]  # does something to the run's infrastructure; returns its label
+Fault = Callable[["Stack"], Awaitable[str]]  # does something to the run (its infrastructure, its venue); returns
+# a label for the record
 
 
 def kill_plan(rng: random.Random, frames_estimate: int, kills_per_service: int) -> dict[int, str]:
@@ -113,7 +114,7 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
     async def kill_later(frame: int) -> None:
         fault = (faults or {}).get(frame)
         if fault is not None:
-            kills.append((frame, await fault()))
+            kills.append((frame, await fault(stack)))
         victim = plan.get(frame)
         if victim is None:
             return
