@@ -45,12 +45,23 @@ def _start_from(args: argparse.Namespace) -> Any:
     return StartFrom()
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace, session_default: bool = False) -> Any:
+    """Runtime settings from HEAN_* and the command line; `session_default`: a reading command
+    that, given no prefix, reads the current session (services/cli/session.py)."""
     from services.runtime.settings import RuntimeSettings, load_settings
 
+    prefix = getattr(args, "topic_prefix", None)
+    if session_default:
+        prefix = _reader_prefix(prefix)
     return load_settings(RuntimeSettings, "HEAN", instance=getattr(args, "instance", None),
-                         metrics_port=getattr(args, "metrics_port", None),
-                         topic_prefix=getattr(args, "topic_prefix", None))
+                         metrics_port=getattr(args, "metrics_port", None), topic_prefix=prefix)
+
+
+def _reader_prefix(explicit: str | None) -> str:
+    from services.cli import session
+    from services.cli.infra import LocalStack
+
+    return session.for_reader(LocalStack.from_env().home, explicit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = sub.add_parser("topics", help="list topics with end offsets and consumer lag, or create them")
     topics.add_argument("action", nargs="?", choices=["list", "create"], default="list")
-    topics.add_argument("--prefix", default="", help="topic name prefix (isolates test runs)")
+    topics.add_argument("--prefix", help="topic name prefix (default: the current session of hean up)")
 
     schemas = sub.add_parser("schemas", help="export the event schemas as docs")
     schemas.add_argument("action", choices=["export"])
@@ -84,12 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="processes folding partition groups side by side, where the service allows it "
                              "(default: cores + 1; 1 = one process)")
     replay.add_argument("--json", action="store_true", help="print the result as JSON")
-    replay.add_argument("--topic-prefix", help="prefix of every topic name")
+    replay.add_argument("--topic-prefix", help="prefix of every topic name (default: the current session)")
 
     state = sub.add_parser("state", help="print a service's live state (from its snapshots) and hash")
     state.add_argument("service")
     state.add_argument("--json", action="store_true", help="print the result as JSON")
-    state.add_argument("--topic-prefix", help="prefix of every topic name")
+    state.add_argument("--topic-prefix", help="prefix of every topic name (default: the current session)")
 
     sql = sub.add_parser("sql", help="run SQL on the ClickHouse store (chDB by default; stop the recorder first)")
     sql.add_argument("query", help='e.g. "SELECT symbol, count() FROM hean.trades GROUP BY symbol"')
@@ -100,13 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("state", choices=["on", "off"])
     kill.add_argument("--account", required=True)
     kill.add_argument("--reason", required=True)
-    kill.add_argument("--topic-prefix", default="", help="prefix of every topic name")
+    kill.add_argument("--topic-prefix", help="prefix of every topic name (default: the current session)")
 
     up = sub.add_parser("up", help="the whole local stack as supervised processes, live in the terminal")
     up.add_argument("--duration", type=float, default=0, help="seconds to run, then summarize (0 = until Ctrl-C)")
     up.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT", help="comma-separated symbols to trade")
     up.add_argument("--no-recorder", action="store_true", help="do not record ticks into ClickHouse")
-    up.add_argument("--topic-prefix", help="topic prefix of the session (default: a new session, runYYYYmmddHHMMSS.)")
+    up.add_argument("--topic-prefix", help="topic prefix of the session (default: continue the current session)")
+    up.add_argument("--new-session", action="store_true",
+                    help="start a fresh session (new topics, a fresh simulator account) instead of continuing")
 
     demo = sub.add_parser("demo", help="the runtime end to end: synthetic trades → tally, live summary")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
@@ -134,7 +147,8 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
     if args.command == "topics":
         from services.cli.topics import create_topics, list_topics
 
-        return create_topics(args.prefix) if args.action == "create" else list_topics(args.prefix)
+        prefix = _reader_prefix(args.prefix)
+        return create_topics(prefix) if args.action == "create" else list_topics(prefix)
     if args.command == "schemas":
         from services.cli.schemas_export import export
 
@@ -153,19 +167,24 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
     if args.command == "kill-switch":
         from services.cli.control import kill_switch
 
-        return kill_switch(args.state, args.account, args.reason, args.topic_prefix)
+        return kill_switch(args.state, args.account, args.reason, _reader_prefix(args.topic_prefix))
     if args.command == "sql":
         return _sql(args)
     if args.command == "up":
+        from services.cli import session
         from services.cli.infra import LocalStack
         from services.supervisor.main import up
 
         configure_logging("up", level="WARNING")
         symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
-        # The bundled simulator starts a fresh venue account each run, so each run is a session of
-        # its own in the log unless told otherwise (the log is kept; see `hean topics`).
-        prefix = args.topic_prefix if args.topic_prefix is not None else time.strftime("run%Y%m%d%H%M%S.")
-        return up(args.duration, prefix, symbols, not args.no_recorder, LocalStack.from_env().home)
+        home = LocalStack.from_env().home
+        # A run continues the current session (its topics, snapshots and the simulator's saved
+        # venue), so positions and PnL carry on; --new-session starts fresh.
+        prefix, continued = session.for_up(home, args.topic_prefix, args.new_session)
+        session.remember(home, prefix)
+        print(f"hean up: {'continuing' if continued else 'new'} session {prefix!r}"
+              + (" (--new-session starts a fresh one)" if continued else ""), flush=True)
+        return up(args.duration, prefix, symbols, not args.no_recorder, home)
     if args.command == "demo":
         from services.cli.demo import run_demo
 
@@ -220,7 +239,8 @@ def _replay(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\rreplaying {args.service} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
             sys.stderr.flush()
 
-    result = asyncio.run(replay_split(args.service, service, _settings(args), _start_from(args), args.to_offset,
+    result = asyncio.run(replay_split(args.service, service, _settings(args, session_default=True),
+                                      _start_from(args), args.to_offset,
                                       progress, workers=args.workers))
     if tty:
         sys.stderr.write("\n")
@@ -239,7 +259,7 @@ def _state(args: argparse.Namespace) -> int:
     from services.runtime.snapshot import SnapshotStore
 
     service = definition(args.service)
-    settings = _settings(args)
+    settings = _settings(args, session_default=True)
 
     async def load() -> list[Any]:
         prefix = settings.topic_prefix
