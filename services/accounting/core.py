@@ -138,6 +138,25 @@ def combine(parts: Sequence[AccountingState]) -> AccountingState:
     return AccountingState(positions=positions, marks=marks)
 
 
+def account_of(event: Event) -> str | None:
+    """The account of a fill or order event; None for a ticker, which every instance folds."""
+    return getattr(event, "account", None)
+
+
+def merge_accounts(parts: Sequence[AccountingState]) -> AccountingState:
+    """The state of one instance serving every account, from instances serving disjoint ones:
+    positions are per account; marks come from the same tickers in each part (equal once each
+    has read them all). An account held by two parts is refused."""
+    positions: dict[str, dict[str, Position]] = {}
+    marks: dict[str, Decimal] = {}
+    for part in parts:
+        if shared := positions.keys() & part.positions.keys():
+            raise ValueError(f"accounts {sorted(shared)} are held by two accounting instances")
+        positions.update(part.positions)
+        marks.update(part.marks)
+    return AccountingState(positions=positions, marks=marks)
+
+
 def step(state: AccountingState, event: Event, starting_balance: Decimal) -> tuple[AccountingState, list[Emit]]:
     """Fold one fill or ticker; announce the changed position and the account's totals."""
     new = fold(state, event)

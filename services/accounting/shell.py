@@ -32,6 +32,8 @@ def definition(config: AccountingConfig | None = None) -> ServiceDef[core.Accoun
         combine=core.combine,
         partitioned=False,
         summarize=core.summarize,
+        account_of=core.account_of,
+        merge_accounts=core.merge_accounts,
         gauges=partial(readings, starting_balance=config.starting_balance),
     )
 

@@ -29,6 +29,7 @@ re-decides differently still ends in the live state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -142,6 +143,29 @@ def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState,
         return _replace(state, event.account, msgspec.structs.replace(
             account, halted=halted, halt_reason=event.reason if halted else "", halt_sent=False)), []
     return state, []
+
+
+def account_of(event: Event) -> str | None:
+    """The account an input belongs to; None for the market's (books), which every instance folds."""
+    if isinstance(event, IntentApproved | IntentRejected):
+        return event.intent.account
+    return getattr(event, "account", None)
+
+
+def merge_accounts(parts: Sequence[RiskState]) -> RiskState:
+    """The state of one instance serving every account, from instances serving disjoint ones.
+
+    Exact because each account's limits, orders and halts depend only on its own events and on
+    the market's mids, which every instance folds from the same books; once each has read the
+    same books, their mids agree. An account held by two parts is refused, not guessed."""
+    accounts: dict[str, AccountRisk] = {}
+    mids: dict[str, Decimal] = {}
+    for part in parts:
+        if shared := accounts.keys() & part.accounts.keys():
+            raise ValueError(f"accounts {sorted(shared)} are held by two risk instances")
+        accounts.update(part.accounts)
+        mids.update(part.mids)
+    return RiskState(accounts=accounts, mids=mids)
 
 
 def _read_back(state: RiskState, decision: IntentApproved | IntentRejected) -> RiskState:

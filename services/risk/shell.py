@@ -38,6 +38,8 @@ def definition(config: RiskConfig | None = None) -> ServiceDef[core.RiskState]:
         step=partial(core.step, params=config.params()),
         partitioned=False,
         summarize=core.summarize,
+        account_of=core.account_of,
+        merge_accounts=core.merge_accounts,
         gauges=readings,
         classify=classify,
     )

@@ -76,7 +76,11 @@ class ServiceRunner:
         self.inputs = tuple(prefix + t for t in definition.inputs)
         self.dlq_topic = prefix + DLQ
         self.prefix = prefix
-        self.group_id = f"{prefix}hean.{definition.name}"
+        # An instance serving some accounts (HEAN_ACCOUNTS) is a group, a producer and a snapshot of
+        # its own: "risk@acc-a"; see ServiceDef.account_of.
+        self.accounts = frozenset(settings.accounts) if definition.account_of is not None else frozenset()
+        self.scope = definition.scope_name(sorted(self.accounts))
+        self.group_id = f"{prefix}hean.{self.scope}"
         self.snapshots = SnapshotStore(settings.redis_url, namespace=f"hean:{prefix}" if prefix else "hean")
         self.states: dict[int, Any] = {}
         self.applied: dict[int, int] = {}
@@ -104,7 +108,7 @@ class ServiceRunner:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then snapshot every shard and leave the group cleanly."""
         self.metrics_port = self.metrics.serve(self.settings.metrics_port)
-        transactional_id = f"{self.prefix}hean.{self.definition.name}.{self.settings.instance}"
+        transactional_id = f"{self.prefix}hean.{self.scope}.{self.settings.instance}"
         producer = make_producer(self.settings.kafka_bootstrap, transactional_id)
         consumer = make_consumer(self.settings.kafka_bootstrap, self.group_id,
                                  session_timeout_ms=self.settings.session_timeout_ms)
@@ -143,6 +147,7 @@ class ServiceRunner:
         started = time.perf_counter()
         definition, metrics, name = self.definition, self.metrics, self.definition.name
         step, decode_event, state_after = definition.step, typed_decoder(definition.accepts), definition.state_after
+        accounts, account_of = self.accounts, definition.account_of
         outgoing: list[tuple[str, bytes, bytes]] = []
         origins: list[int] = []
         classify = definition.classify
@@ -174,6 +179,10 @@ class ServiceRunner:
                 if live:
                     outgoing.append(self._dead_letter(record, exc.reason, str(exc)))
                 continue
+            if accounts and account_of is not None:
+                owner = account_of(event)
+                if owner is not None and owner not in accounts:
+                    continue  # another instance's account
             try:
                 if live:
                     self.states[shard], emits = step(self.states[shard], event)
@@ -270,7 +279,7 @@ class ServiceRunner:
             by_time = await consumer.offsets_for_times({tp: start.value for tp in new_tps})
         for shard in sorted({self._shard(tp) for tp in new_tps}):
             shard_tps = [tp for tp in new_tps if self._shard(tp) == shard]
-            snapshot = await self.snapshots.load(self.definition.name, shard) if start.mode == "snapshot" else None
+            snapshot = await self.snapshots.load(self.scope, shard) if start.mode == "snapshot" else None
             committed = {tp: (await consumer.committed(tp)) for tp in shard_tps}
             committed = {tp: beginnings[tp] if c is None else c for tp, c in committed.items()}
             if snapshot is not None and any(
@@ -349,7 +358,7 @@ class ServiceRunner:
             offsets = {tp_key(tp.topic, tp.partition): pos for tp, pos in self.positions.items()
                        if self._shard(tp) == shard}
             await self.snapshots.save(Snapshot(
-                service=self.definition.name, shard=shard,
+                service=self.scope, shard=shard,
                 state=self.definition.encode_state(self.states[shard]),
                 offsets=offsets, taken_at_ns=now, events_applied=self.applied.get(shard, 0),
             ))

@@ -77,6 +77,19 @@ class ServiceDef(Generic[S]):
     # disjoint groups of input partitions (folded side by side by `hean replay`); raises
     # ValueError when the parts overlap, i.e. a key was fed by two partition groups.
     combine: Callable[[Sequence[S]], S] | None = None
+    # For a service whose state is per account: the account an event belongs to (None: everyone's,
+    # e.g. market data). With HEAN_ACCOUNTS set, an instance applies only its accounts' events
+    # and the market's, and `merge_accounts` joins the states of instances serving disjoint
+    # accounts into the state one instance serving all of them would hold.
+    account_of: Callable[[Any], str | None] | None = None
+    merge_accounts: Callable[[Sequence[S]], S] | None = None
+
+    def scope_name(self, accounts: Sequence[str]) -> str:
+        """The name an instance serving `accounts` goes by (its group, transactional id and
+        snapshots): "risk" for every account, "risk@acc-a+acc-b" for some."""
+        if not accounts or self.account_of is None:
+            return self.name
+        return f"{self.name}@{'+'.join(sorted(accounts))}"
 
     def state_after(self, state: S, event: Any) -> S:
         """The state after `event`, outputs not built: `fold` where the service has one, else step's state."""

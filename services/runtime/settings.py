@@ -56,6 +56,10 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # Offsets of batches without outputs are committed plainly (no transaction) at most this
     # often; a batch with outputs commits every pending offset in its transaction. 0 = at once.
     commit_interval_ms: int = 50
+    # The accounts this instance serves (HEAN_ACCOUNTS=a,b), for services whose state is per
+    # account (risk, accounting): each set of accounts is its own consumer group, transactional
+    # id and snapshot, so more accounts run on more instances. Empty: every account.
+    accounts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.instance == "hostname":
@@ -64,6 +68,8 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             raise ConfigError(f"snapshot_every_events must be >= 1, was {self.snapshot_every_events}")
         if self.commit_interval_ms < 0:
             raise ConfigError(f"commit_interval_ms must be >= 0, was {self.commit_interval_ms}")
+        if any(not a or not all(c.isalnum() or c in "-_" for c in a) for a in self.accounts):
+            raise ConfigError(f"accounts must be names of letters, digits, '-' or '_', were {list(self.accounts)}")
         if not 0 <= self.metrics_port < 65536:
             raise ConfigError(f"metrics_port must be 0..65535, was {self.metrics_port}")
 

@@ -57,6 +57,14 @@ class SnapshotStore:
         raws = await self.redis.mget(keys) if keys else []
         return sorted((_decoder.decode(r) for r in raws if r is not None), key=lambda s: s.shard)
 
+    async def load_scopes(self, service: str) -> list[Snapshot]:
+        """Every snapshot of `service` and of its account-scoped instances ("risk@acc-a"), ordered
+        by scope then shard; each carries its scope in `service`."""
+        keys = [k async for k in self.redis.scan_iter(match=self.key(service, "*"))]  # type: ignore[arg-type]
+        keys += [k async for k in self.redis.scan_iter(match=f"{self.namespace}:snapshot:{service}@*")]
+        raws = await self.redis.mget(sorted(set(keys))) if keys else []
+        return sorted((_decoder.decode(r) for r in raws if r is not None), key=lambda s: (s.service, s.shard))
+
     async def delete_all(self, service: str) -> int:
         keys = [k async for k in self.redis.scan_iter(match=self.key(service, "*"))]  # type: ignore[arg-type]
         return int(await self.redis.delete(*keys)) if keys else 0
