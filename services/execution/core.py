@@ -31,6 +31,11 @@ from schemas.events import (
 )
 from services.runtime.errors import DecodeError
 
+# Orders the venue cancels at placement, before they ever rest: Bybit reports them Cancelled with
+# cancelType "UNKNOWN" and one of these rejectReasons (a PostOnly that would cross, a FOK that
+# cannot fill whole). They get no ack; their cancel carries the reason.
+NEVER_RESTED = ("EC_PostOnlyWillTakeLiquidity", "EC_CancelForNoFullFill")
+
 _LINK_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,34}$")
 
 
@@ -87,6 +92,20 @@ def _decimal(item: dict[str, Any], field: str, default: str | None = None) -> De
     if not number.is_finite():
         raise MalformedPrivateMessage(f"Expected a finite number in {field!r}, found {value!r}")
     return number
+
+
+def never_rested(view: dict[str, Any]) -> bool:
+    """True for an order the venue cancelled at placement (see NEVER_RESTED)."""
+    return view.get("rejectReason") in NEVER_RESTED
+
+
+def _cancel_reason(item: dict[str, Any]) -> str:
+    """Why an order ended: Bybit's cancelType, or its rejectReason where cancelType says only
+    "UNKNOWN" (the venue's own cancels: PostOnly, FOK, the unfilled rest of an IOC)."""
+    cancel_type = str(item.get("cancelType") or "")
+    if cancel_type in ("", "UNKNOWN") and item.get("rejectReason") not in (None, "", "EC_NoError"):
+        return str(item["rejectReason"])
+    return cancel_type
 
 
 def _text(item: dict[str, Any], field: str) -> str:
@@ -152,7 +171,7 @@ def _events(message: dict[str, Any], data: list[dict[str, Any]], account: str, n
                     price=_decimal(item, "price") if item.get("orderType") == "Limit" else None))
             elif status in ("Cancelled", "Deactivated", "PartiallyFilledCanceled"):
                 events.append(OrderCancelled(id=derive_id("exec-cancel", common["order_id"]), **common,
-                                             reason=str(item.get("cancelType") or ""),
+                                             reason=_cancel_reason(item),
                                              cum_qty=_decimal(item, "cumExecQty", "0")))
             elif status == "Rejected":
                 events.append(OrderRejected(id=derive_id("exec-reject", common["order_id"]), **common, ret_code=0,

@@ -43,7 +43,13 @@ from schemas.events import (
 )
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.execution.client import BybitRest, VenueError
-from services.execution.core import MalformedPrivateMessage, events_from_private, link_id_for, parse_private
+from services.execution.core import (
+    MalformedPrivateMessage,
+    events_from_private,
+    link_id_for,
+    never_rested,
+    parse_private,
+)
 from services.execution.metrics import ExecutionMetrics
 from services.execution.signing import ws_auth_signature
 from services.runtime.bus import dead_letter_raw, make_consumer, partitions_of, read_to_end, send_and_wait
@@ -296,7 +302,7 @@ class Reports:
         now = time.time_ns()
         account = self.config.account
         events: list[Event] = []
-        if view.get("cancelType") not in ("CancelByPostOnly", "CancelByFOK"):  # those never rested
+        if not never_rested(view):
             ack = {"topic": "order", "data": [{**view, "orderStatus": "New", "updatedTime": view.get("createdTime")}]}
             events += events_from_private(ack, account, now, self.origins)
         events += await self._missed_fills(view, now)

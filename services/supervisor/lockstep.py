@@ -32,7 +32,7 @@ from aiokafka.errors import KafkaError
 
 from schemas.events import derive_id
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_DECISIONS, ORDERS_EVENTS
-from services.execution.core import intent_id_of
+from services.execution.core import intent_id_of, never_rested
 from services.execution.shell import ExecutionConfig
 from services.execution.shell import group_id as execution_group
 from services.registry import definition
@@ -42,7 +42,6 @@ from services.runtime.errors import DecodeError
 from services.supervisor.observe import scrape
 
 MD_TOPICS = (MD_TRADES, MD_BOOK, MD_TICKERS)
-NEVER_RESTED = ("CancelByPostOnly", "CancelByFOK")  # cancelled at placement: no ack is reported
 
 
 def group_inputs(services: Iterable[str], accounts: Iterable[str] = (ExecutionConfig().account,),
@@ -66,7 +65,7 @@ def expected_event_ids(ledger: Mapping[str, Any]) -> set[str]:
         for order in account["orders"]:
             if not intent_id_of(order["orderLinkId"]):
                 continue
-            if order["cancelType"] not in NEVER_RESTED:
+            if not never_rested(order):  # cancelled at placement: no ack is reported
                 ids.add(derive_id("exec-ack", order["orderId"]))
             if order["orderStatus"] == "Cancelled":
                 ids.add(derive_id("exec-cancel", order["orderId"]))
