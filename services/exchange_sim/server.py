@@ -41,6 +41,7 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from services.exchange_sim import persist
 from services.exchange_sim.feeds import DEPTHS, BookStream, TickerStream, trade_frame, trade_rows
 from services.exchange_sim.http import HttpServer
 from services.exchange_sim.market import Market
@@ -75,6 +76,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     epoch_ms: int = 1_767_225_600_000  # the venue clock's start in lockstep mode (2026-01-01 UTC)
     rest_read_timeout: float = 10.0  # seconds a REST client may take to send a request (http.py)
     rest_max_body: int = 1 << 20  # bytes; a larger body is answered 413
+    # Where the venue keeps its state across restarts (persist.py); "" keeps it in memory only.
+    state_file: str = ""
+    state_every_seconds: float = 1.0
 
     def secrets(self) -> dict[str, str]:
         """API key → secret, from "key:secret" entries (the simulator's own test credentials)."""
@@ -121,6 +125,10 @@ class Simulator:
         self.held: deque[tuple[str, str, bytes]] = deque()  # lockstep: frames waiting for /sim/release
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
+        self.state_path = Path(config.state_file) if config.state_file else None
+        if self.state_path is not None and persist.load(self, self.state_path):
+            orders = sum(len(a.orders) for a in self.engine.accounts.values())
+            log.info("venue state restored", extra={"file": str(self.state_path), "orders": orders})
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -132,6 +140,8 @@ class Simulator:
         if not self.config.lockstep:
             loop = self._replay_loop if self.config.replay_file else self._tick_loop
             self._tasks.append(asyncio.create_task(loop()))
+        if self.state_path is not None:
+            self._tasks.append(asyncio.create_task(self._keep_state(self.state_path)))
         log.info("exchange simulator listening", extra={"port": self.port, "symbols": list(self.symbols)})
         return self.port
 
@@ -145,6 +155,19 @@ class Simulator:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        if self.state_path is not None:
+            persist.save(self, self.state_path)  # after the last request: nothing changes any more
+
+    async def _keep_state(self, path: Path) -> None:
+        """Save the venue every state_every_seconds; a failed save is logged and counted, and
+        tried again at the next interval (the venue goes on serving)."""
+        while True:
+            await asyncio.sleep(self.config.state_every_seconds)
+            try:
+                persist.save(self, path)
+            except OSError as exc:
+                self.stats["state_save_failures"] += 1
+                log.error("venue state not saved to %s: %s", path, exc)
 
     @property
     def url(self) -> str:

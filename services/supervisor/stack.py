@@ -58,6 +58,13 @@ class Service:
     samples: Samples = field(default_factory=Samples)
 
 
+def venue_state_file(config: StackConfig) -> Path:
+    """Where the session's simulator keeps its venue between runs: a session (topic prefix) has
+    one venue, so continuing the session continues its orders, positions and balances."""
+    session = config.prefix.rstrip(".") or "default"
+    return config.home / "sessions" / session / "exchange-sim.state"
+
+
 def plan(config: StackConfig) -> dict[str, Service]:
     """The children with their argv and env; ports chosen now."""
     ws_port, rest_port = free_port(), free_port()
@@ -66,7 +73,8 @@ def plan(config: StackConfig) -> dict[str, Service]:
               "HEAN_TOPIC_PREFIX": config.prefix, "HEAN_HOME": str(config.home), "HEAN_LOG_LEVEL": "INFO"}
     own = {
         "exchange-sim": {"EXCHANGE_SIM_PORT": str(ws_port), "EXCHANGE_SIM_REST_PORT": str(rest_port),
-                         "EXCHANGE_SIM_SYMBOLS": symbols, "EXCHANGE_SIM_RATE": str(config.market_rate)},
+                         "EXCHANGE_SIM_SYMBOLS": symbols, "EXCHANGE_SIM_RATE": str(config.market_rate),
+                         "EXCHANGE_SIM_STATE_FILE": str(venue_state_file(config))},
         "ingest": {"INGEST_URL": f"ws://127.0.0.1:{ws_port}/v5/public/linear", "INGEST_SYMBOLS": symbols},
         "execution": {"EXECUTION_REST_URL": f"http://127.0.0.1:{rest_port}",
                       "EXECUTION_WS_URL": f"ws://127.0.0.1:{ws_port}/v5/private"},
