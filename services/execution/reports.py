@@ -316,10 +316,12 @@ class Reports:
         is reported as one fill whose quantity, value and fee are the venue's cumulative figures
         minus what orders.events holds, so the sums stay exact."""
         link_id = view["orderLinkId"]
-        qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
-        if Decimal(view.get("cumExecQty") or "0") <= qty:
+        if Decimal(view.get("cumExecQty") or "0") <= self.reported.get(link_id, (ZERO, ZERO, ZERO))[0]:
             return []
         listed = await self.rest.executions("linear", link_id)
+        # Read what is reported only now: the private stream may have reported some of these fills
+        # while the list was on its way, and a total from before would count them twice.
+        qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
         events = [e for e in events_from_private({"topic": "execution", "data": listed}, self.config.account,
                                                  now, self.origins) if e.id not in self.published]
         for event in events:
@@ -331,7 +333,7 @@ class Reports:
         price = (Decimal(view.get("cumExecValue") or "0") - value) / missing
         item = {"symbol": view["symbol"], "orderLinkId": link_id, "orderId": view["orderId"],
                 "execId": f"recon-{view['orderId']}-{view['cumExecQty']}", "side": view["side"],
-                "execQty": str(missing), "execPrice": str(price),
+                "execQty": str(missing), "execPrice": format(price, "f"),
                 "execFee": str(Decimal(view.get("cumExecFee") or "0") - fee), "isMaker": False,
                 "leavesQty": view.get("leavesQty") or "0", "orderQty": view.get("qty"),
                 "execTime": view.get("updatedTime")}
