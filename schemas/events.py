@@ -196,6 +196,13 @@ class OrderRejected(OrderEvent, frozen=True, kw_only=True, tag="order.rejected")
     reason: str
 
 
+def _check_fill(qty: Decimal, price: Decimal) -> None:
+    """A fill moves a position by a positive quantity at a positive price; anything else is refused
+    at decoding (a dead letter), not folded, so one bad record cannot stop accounting for good."""
+    if not (qty.is_finite() and price.is_finite() and qty > 0 and price > 0):
+        raise ValueError(f"Expected a positive fill_qty and fill_price, found {qty} at {price}")
+
+
 class OrderPartiallyFilled(OrderEvent, frozen=True, kw_only=True, tag="order.partial_fill"):
     """One execution that leaves quantity open."""
 
@@ -209,6 +216,9 @@ class OrderPartiallyFilled(OrderEvent, frozen=True, kw_only=True, tag="order.par
     cum_qty: Decimal
     leaves_qty: Decimal
 
+    def __post_init__(self) -> None:
+        _check_fill(self.fill_qty, self.fill_price)
+
 
 class OrderFilled(OrderEvent, frozen=True, kw_only=True, tag="order.fill"):
     """The execution that completes the order (leaves_qty is zero)."""
@@ -221,6 +231,9 @@ class OrderFilled(OrderEvent, frozen=True, kw_only=True, tag="order.fill"):
     fee_currency: str = "USDT"
     is_maker: bool
     cum_qty: Decimal
+
+    def __post_init__(self) -> None:
+        _check_fill(self.fill_qty, self.fill_price)
 
 
 class OrderCancelled(OrderEvent, frozen=True, kw_only=True, tag="order.cancelled"):

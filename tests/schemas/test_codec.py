@@ -138,3 +138,16 @@ def test_events_are_frozen() -> None:
     with pytest.raises(AttributeError):
         SAMPLES[TradeReceived].price = Decimal(1)  # type: ignore[misc]
     assert msgspec.structs.fields(TradeReceived)[0].name == "id"
+
+
+@pytest.mark.parametrize("kind", ["OrderFilled", "OrderPartiallyFilled"])
+@pytest.mark.parametrize("field,value", [("fill_qty", "0"), ("fill_qty", "-0.5"), ("fill_price", "0"),
+                                         ("fill_qty", "NaN"), ("fill_price", "Infinity")])
+def test_a_fill_that_cannot_move_a_position_is_invalid_at_decoding(kind: str, field: str, value: str) -> None:
+    """Refused where it enters (a dead letter), so accounting never meets it: folding it would be
+    an InvariantViolation, and a poison record would stop accounting at every restart."""
+    sample = next(s for t, s in SAMPLES.items() if t.__name__ == kind)
+    raw = msgspec.msgpack.encode({**msgspec.to_builtins(sample), field: value})
+    with pytest.raises(DecodeError) as info:
+        decode(raw)
+    assert info.value.reason == "invalid" and "positive fill_qty and fill_price" in str(info.value)
