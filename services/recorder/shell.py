@@ -24,10 +24,11 @@ from prometheus_client import Counter, Histogram
 
 from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES
 from services.recorder.core import BY_TABLE, BY_TOPIC, TableSpec
-from services.recorder.store import Store, max_offsets, open_store
+from services.recorder.query import QueryLimits, QueryServer
+from services.recorder.store import ChdbStore, Store, max_offsets, open_store
 from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, send_and_wait
 from services.runtime.codec import decode_as
-from services.runtime.errors import DecodeError
+from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
 
@@ -37,12 +38,23 @@ DAY_NS = 86_400 * 10**9
 
 class RecorderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Settings (env prefix RECORDER_). `store`: chdb://PATH (default: $HEAN_HOME/chdb) or
-    clickhouse://user:password@host:8123/db."""
+    clickhouse://user:password@host:8123/db. `query_port`: the loopback port of the read-only
+    query endpoint `hean sql` uses while a chDB store is open here (0: any free port, -1: none)."""
 
     store: str = ""
     topics: tuple[str, ...] = (MD_TRADES, MD_BOOK, MD_TICKERS)
     flush_rows: int = 50_000
     flush_seconds: float = 0.25
+    query_port: int = 0
+    query_timeout_seconds: float = 30.0
+    query_max_result_bytes: int = 256 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.query_port < 65536:
+            raise ConfigError(f"query_port must be -1 (off), 0 (any) or a port, was {self.query_port}")
+        if self.query_timeout_seconds <= 0 or self.query_max_result_bytes <= 0:
+            raise ConfigError("query_timeout_seconds and query_max_result_bytes must be positive, were "
+                              f"{self.query_timeout_seconds} and {self.query_max_result_bytes}")
 
 
 class RecorderMetrics:
@@ -101,6 +113,7 @@ class Recorder:
         self.default_path = default_path or Path(".hean/chdb")
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder-store")
         self.store: Store | None = None
+        self.query_server: QueryServer | None = None
         self.buffer: dict[str, list[tuple[int, int, int, tuple[Any, ...]]]] = defaultdict(list)
         self.buffered = 0
         self.positions: dict[TopicPartition, int] = {}
@@ -128,6 +141,7 @@ class Recorder:
         log.info("recorder started", extra={"topics": topics, "store": self.config.store or str(self.default_path)})
         last_flush = time.monotonic()
         try:
+            await self._serve_queries()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=100, max_records=self.settings.batch_max_records)
                 for tp, records in batch.items():
@@ -143,10 +157,20 @@ class Recorder:
             await self.flush(consumer, producer)
         finally:
             self.metrics.base.up.labels("recorder").set(0)
+            if self.query_server is not None:  # before the store: its connection shares the engine
+                await self.query_server.stop()
             await consumer.stop()
             await producer.stop()
             await self._in_store(self.store.close)
             self.executor.shutdown(wait=True)
+
+    async def _serve_queries(self) -> None:
+        """With chDB this process is the only one that can open the store, so it answers
+        `hean sql` (read-only, limited) while it records; a ClickHouse server answers for itself."""
+        if isinstance(self.store, ChdbStore) and self.config.query_port >= 0:
+            limits = QueryLimits(self.config.query_timeout_seconds, self.config.query_max_result_bytes)
+            self.query_server = QueryServer(self.store.path, self.config.query_port, limits)
+            await self.query_server.start()
 
     def _take(self, tp: TopicPartition, records: list[Any]) -> None:
         spec = self._spec(tp.topic)

@@ -54,14 +54,15 @@ def _select_expression(name: str, ch_type: str) -> str:
 class ChdbStore:
     """chDB, ClickHouse's engine in this process, file-backed (survives restarts).
 
-    Only one process can open a chDB path at a time: the running recorder owns it; `hean sql`
-    opens it when the recorder is stopped.
+    Only one process can open a chDB path at a time: the running recorder owns it and answers
+    `hean sql` itself (services/recorder/query.py); `hean sql` opens it when no recorder runs.
     """
 
     def __init__(self, path: str | Path, db: str = "hean") -> None:
         from chdb import session
 
-        Path(path).mkdir(parents=True, exist_ok=True)
+        self.path = Path(path).resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
         try:
             self.session = session.Session(str(path))
         except RuntimeError as exc:
