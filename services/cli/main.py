@@ -102,10 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--json", action="store_true", help="print the result as JSON")
     state.add_argument("--topic-prefix", help="prefix of every topic name (default: the current session)")
 
-    sql = sub.add_parser("sql", help="run SQL on the ClickHouse store (chDB by default; stop the recorder first)")
+    sql = sub.add_parser("sql", help="read-only SQL on the ClickHouse store, also while the recorder runs "
+                         "(docs/ANALYTICS.md)")
     sql.add_argument("query", help='e.g. "SELECT symbol, count() FROM hean.trades GROUP BY symbol"')
     sql.add_argument("--store", help="chdb://PATH or clickhouse://user:pass@host:8123/db (default: RECORDER_STORE)")
-    sql.add_argument("--format", default="PrettyCompactMonoBlock", help="ClickHouse output format")
+    sql.add_argument("--format", default="table",
+                     help="table, csv (with header), json (one object per line), parquet, "
+                          "or any ClickHouse output format name (default: table)")
+    sql.add_argument("--output", type=Path, metavar="FILE", help="write the result here (needed for parquet "
+                     "when stdout is a terminal)")
 
     kill = sub.add_parser("kill-switch", help="halt (on) or resume (off) an account's trading: a control event")
     kill.add_argument("state", choices=["on", "off"])
@@ -210,14 +215,10 @@ def _run(args: argparse.Namespace, configure_logging: Any) -> int:
 
 def _sql(args: argparse.Namespace) -> int:
     from services.cli.infra import LocalStack
-    from services.recorder.store import open_store
+    from services.cli.sql import run_sql
 
-    store = open_store(args.store or os.environ.get("RECORDER_STORE", ""), LocalStack.from_env().chdb_dir)
-    try:
-        print(store.query_text(args.query, args.format))
-    finally:
-        store.close()
-    return 0
+    store = args.store or os.environ.get("RECORDER_STORE", "")
+    return run_sql(args.query, store, args.format, args.output, LocalStack.from_env().chdb_dir)
 
 
 def _replay(args: argparse.Namespace) -> int:
