@@ -153,7 +153,16 @@ class QueryServer:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def _run(self, sql: str, fmt: str) -> bytes:
-        return self.connection.query(sql, fmt).bytes()
+        """One query on the query thread. After a failure the connection is opened afresh: chDB
+        runs "A; B" as two statements and, when B fails, hands A's output to the next query."""
+        try:
+            return self.connection.query(sql, fmt).bytes()
+        except self._errors:
+            import chdb
+
+            self.connection.close()
+            self.connection = chdb.connect(readonly_chdb_url(self.store_path, self.limits))
+            raise
 
     async def _handle(self, request: web.Request) -> web.Response:
         headers = {STORE_HEADER: str(self.store_path)}
