@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT", help="comma-separated symbols to trade")
     up.add_argument("--no-recorder", action="store_true", help="do not record ticks into ClickHouse")
     up.add_argument("--topic-prefix", help="topic prefix of the session (default: continue the current session)")
+    up.add_argument("--scale", action="append", default=[], metavar="NAME=N",
+                    help="run N instances of a service: strategy (by partition), execution (standbys), "
+                         "ingest (by symbol set); repeatable")
     up.add_argument("--new-session", action="store_true",
                     help="start a fresh session (new topics, a fresh simulator account) instead of continuing")
 
@@ -189,7 +192,7 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         session.remember(home, prefix)
         print(f"hean up: {'continuing' if continued else 'new'} session {prefix!r}"
               + (" (--new-session starts a fresh one)" if continued else ""), flush=True)
-        return up(args.duration, prefix, symbols, not args.no_recorder, home)
+        return up(args.duration, prefix, symbols, not args.no_recorder, home, _scale(args.scale))
     if args.command == "demo":
         from services.cli.demo import run_demo
 
@@ -288,6 +291,17 @@ def _state(args: argparse.Namespace) -> int:
                "summary": {str(k): service.summarize(v) for k, v in sorted(states.items())}}
     _print(summary, args.json)
     return 0
+
+
+def _scale(entries: list[str]) -> dict[str, int]:
+    """--scale NAME=N entries; a malformed one is a usage error naming it."""
+    scale: dict[str, int] = {}
+    for entry in entries:
+        name, _, count = entry.partition("=")
+        if not name or not count.isdigit():
+            raise SystemExit(f"hean up: --scale expects NAME=N (e.g. strategy=2), got {entry!r}")
+        scale[name] = int(count)
+    return scale
 
 
 def _join_scopes(service: Any, snapshots: list[Any]) -> dict[int, Any]:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from typing import Any
 
 import msgspec
@@ -87,7 +88,10 @@ class Execution:
         self.rest = BybitRest(config.rest_url, config.api_key, config.api_secret)
         self.rest.on_send = self._on_send
         self.metrics = ExecutionMetrics(self.rest)
-        self.lease = Lease(settings.redis_url, config.account, f"{config.account}-{settings.instance}",
+        # The owner names this process, not just the instance: a restarted instance (same name)
+        # waits for its dead predecessor's lease to lapse and gets a new fencing token.
+        owner = f"{config.account}-{settings.instance}-{uuid.uuid4().hex[:8]}"
+        self.lease = Lease(settings.redis_url, config.account, owner,
                            ttl_ms=config.lease_ttl_ms, namespace=f"hean:{self.prefix}" if self.prefix else "hean")
         self.reports = Reports(config, self.prefix, settings.kafka_bootstrap, self.rest, self.metrics)
         self.unsent: dict[str, int] = {}  # orderLinkId → origin_ts, until its create request leaves

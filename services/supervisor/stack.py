@@ -28,6 +28,11 @@ from services.supervisor.process import Child
 # source), so nothing misses its first events. Stopped in reverse.
 ORDER = ("exchange-sim", "accounting", "risk", "execution", "strategy", "recorder", "ingest")
 HAS_METRICS = frozenset(ORDER) - {"exchange-sim"}
+# How each service scales in `hean up --scale NAME=N`: strategy by partition (one consumer group),
+# execution by standby (one active per account, the rest wait on the lease), ingest by symbol set
+# (instance i takes every N-th symbol). Risk and accounting scale by account (HEAN_ACCOUNTS), and
+# `hean up` trades one account; the recorder's chDB store is opened by one process.
+SCALES_BY = {"strategy": "partition", "execution": "standby", "ingest": "symbol set"}
 
 
 def free_port() -> int:
@@ -49,6 +54,21 @@ class StackConfig:
     recorder: bool = True
     recorder_store: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    scale: dict[str, int] = field(default_factory=dict)  # service → instances (default 1 each)
+
+    def __post_init__(self) -> None:
+        for name, count in self.scale.items():
+            if name not in ORDER:
+                raise ValueError(f"--scale {name}: no such service; known: {', '.join(ORDER)}")
+            if count < 1:
+                raise ValueError(f"--scale {name}={count}: at least one instance")
+            if count > 1 and name not in SCALES_BY:
+                how = ("scales by account (HEAN_ACCOUNTS per instance) and hean up trades one account"
+                       if name in ("risk", "accounting") else "runs as one process")
+                raise ValueError(f"--scale {name}={count}: {name} {how}; scalable here: "
+                                 f"{', '.join(f'{k} (by {v})' for k, v in SCALES_BY.items())}")
+        if self.scale.get("ingest", 1) > len(self.symbols):
+            raise ValueError(f"--scale ingest={self.scale['ingest']}: more instances than symbols {self.symbols}")
 
 
 @dataclass
@@ -85,13 +105,26 @@ def plan(config: StackConfig) -> dict[str, Service]:
     for name in ORDER:
         if name == "recorder" and not config.recorder:
             continue
-        port = free_port() if name in HAS_METRICS else None
-        argv = [sys.executable, "-m", "services.cli.main", "run", name]
-        if port is not None:
-            argv += ["--metrics-port", str(port)]
-        env = {**common, **own.get(name, {}), **config.extra_env}
-        services[name] = Service(Child(name, argv, env, config.home / "logs"), port)
+        count = config.scale.get(name, 1)
+        for i in range(count):
+            key = name if i == 0 else f"{name}-{i + 1}"
+            port = free_port() if name in HAS_METRICS else None
+            argv = [sys.executable, "-m", "services.cli.main", "run", name]
+            if count > 1:
+                argv += ["--instance", str(i)]
+            if port is not None:
+                argv += ["--metrics-port", str(port)]
+            env = {**common, **own.get(name, {}), **config.extra_env}
+            if name == "ingest" and count > 1:
+                env["INGEST_SYMBOLS"] = ",".join(config.symbols[i::count])
+            services[key] = Service(Child(key, argv, env, config.home / "logs"), port)
     return services
+
+
+def kind_of(key: str) -> str:
+    """The service a child is an instance of ("strategy-2" → "strategy")."""
+    name, _, number = key.rpartition("-")
+    return name if number.isdigit() and name in ORDER else key
 
 
 def write_prometheus_targets(home: Path, services: dict[str, Service]) -> Path:
@@ -138,6 +171,16 @@ class Stack:
                 port = int(service.child.env["EXCHANGE_SIM_PORT"])
                 if not await wait_for_port(port, 30):
                     raise RuntimeError(f"the exchange simulator did not open port {port}; see {service.child.log_path}")
+
+    def samples_of(self, kind: str) -> Samples:
+        """The last scrape of every instance of `kind`, as one: totals and histograms sum over them."""
+        merged = Samples(ok=False)
+        for key, service in self.services.items():
+            if kind_of(key) == kind:
+                merged.ok = merged.ok or service.samples.ok
+                for name, rows in service.samples.values.items():
+                    merged.values.setdefault(name, []).extend(rows)
+        return merged
 
     async def wait_ready(self, names: list[str], timeout: float = 30.0) -> list[str]:
         """Wait until each service reports hean_ready (it holds its input partitions); returns the

@@ -49,9 +49,9 @@ class View:
         return table
 
     def trading(self, stack: Stack) -> Table:
-        execution = stack.services["execution"].samples
-        strategy = stack.services["strategy"].samples
-        risk = stack.services["risk"].samples
+        execution = stack.samples_of("execution")
+        strategy = stack.samples_of("strategy")
+        risk = stack.samples_of("risk")
         tick_to_order = execution.buckets("hean_tick_to_order_seconds")
         signal = strategy.buckets("hean_tick_to_emit_seconds")
         table = Table(title="trading (since start)")
@@ -77,7 +77,7 @@ class View:
         return table
 
     def positions(self, stack: Stack) -> Table:
-        accounting = stack.services["accounting"].samples
+        accounting = stack.samples_of("accounting")
         table = Table(title="positions and PnL")
         for column in ("account", "symbol", "qty", "realized", "unrealized"):
             table.add_column(column, justify="left" if column in ("account", "symbol") else "right")
@@ -100,7 +100,7 @@ class View:
     def status_line(self, stack: Stack) -> str:
         """One line for headless runs (every few seconds)."""
         up = sum(stack.healthy(n) for n in stack.services)
-        execution = stack.services["execution"].samples
+        execution = stack.samples_of("execution")
         fills = sum(execution.total("hean_order_events_total", type=t) for t in FILL_TYPES)
         p50 = histogram_quantile(0.5, execution.buckets("hean_tick_to_order_seconds"))
         trades = next((t.end for t in stack.log.topics if t.name == "md.trades"), 0)
