@@ -1,0 +1,130 @@
+"""Risk and accounting scaled by account (HEAN_ACCOUNTS): one instance for both accounts against one
+instance per account, over the same log, each a `hean run` process as in production.
+
+An instance per account still reads every record (the topics are keyed by symbol) and applies
+only its account's and the market's, so the figure shows what splitting the apply cost buys
+on this machine: records of the input topic per second until every instance has committed all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.events import OrderFilled, SubmitOrder
+from schemas.topics import (
+    ACCOUNTING_POSITIONS,
+    CONTROL,
+    DLQ,
+    MD_BOOK,
+    MD_TICKERS,
+    ORDERS_DECISIONS,
+    ORDERS_EVENTS,
+    ORDERS_INTENTS,
+    spec,
+)
+from services.runtime.bus import ensure_topics, make_producer, send_and_wait
+from services.runtime.codec import encode
+from services.runtime.settings import RuntimeSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCOUNTS = ("acc-a", "acc-b")
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+TOPICS = {"risk": (ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, MD_BOOK, ACCOUNTING_POSITIONS, CONTROL, DLQ),
+          "accounting": (ORDERS_EVENTS, MD_TICKERS, ACCOUNTING_POSITIONS, DLQ)}
+FEED = {"risk": ORDERS_INTENTS, "accounting": ORDERS_EVENTS}
+
+
+def _feed(service: str, n: int) -> list[tuple[str, bytes, bytes]]:
+    """n intents (risk) or fills (accounting) of both accounts, spread over the symbols."""
+    out = []
+    prices = {"BTCUSDT": Decimal("65000.0"), "ETHUSDT": Decimal("3200.00"), "SOLUSDT": Decimal("150.000")}
+    for i in range(n):
+        symbol, account, ts = SYMBOLS[i % 3], ACCOUNTS[(i // 3) % 2], 1_700_000_000_000_000_000 + i * 1_000_000
+        if service == "risk":
+            event: Any = SubmitOrder(id=f"b{i}", ts_event=ts, ts_ingest=ts, account=account, strategy="bench",
+                                     symbol=symbol, side="Buy" if i % 2 else "Sell", order_type="Limit",
+                                     qty=Decimal("0.001") if symbol == "BTCUSDT" else Decimal("0.01"),
+                                     price=prices[symbol])
+        else:
+            event = OrderFilled(id=f"f{i}", ts_event=ts, ts_ingest=ts, account=account, symbol=symbol,
+                                intent_id=f"i{i}", order_link_id=f"h-i{i}", order_id=f"o{i}", exec_id=f"x{i}",
+                                side="Buy" if i % 2 else "Sell", fill_qty=Decimal("0.01"), fill_price=prices[symbol],
+                                fee=Decimal("0.01"), is_maker=False, cum_qty=Decimal("0.01"))
+        out.append((FEED[service], symbol.encode(), encode(event)))
+    return out
+
+
+async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except Exception:  # the coordinator is still loading the group
+        return 0
+    return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
+
+
+async def _run(settings: RuntimeSettings, service: str, per_account: bool, feed: list[tuple[str, bytes, bytes]],
+               ) -> float:
+    """Records/s of the feed topic through one instance, or one instance per account."""
+    prefix = f"benchacct{service[:4]}{int(per_account)}{uuid.uuid4().hex[:6]}."
+    await ensure_topics(settings.kafka_bootstrap, [spec(t) for t in TOPICS[service]], prefix=prefix)
+    producer = make_producer(settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for start in range(0, len(feed), 20_000):
+            await send_and_wait(producer, [(prefix + t, k, v) for t, k, v in feed[start:start + 20_000]])
+    finally:
+        await producer.stop()
+    scopes = [(a, f"{prefix}hean.{service}@{a}") for a in ACCOUNTS] if per_account \
+        else [("", f"{prefix}hean.{service}")]
+    env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "HEAN_REDIS_URL": settings.redis_url,
+           "HEAN_LOG_LEVEL": "WARNING", "HEAN_SNAPSHOT_EVERY_SECONDS": "5", "HEAN_TOPIC_PREFIX": prefix,
+           "RISK_RATE_PER_SECOND": "1000000", "RISK_MAX_OPEN_ORDERS": "100000000",
+           "RISK_MAX_POSITION_NOTIONAL": "1e15", "RISK_MAX_GROSS_EXPOSURE": "1e15"}
+    processes = [subprocess.Popen([sys.executable, "-m", "services.cli.main", "run", service, "--instance",
+                                   account or "0"], env={**env, "HEAN_ACCOUNTS": account}, cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for account, _ in scopes]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    topic, total = prefix + FEED[service], len(feed)
+    try:
+        started: float | None = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            done = [await _committed(admin, group, topic) for _, group in scopes]
+            if started is None and min(done) > 0:
+                started, first = time.perf_counter(), min(done)
+            if min(done) >= total:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise TimeoutError(f"{service}: {scopes} did not consume {total} records in 600 s")
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await admin.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    return round((total - first) / elapsed) if elapsed > 0 else 0.0
+
+
+async def bench_account_scaling(settings: RuntimeSettings, n: int = 100_000) -> dict[str, Any]:
+    figures: dict[str, Any] = {"records": n, "accounts": len(ACCOUNTS), "cpus": os.cpu_count()}
+    for service in ("accounting", "risk"):
+        feed = _feed(service, n)
+        one = await _run(settings, service, False, feed)
+        two = await _run(settings, service, True, feed)
+        figures[f"{service}_one_instance_per_s"] = one
+        figures[f"{service}_instance_per_account_per_s"] = two
+        figures[f"{service}_speedup"] = round(two / one, 2) if one else 0.0
+    return figures
