@@ -8,6 +8,7 @@ store is opened here, read-only. Every failure is one line on stderr and exit co
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -159,6 +160,9 @@ def _from_server(sql: str, store_url: str, fmt: str, limits: QueryLimits) -> byt
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
+    driver_log = logging.getLogger("clickhouse_connect")  # it logs what the one line below says
+    driver_log.addHandler(logging.NullHandler())
+    driver_log.propagate = False
     parts = urlsplit(store_url)
     if parts.scheme not in ("clickhouse", "http"):
         raise QueryFailed(f"--store must be chdb://PATH or clickhouse://user:pass@host:port/db, was {store_url!r}")
