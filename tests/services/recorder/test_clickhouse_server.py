@@ -46,3 +46,39 @@ def test_same_ddl_and_rows_on_a_clickhouse_server() -> None:
             assert Decimal(mark) == Decimal("66666.60") and index is None
         finally:
             store.close()
+
+
+def test_hean_sql_reads_a_clickhouse_server_and_refuses_writes() -> None:
+    """`hean sql --store clickhouse://…` (the real CLI) on a server the recorder filled: formats
+    parse back, writes are refused by readonly=1, and failures are one line with exit code 2."""
+    import csv
+    import io
+    import os
+    import sys
+
+    import orjson
+    from testcontainers.community.clickhouse import ClickHouseContainer
+
+    with ClickHouseContainer("clickhouse/clickhouse-server:24.8") as server:
+        host, port = server.get_container_host_ip(), int(server.get_exposed_port(8123))
+        store = ClickHouseStore(host, port, server.username, server.password)
+        trade = SAMPLES[TradeReceived]
+        try:
+            store.insert(BY_TABLE["trades"], [(*trade_row(trade), "md.trades", 0, i) for i in range(3)])
+        finally:
+            store.close()
+        url = f"clickhouse://{server.username}:{server.password}@{host}:{port}/hean"
+
+        def hean_sql(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "services.cli.main", "sql", *args, "--store", url],
+                                  env=os.environ, capture_output=True, text=True, timeout=60)
+
+        by_csv = list(csv.DictReader(io.StringIO(hean_sql("SELECT price FROM hean.trades", "--format", "csv").stdout)))
+        by_json = [orjson.loads(line) for line in hean_sql("SELECT price FROM hean.trades", "--format",
+                                                           "json").stdout.splitlines()]
+        assert [Decimal(r["price"]) for r in by_csv] == [Decimal(r["price"]) for r in by_json] == [trade.price] * 3
+        for sql, words in (("DROP TABLE hean.trades", "code 164"), ("SELECT * FROM hean.nope", "unknown table"),
+                           ("SELEC 1", "syntax error")):
+            failed = hean_sql(sql)
+            assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and words in failed.stderr, failed.stderr
+        assert hean_sql("SELECT count() FROM hean.trades", "--format", "TSV").stdout == "3\n"
