@@ -19,17 +19,18 @@ import pytest
 
 from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS
 from services.execution.core import link_id_for
-from services.supervisor.chaos import KILLABLE, differences, lockstep_run
+from services.supervisor.chaos import KILLABLE, RunRecord, differences, lockstep_run
+from tests.e2e.conftest import SEED, STEPS
 
 pytestmark = pytest.mark.integration
-STEPS, SEED, KILLS = 25, 7, 3
+KILLS = 3
 
 
 async def test_sigkills_at_random_points_change_nothing(tmp_path: Path, bootstrap: str, redis_url: str,
-                                                        prefix: str) -> None:
+                                                        prefix: str, clean_run: RunRecord) -> None:
     chaos_seed = int(os.environ.get("HEAN_CHAOS_SEED") or random.randrange(1 << 30))
     where = {"bootstrap": bootstrap, "redis_url": redis_url}
-    clean = await lockstep_run(tmp_path / "clean", f"{prefix}clean.", STEPS, seed=SEED, **where)
+    clean = clean_run
     chaos = await lockstep_run(tmp_path / "chaos", f"{prefix}chaos.", STEPS, seed=SEED, kills_per_service=KILLS,
                                chaos_seed=chaos_seed, **where)
     context = f"HEAN_CHAOS_SEED={chaos_seed}, kills (frame, service) {chaos.kills}"

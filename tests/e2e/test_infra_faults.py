@@ -31,9 +31,9 @@ from services.runtime.bus import wait_group_coordinator
 from services.supervisor.chaos import Fault, RunRecord, differences, lockstep_run
 from services.supervisor.faults import PrivateBroker, PrivateRedis
 from services.supervisor.stack import Stack
+from tests.e2e.conftest import SEED, STEPS
 
 pytestmark = pytest.mark.integration
-STEPS, SEED = 25, 7
 BROKER_KILLS, REDIS_WIPES = (20, 95), (50, 125)  # frames (of ~150) after which each fault happens
 VENUE_FAULTS = {15: ("http5xx", 8), 45: ("timeout", 2), 75: ("dropack", 2), 105: ("ratelimit", 3)}
 
@@ -59,12 +59,10 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
         infra.store.stop()
 
 
-@pytest.fixture(scope="module")
-async def clean(infra: Infra) -> RunRecord:
-    record = await lockstep_run(infra.home / "clean", f"c{uuid.uuid4().hex[:8]}.", STEPS, seed=SEED, **infra.where)
-    counts = record.counts()
-    assert counts["orders"] >= 10 and counts["fills"] >= 5, f"the run must trade to prove anything: {counts}"
-    return record
+@pytest.fixture
+def clean(clean_run: RunRecord) -> RunRecord:
+    """The crash-free run (tests/e2e/conftest.py): its record does not depend on the broker."""
+    return clean_run
 
 
 def probe(after: int, resumed: dict[int, float]) -> Fault:

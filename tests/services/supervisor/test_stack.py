@@ -102,7 +102,7 @@ async def test_scaled_stack_shares_partitions_symbols_and_the_executor_lease(boo
             stack.services[active[0]].child.kill()
 
     began = time.monotonic()
-    stack, healthy = await run_stack(config, 40.0, chaos, interval=0.5)
+    stack, healthy = await run_stack(config, 32.0, chaos, interval=0.5)
     assert healthy
     assert killed, "one executor was active, and it was killed"
     active = {k: stack.services[k].samples.total("hean_execution_active") for k in ("execution", "execution-2")}
