@@ -1,7 +1,9 @@
-"""Events → table rows: which table each topic fills and the columns of each row. No I/O.
+"""Events → table rows: which tables each topic fills and the columns of each row. No I/O.
 
-Every row carries its Kafka position (_topic, _partition, _offset). Timestamps stay integer ns and
-money stays Decimal here; each store converts them for its engine.
+The tables come from services/recorder/tables.py (derived from schemas/events.py); the store
+runs the generated schemas/clickhouse/*.sql. Every row carries its Kafka position (_topic,
+_partition, _offset). Timestamps stay integer ns and money stays Decimal here; each store
+converts them for its engine.
 """
 
 from __future__ import annotations
@@ -9,32 +11,41 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
 from importlib import resources
+from operator import or_
 from typing import Any
 
-from schemas.events import BookDeltaReceived, BookSnapshotReceived, Event, TickerUpdated, TradeReceived
-from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
+from schemas.events import TickerUpdated, TradeReceived
+from services.recorder.tables import POSITION_COLUMNS, TABLE_DEFS, TableDef
 
 Row = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A table the recorder fills: its name, its columns and the DDL type of each."""
+    """A table the recorder fills: its name, its topic, the events it takes and its columns."""
 
     name: str
     topic: str
     accepts: Any
     columns: tuple[tuple[str, str], ...]
-    row: Callable[[Any], Row]
+    getters: tuple[Callable[[Any], Any], ...]
+    explode: Callable[[Any], list[Any]] | None = None
 
     @property
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
 
+    def rows(self, event: Any) -> list[Row]:
+        """The rows of one event, without the Kafka position: one, or one per book level."""
+        items = self.explode(event) if self.explode is not None else (event,)
+        getters = self.getters
+        return [tuple(get(item) for get in getters) for item in items]
+
 
 def ddl(db: str) -> list[str]:
-    """The CREATE statements of schemas/clickhouse/*.sql for database `db`, one per statement."""
+    """The statements of schemas/clickhouse/*.sql for database `db`, one per statement, in file order."""
     statements = []
     for sql_file in sorted(resources.files("schemas.clickhouse").iterdir(), key=lambda f: f.name):
         if not sql_file.name.endswith(".sql"):
@@ -44,9 +55,11 @@ def ddl(db: str) -> list[str]:
     return statements
 
 
-def ddl_columns(statement: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """(table, ((column, type), ...)) parsed from one CREATE TABLE statement."""
+def ddl_columns(statement: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """(table, ((column, type), ...)) parsed from one CREATE TABLE statement; None for a view."""
     table = re.search(r"CREATE TABLE IF NOT EXISTS \S+?\.(\w+)", statement)
+    if table is None:
+        return None
     body = statement[statement.index("(") + 1: statement.index("\n)")]
     columns = []
     for line in body.splitlines():
@@ -54,38 +67,36 @@ def ddl_columns(statement: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         if line:
             name, rest = line.split(None, 1)
             columns.append((name, rest.split(" CODEC")[0].strip()))
-    assert table is not None
     return table.group(1), tuple(columns)
 
 
-def _position(event: Event) -> tuple[Any, ...]:
-    return (event.ts_event, event.ts_ingest, getattr(event, "venue", ""), getattr(event, "category", ""))
+def _spec(table: TableDef) -> TableSpec:
+    """The spec of `table` with the column types of the committed DDL: the store writes what it created."""
+    parsed = dict(p for p in map(ddl_columns, ddl("hean")) if p is not None)
+    columns = parsed[table.name]
+    expected = tuple(c.name for c in table.columns) + tuple(n for n, _ in POSITION_COLUMNS)
+    if tuple(n for n, _ in columns) != expected:
+        raise RuntimeError(f"Expected the columns {expected} in schemas/clickhouse for {table.name}, found "
+                           f"{tuple(n for n, _ in columns)}; regenerate: python -m services.recorder.tables")
+    accepts = reduce(or_, table.events)
+    return TableSpec(table.name, table.topic, accepts, columns, tuple(c.get for c in table.columns), table.explode)
+
+
+TABLES: tuple[TableSpec, ...] = tuple(_spec(t) for t in TABLE_DEFS)
+BY_TABLE: dict[str, TableSpec] = {t.name: t for t in TABLES}
+TOPIC_TABLES: dict[str, tuple[TableSpec, ...]] = {}
+for _table in TABLES:
+    TOPIC_TABLES[_table.topic] = (*TOPIC_TABLES.get(_table.topic, ()), _table)
+BY_TOPIC: dict[str, TableSpec] = {topic: tables[0] for topic, tables in TOPIC_TABLES.items()}
+"""Each topic's first table (md.book → book_top), one row per record: where a record's offset is found."""
+TOPIC_ACCEPTS: dict[str, Any] = {topic: tables[0].accepts for topic, tables in TOPIC_TABLES.items()}
 
 
 def trade_row(e: TradeReceived) -> Row:
-    return (e.symbol, *_position(e), e.trade_id, e.side, e.price, e.qty, e.id)
-
-
-def book_top_row(e: BookSnapshotReceived | BookDeltaReceived) -> Row:
-    bid, ask = e.best_bid or (None, None), e.best_ask or (None, None)
-    kind = "snapshot" if isinstance(e, BookSnapshotReceived) else "delta"
-    return (e.symbol, *_position(e), e.depth, e.update_id, kind, bid[0], bid[1], ask[0], ask[1], e.id)
+    [row] = BY_TABLE["trades"].rows(e)
+    return row
 
 
 def ticker_row(e: TickerUpdated) -> Row:
-    return (e.symbol, *_position(e), e.last_price, e.mark_price, e.index_price, e.bid1_price, e.bid1_size,
-            e.ask1_price, e.ask1_size, e.volume_24h, e.turnover_24h, e.funding_rate, e.open_interest, e.id)
-
-
-def _spec(name: str, topic: str, accepts: Any, row: Callable[[Any], Row]) -> TableSpec:
-    [statement] = [s for s in ddl("hean") if f".{name}\n" in s or f".{name} " in s]
-    return TableSpec(name, topic, accepts, ddl_columns(statement)[1], row)
-
-
-TABLES: tuple[TableSpec, ...] = (
-    _spec("trades", MD_TRADES, TradeReceived, trade_row),
-    _spec("book_top", MD_BOOK, BookSnapshotReceived | BookDeltaReceived, book_top_row),
-    _spec("tickers", MD_TICKERS, TickerUpdated, ticker_row),
-)
-BY_TOPIC: dict[str, TableSpec] = {t.topic: t for t in TABLES}
-BY_TABLE: dict[str, TableSpec] = {t.name: t for t in TABLES}
+    [row] = BY_TABLE["tickers"].rows(e)
+    return row

@@ -1,10 +1,12 @@
-"""The recorder shell: md.* topics → ClickHouse, exactly once without Kafka transactions.
+"""The recorder shell: every topic → ClickHouse, exactly once without Kafka transactions.
 
 The table is its own offset store: every row carries (_topic, _partition, _offset), and on
-assignment the recorder seeks each partition to max(_offset) + 1 read from the table. Rows are
+assignment the recorder reads max(_offset) per partition from each table the topic fills. Rows are
 inserted so that every INSERT is a single day-partition (one part: atomic) and each Kafka
-partition's rows go in offset order; a crash therefore leaves an exact prefix per partition, and
-the restart resumes right after it: no duplicate and no missing row. Kafka commits are made too,
+partition's rows go in offset order; a crash therefore leaves an exact prefix per partition and
+table. md.book fills two tables (book_top, book_levels), whose prefixes may end at different
+offsets after a crash: the recorder seeks to the lowest and skips, per table, the records that
+table already holds. So a restart neither duplicates nor skips a row. Kafka commits are made too,
 but only so `hean topics` shows the recorder's lag.
 """
 
@@ -22,8 +24,8 @@ import msgspec
 from aiokafka import TopicPartition
 from prometheus_client import Counter, Histogram
 
-from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES
-from services.recorder.core import BY_TABLE, BY_TOPIC, TableSpec
+from schemas.topics import DLQ
+from services.recorder.core import BY_TABLE, TOPIC_ACCEPTS, TOPIC_TABLES, TableSpec
 from services.recorder.query import QueryLimits, QueryServer
 from services.recorder.store import ChdbStore, Store, max_offsets, open_store
 from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, send_and_wait
@@ -42,8 +44,9 @@ class RecorderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     query endpoint `hean sql` uses while a chDB store is open here (0: any free port, -1: none)."""
 
     store: str = ""
-    topics: tuple[str, ...] = (MD_TRADES, MD_BOOK, MD_TICKERS)
+    topics: tuple[str, ...] = tuple(TOPIC_TABLES)
     flush_rows: int = 50_000
+    insert_max_rows: int = 200_000
     flush_seconds: float = 0.25
     query_port: int = 0
     query_timeout_seconds: float = 30.0
@@ -72,36 +75,53 @@ class RecorderMetrics:
         self.lag.labels("recorder")
 
 
-def insert_runs(entries: list[tuple[int, int, int, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
+Entry = tuple[int, int, int, tuple[Any, ...]]
+
+
+def insert_runs(entries: list[Entry], max_rows: int = 1 << 62) -> list[list[tuple[Any, ...]]]:
     """Split (partition, offset, ts_event, row) entries into INSERTs that keep the prefix property.
 
     Each INSERT holds one UTC day (one MergeTree partition → one atomic part); each Kafka
     partition's rows are inserted in offset order. Normally that is one INSERT per day present.
+    An INSERT over `max_rows` is cut, between two records (never inside one record's book
+    levels), into consecutive INSERTs: each one then still ends on a per-partition prefix, and no
+    INSERT grows past the block size at which ClickHouse would write it as several parts.
     Entries of one partition must come in offset order (as the consumer delivers them).
     """
-    runs: dict[int, list[tuple[int, list[tuple[Any, ...]]]]] = defaultdict(list)
-    for partition, _offset, ts_event, row in entries:
-        day = ts_event // DAY_NS
-        partition_runs = runs[partition]
+    runs: dict[int, list[tuple[int, list[Entry]]]] = defaultdict(list)
+    for entry in entries:
+        day = entry[2] // DAY_NS
+        partition_runs = runs[entry[0]]
         if partition_runs and partition_runs[-1][0] == day:
-            partition_runs[-1][1].append(row)
+            partition_runs[-1][1].append(entry)
         else:
-            partition_runs.append((day, [row]))
+            partition_runs.append((day, [entry]))
     inserts = []
     while runs:
         day = min(r[0][0] for r in runs.values())
-        batch: list[tuple[Any, ...]] = []
+        batch: list[Entry] = []
         for partition in sorted(runs):
             if runs[partition][0][0] == day:
                 batch.extend(runs[partition].pop(0)[1])
                 if not runs[partition]:
                     del runs[partition]
-        inserts.append(batch)
+        inserts.extend(_cut(batch, max_rows))
     return inserts
 
 
+def _cut(batch: list[Entry], max_rows: int) -> list[list[tuple[Any, ...]]]:
+    out: list[list[tuple[Any, ...]]] = [[]]
+    last: tuple[int, int] | None = None
+    for partition, offset, _ts, row in batch:
+        if len(out[-1]) >= max_rows and (partition, offset) != last:
+            out.append([])
+        out[-1].append(row)
+        last = (partition, offset)
+    return out
+
+
 class Recorder:
-    """Consumes md.* as group `hean.recorder` and writes the rows to the store."""
+    """Consumes every recorded topic as group `hean.recorder` and writes the rows to the store."""
 
     def __init__(self, config: RecorderConfig, settings: RuntimeSettings, metrics: RecorderMetrics | None = None,
                  default_path: Path | None = None) -> None:
@@ -114,14 +134,17 @@ class Recorder:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder-store")
         self.store: Store | None = None
         self.query_server: QueryServer | None = None
-        self.buffer: dict[str, list[tuple[int, int, int, tuple[Any, ...]]]] = defaultdict(list)
+        self.buffer: dict[str, list[Entry]] = defaultdict(list)
         self.buffered = 0
+        self.ingest_times: list[int] = []
+        self.recorded: dict[tuple[str, TopicPartition], int] = {}
+        """(table, partition) → the last offset that table holds: records up to it are skipped."""
         self.positions: dict[TopicPartition, int] = {}
         self.ready: set[TopicPartition] = set()
         self._dead: list[tuple[str, bytes, bytes]] = []
 
-    def _spec(self, topic: str) -> TableSpec:
-        return BY_TOPIC[topic[len(self.prefix):]]
+    def _tables(self, topic: str) -> tuple[TableSpec, ...]:
+        return TOPIC_TABLES[topic[len(self.prefix):]]
 
     async def _in_store(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -173,17 +196,26 @@ class Recorder:
             await self.query_server.start()
 
     def _take(self, tp: TopicPartition, records: list[Any]) -> None:
-        spec = self._spec(tp.topic)
-        entries = self.buffer[spec.name]
+        tables = self._tables(tp.topic)
+        accepts = TOPIC_ACCEPTS[tp.topic[len(self.prefix):]]
+        held = [(t, self.buffer[t.name], self.recorded.get((t.name, tp), -1)) for t in tables]
+        skip_below = min(h[2] for h in held)
         for record in records:
-            try:
-                event = decode_as(record.value, spec.accepts)
-            except DecodeError as exc:
-                self._dead.append(self._dead_letter(record, exc))
+            if record.offset <= skip_below:
                 continue
-            entries.append((tp.partition, record.offset, event.ts_event,
-                            (*spec.row(event), tp.topic, tp.partition, record.offset)))
-            self.buffered += 1
+            try:
+                event = decode_as(record.value, accepts)
+            except DecodeError as exc:
+                if record.offset > max(h[2] for h in held):  # dead-lettered once, not on each resume
+                    self._dead.append(self._dead_letter(record, exc))
+                continue
+            position = (tp.topic, tp.partition, record.offset)
+            for spec, entries, recorded in held:
+                if record.offset > recorded:
+                    rows = spec.rows(event)
+                    entries.extend((tp.partition, record.offset, event.ts_event, (*row, *position)) for row in rows)
+                    self.buffered += len(rows)
+            self.ingest_times.append(event.ts_ingest)
         self.positions[tp] = records[-1].offset + 1
         self.metrics.base.events_in.labels("recorder", tp.topic).inc(len(records))
 
@@ -192,25 +224,28 @@ class Recorder:
         return dead_letter(record, "recorder", exc.reason, str(exc), self.prefix + DLQ)
 
     async def flush(self, consumer: Any, producer: Any) -> None:
-        """Insert the buffered rows (prefix-preserving runs), then dead letters, then commit."""
+        """Dead letters first, then the buffered rows (prefix-preserving runs), then commit.
+
+        Dead letters go first because a record the tables have passed is never read again: a
+        crash between the two may repeat a dead letter (same id) but never lose one."""
         assert self.store is not None
+        if self._dead:
+            await send_and_wait(producer, self._dead)
+        self._dead.clear()
         for table, entries in list(self.buffer.items()):
             spec = BY_TABLE[table]
-            ingest_times = [e[3][2] for e in entries]
-            for rows in insert_runs(entries):
+            for rows in insert_runs(entries, self.config.insert_max_rows):
                 started = time.perf_counter()
                 await self._in_store(self.store.insert, spec, rows)
                 self.metrics.insert_seconds.labels("recorder").observe(time.perf_counter() - started)
                 self.metrics.rows.labels("recorder", table).inc(len(rows))
-            now = time.time_ns()
-            lag = self.metrics.lag.labels("recorder")
-            for ts_ingest in ingest_times[:: max(1, len(ingest_times) // 100)]:
-                lag.observe((now - ts_ingest) / 1e9)
+        now = time.time_ns()
+        lag = self.metrics.lag.labels("recorder")
+        for ts_ingest in self.ingest_times[:: max(1, len(self.ingest_times) // 100)]:
+            lag.observe((now - ts_ingest) / 1e9)
+        self.ingest_times.clear()
         self.buffer.clear()
         self.buffered = 0
-        if self._dead:  # delivered before the commit below, or the commit must not happen
-            await send_and_wait(producer, self._dead)
-        self._dead.clear()
         commit = {tp: pos for tp, pos in self.positions.items() if tp in self.ready}
         if commit:
             await consumer.commit(commit)
@@ -224,7 +259,7 @@ class Recorder:
                 gauge.set(max(0, end - self.positions.get(tp, 0)))
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Seek each new partition to the row after the last one its table holds."""
+        """Seek each new partition to the record after the last one all its tables hold."""
         new = [tp for tp in assigned if tp not in self.ready]
         if not new:
             return
@@ -234,28 +269,35 @@ class Recorder:
         for tp in new:
             by_topic[tp.topic].append(tp)
         for topic, tps in by_topic.items():
-            recorded = await self._in_store(max_offsets, self.store, self._spec(topic), topic)
+            held = {}
+            for spec in self._tables(topic):
+                held[spec.name] = recorded = await self._in_store(max_offsets, self.store, spec, topic)
+                for tp in tps:
+                    self.recorded[spec.name, tp] = recorded.get(tp.partition, -1)
             for tp in tps:
-                offset = max(recorded[tp.partition] + 1 if tp.partition in recorded else 0, beginnings[tp])
+                lowest = min(self.recorded[spec.name, tp] for spec in self._tables(topic))
+                offset = max(lowest + 1, beginnings[tp])
                 self.consumer.seek(tp, offset)
                 self.positions[tp] = offset
                 self.ready.add(tp)
-            log.info("resuming from the table", extra={"topic": topic, "recorded": recorded})
+            log.info("resuming from the tables", extra={"topic": topic, "recorded": held})
         self.consumer.resume(*new)
         self.metrics.base.ready.labels("recorder").set(1)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Insert the buffered rows of partitions leaving this instance; the rest stay buffered."""
-        leaving = {(self._spec(tp.topic).name, tp.partition) for tp in self.ready & revoked}
+        leaving = {(spec.name, tp.partition) for tp in self.ready & revoked for spec in self._tables(tp.topic)}
         if leaving and self.buffered:
             for table, entries in list(self.buffer.items()):
                 gone = [e for e in entries if (table, e[0]) in leaving]
                 if gone:
-                    for rows in insert_runs(gone):
+                    for rows in insert_runs(gone, self.config.insert_max_rows):
                         await self._in_store(self.store.insert, BY_TABLE[table], rows)
                     self.buffer[table] = [e for e in entries if (table, e[0]) not in leaving]
             self.buffered = sum(len(v) for v in self.buffer.values())
         self.ready -= revoked
         for tp in revoked:
             self.positions.pop(tp, None)
+            for spec in self._tables(tp.topic):
+                self.recorded.pop((spec.name, tp), None)
 

@@ -103,11 +103,12 @@ class ChdbStore:
 
 def _to_chdb(values: tuple[Any, ...], ch_type: str) -> list[Any]:
     """Decimals travel as their exact strings (cast back to Decimal by the SELECT). NULL travels
-    as '' because chDB cannot infer a type for a column that is all None."""
+    as '' because chDB cannot infer a type for a column that is all None; a nullable bool as
+    '0'/'1', which ClickHouse casts to Bool."""
     if ch_type.startswith("Decimal"):
         return list(map(str, values))
     if ch_type.startswith("Nullable("):
-        return ["" if v is None else str(v) for v in values]
+        return ["" if v is None else str(int(v)) if isinstance(v, bool) else str(v) for v in values]
     return list(values)
 
 
