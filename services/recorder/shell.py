@@ -142,6 +142,7 @@ class Recorder:
         self.positions: dict[TopicPartition, int] = {}
         self.ready: set[TopicPartition] = set()
         self._dead: list[tuple[str, bytes, bytes]] = []
+        self._moved = False  # positions advanced since the last commit (also by records the tables held)
 
     def _tables(self, topic: str) -> tuple[TableSpec, ...]:
         return TOPIC_TABLES[topic[len(self.prefix):]]
@@ -171,7 +172,7 @@ class Recorder:
                     if tp in self.ready:
                         self._take(tp, records)
                 due = time.monotonic() - last_flush >= self.config.flush_seconds
-                if self.buffered >= self.config.flush_rows or (due and (self.buffered or self._dead)):
+                if self.buffered >= self.config.flush_rows or (due and (self.buffered or self._dead or self._moved)):
                     await self.flush(consumer, producer)
                     last_flush = time.monotonic()
                 elif due:
@@ -217,6 +218,7 @@ class Recorder:
                     self.buffered += len(rows)
             self.ingest_times.append(event.ts_ingest)
         self.positions[tp] = records[-1].offset + 1
+        self._moved = True
         self.metrics.base.events_in.labels("recorder", tp.topic).inc(len(records))
 
     def _dead_letter(self, record: Any, exc: DecodeError) -> tuple[str, bytes, bytes]:
@@ -246,6 +248,7 @@ class Recorder:
         self.ingest_times.clear()
         self.buffer.clear()
         self.buffered = 0
+        self._moved = False
         commit = {tp: pos for tp, pos in self.positions.items() if tp in self.ready}
         if commit:
             await consumer.commit(commit)
@@ -281,6 +284,7 @@ class Recorder:
                 self.positions[tp] = offset
                 self.ready.add(tp)
             log.info("resuming from the tables", extra={"topic": topic, "recorded": held})
+        self._moved = True  # commit the seek positions, so a replay's lag shows 0 with nothing to insert
         self.consumer.resume(*new)
         self.metrics.base.ready.labels("recorder").set(1)
 
