@@ -276,12 +276,15 @@ class AccountUpdated(Event, frozen=True, kw_only=True, tag="account.updated"):
 class TradingHalted(Event, frozen=True, kw_only=True, tag="control.halted"):
     """Stop opening risk on `account`: only reduce-only orders pass until resumed.
 
-    `kill_switch` is true when the halt came from a loss limit or an operator's kill switch."""
+    `kill_switch` is true when the halt came from a loss limit or an operator's kill switch. Risk
+    answers a halt by cancelling every working order of the account and, with `flatten`, by
+    closing every position it knows with reduce-only market orders (decisions in the log)."""
 
     account: str
     reason: str
     actor: str
     kill_switch: bool = True
+    flatten: bool = False
 
 
 class TradingResumed(Event, frozen=True, kw_only=True, tag="control.resumed"):

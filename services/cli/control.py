@@ -13,12 +13,12 @@ from services.runtime.bus import make_producer
 from services.runtime.codec import encode
 
 
-def kill_switch(state: str, account: str, reason: str, prefix: str = "") -> int:
+def kill_switch(state: str, account: str, reason: str, prefix: str = "", flatten: bool = False) -> int:
     now = time.time_ns()
     actor = f"operator:{getpass.getuser()}"
     common = {"id": derive_id("operator", account, state, now), "ts_event": now, "ts_ingest": now,
               "account": account, "reason": reason, "actor": actor}
-    event = TradingHalted(**common) if state == "on" else TradingResumed(**common)
+    event = TradingHalted(**common, flatten=flatten) if state == "on" else TradingResumed(**common)
 
     async def send() -> None:
         producer = make_producer(bootstrap())
@@ -29,5 +29,7 @@ def kill_switch(state: str, account: str, reason: str, prefix: str = "") -> int:
             await producer.stop()
 
     asyncio.run(send())
-    print(f"kill switch {state} for {account}: {reason} ({event.id})")
+    done = ("; risk cancels every working order" + (" and closes every position" if flatten else "")) \
+        if state == "on" else ""
+    print(f"kill switch {state} for {account}: {reason} ({event.id}){done}")
     return 0

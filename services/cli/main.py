@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("state", choices=["on", "off"])
     kill.add_argument("--account", required=True)
     kill.add_argument("--reason", required=True)
+    kill.add_argument("--flatten", action="store_true",
+                      help="with on: also close every position with reduce-only market orders")
     kill.add_argument("--topic-prefix", help="prefix of every topic name (default: the current session)")
 
     up = sub.add_parser("up", help="the whole local stack as supervised processes, live in the terminal")
@@ -175,7 +177,9 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
     if args.command == "kill-switch":
         from services.cli.control import kill_switch
 
-        return kill_switch(args.state, args.account, args.reason, _reader_prefix(args.topic_prefix))
+        if args.flatten and args.state != "on":
+            raise SystemExit("hean kill-switch: --flatten goes with 'on'")
+        return kill_switch(args.state, args.account, args.reason, _reader_prefix(args.topic_prefix), args.flatten)
     if args.command == "sql":
         return _sql(args)
     if args.command == "up":

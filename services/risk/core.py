@@ -137,12 +137,42 @@ def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState,
         return _replace(state, event.account, _apply_order_event(_account(state, event.account), event)), []
     if isinstance(event, AccountUpdated):
         return _on_equity(state, event, params)
-    if isinstance(event, TradingHalted | TradingResumed):
+    if isinstance(event, TradingHalted):
+        return _halt(state, event)
+    if isinstance(event, TradingResumed):
         account = _account(state, event.account)
-        halted = isinstance(event, TradingHalted)
         return _replace(state, event.account, msgspec.structs.replace(
-            account, halted=halted, halt_reason=event.reason if halted else "", halt_sent=False)), []
+            account, halted=False, halt_reason="", halt_sent=False)), []
     return state, []
+
+
+OWN_STRATEGY = "risk"  # the strategy name on risk's own orders (a halt's cancels and flattening)
+
+
+def _halt(state: RiskState, halt: TradingHalted) -> tuple[RiskState, list[Emit]]:
+    """Halt the account and act on it: a cancel for every order still working (read back or
+    pending), and with `flatten` a reduce-only market order against every position. They are
+    risk's own approved decisions, with ids derived from the halt, so a replay makes the same."""
+    account = msgspec.structs.replace(_account(state, halt.account), halted=True, halt_reason=halt.reason,
+                                      halt_sent=False)
+    working = {**account.working, **{k: p.working for k, p in account.pending.items() if p.working is not None}}
+    common = {"ts_event": halt.ts_event, "ts_ingest": halt.ts_ingest, "origin_ts": halt.origin_ts,
+              "account": halt.account, "strategy": OWN_STRATEGY}
+    intents: list[SubmitOrder | CancelOrder] = [
+        CancelOrder(id=derive_id("halt-cancel", halt.id, intent_id), symbol=order.symbol, intent_id=intent_id,
+                    **common) for intent_id, order in sorted(working.items())]
+    if halt.flatten:
+        intents += [SubmitOrder(id=derive_id("halt-flatten", halt.id, symbol), symbol=symbol,
+                                side="Sell" if qty > 0 else "Buy", order_type="Market", qty=abs(qty),
+                                time_in_force="IOC", reduce_only=True, **common)
+                    for symbol, qty in sorted(account.positions.items()) if qty]
+    # The state records only the halt: which orders were working when it was folded depends on how
+    # the topics interleaved, and a replay reads them in another order. What the halt did is in the
+    # log (these decisions), and reading them back is what the state folds (_read_back).
+    emits = [Emit(ORDERS_DECISIONS, intent.symbol, IntentApproved(
+        id=derive_id("risk", intent.id), intent=intent, ts_event=halt.ts_event, ts_ingest=halt.ts_ingest,
+        origin_ts=halt.origin_ts)) for intent in intents]
+    return _replace(state, halt.account, account), emits
 
 
 def account_of(event: Event) -> str | None:
@@ -172,7 +202,9 @@ def _read_back(state: RiskState, decision: IntentApproved | IntentRejected) -> R
     """Fold one of risk's own recorded decisions into the committed state."""
     intent = decision.intent
     account = _account(state, intent.account)
-    if intent.id in account.pending:
+    if intent.strategy == OWN_STRATEGY:
+        pass  # risk's own action (a halt's): it never was an intent, so it was never pending
+    elif intent.id in account.pending:
         pending = {k: v for k, v in account.pending.items() if k != intent.id}
         account = msgspec.structs.replace(account, pending=pending)
     else:
@@ -215,7 +247,10 @@ def _decide(state: RiskState, intent: SubmitOrder | CancelOrder, p: RiskParams) 
     common = {"id": derive_id("risk", intent.id), "intent": intent, "ts_event": intent.ts_event,
               "ts_ingest": intent.ts_ingest, "origin_ts": intent.origin_ts}
     reserved: Working | None = None
-    rule, detail = ("", "") if isinstance(intent, CancelOrder) else _check(state, account, intent, p)
+    if intent.strategy == OWN_STRATEGY:  # the name marks risk's own orders; a strategy may not take it
+        rule, detail = "reserved_strategy", f"strategy name {OWN_STRATEGY!r} is risk's own"
+    else:
+        rule, detail = ("", "") if isinstance(intent, CancelOrder) else _check(state, account, intent, p)
     if rule:
         decision: Event = IntentRejected(rule=rule, detail=detail, **common)
     else:

@@ -11,6 +11,7 @@ from schemas.events import (
     AccountUpdated,
     BookDeltaReceived,
     CancelOrder,
+    IntentApproved,
     IntentRejected,
     OrderFilled,
     SubmitOrder,
@@ -201,3 +202,44 @@ def test_a_decision_read_before_its_intent_is_not_decided_again(ready: RiskState
     state, emits = step(state, intent, PARAMS)
     assert emits == [] and state.accounts["acc"].pending == {} and state.accounts["acc"].early == ()
     assert "i1" in state.accounts["acc"].working
+
+
+def test_a_halt_cancels_every_working_order_and_flattens_on_request(ready: RiskState) -> None:
+    """Read-back orders and an approval not read back yet are both cancelled; with flatten, every
+    position risk knows gets a reduce-only market order. Reading those decisions back leaves no
+    pending or early entry (they were never intents), and the flatten order counts as working."""
+    state, _ = decide(ready, submit(1, qty="0.1", ts=1))
+    state, _ = decide(state, submit(2, qty="0.2", side="Sell", ts=2))
+    state, _ = decide(state, submit(3, qty="0.1", ts=3), read_back=False)  # approved, still pending
+    fill = OrderFilled(id="f1", ts_event=4, ts_ingest=4, account="acc", symbol="BTCUSDT", intent_id="i1",
+                       order_link_id="h-i1", order_id="o1", exec_id="x1", side="Buy", fill_qty=D("0.1"),
+                       fill_price=D("50000"), fee=D("0"), is_maker=True, cum_qty=D("0.1"))
+    state, _ = step(state, fill, PARAMS)  # i1 filled: long 0.1, no longer working
+    halt = TradingHalted(id="h", ts_event=5, ts_ingest=5, account="acc", reason="ops", actor="op", flatten=True)
+    state, emits = step(state, halt, PARAMS)
+    assert state.accounts["acc"].halted
+    decisions = [e.event for e in emits]
+    assert all(isinstance(d, IntentApproved) and e.topic == "orders.decisions" for d, e in zip(decisions, emits,
+                                                                                                strict=True))
+    cancels = sorted(d.intent.intent_id for d in decisions if isinstance(d.intent, CancelOrder))
+    assert cancels == ["i2", "i3"]
+    [flatten] = [d.intent for d in decisions if isinstance(d.intent, SubmitOrder)]
+    assert (flatten.side, flatten.qty, flatten.order_type, flatten.reduce_only) == ("Sell", D("0.1"), "Market", True)
+    assert step(state, halt, PARAMS)[1] == emits, "the same halt makes the same decisions (replay)"
+    for decision in decisions:
+        state, out = step(state, decision, PARAMS)
+        assert out == []
+    account = state.accounts["acc"]
+    assert account.early == () and set(account.pending) == {"i3"}  # i3's own approval is still unread
+    assert flatten.id in account.working
+
+
+def test_without_working_orders_or_positions_a_halt_only_halts(ready: RiskState) -> None:
+    state, emits = step(ready, TradingHalted(id="h", ts_event=1, ts_ingest=1, account="acc", reason="x", actor="op",
+                                             flatten=True), PARAMS)
+    assert emits == [] and state.accounts["acc"].halted
+
+
+def test_a_strategy_may_not_pose_as_risk(ready: RiskState) -> None:
+    intent = msgspec.structs.replace(submit(1), strategy="risk")
+    assert decide(ready, intent)[1] == "reserved_strategy"
