@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS {db}.book_levels
     ts_ingest   DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
     venue       LowCardinality(String),
     category    LowCardinality(String),
+    depth       UInt16,
     update_id   UInt64 CODEC(Delta, ZSTD(1)),
     is_snapshot Bool,
     side        Enum8('bid' = 1, 'ask' = 2),

@@ -190,7 +190,7 @@ TABLE_DEFS: tuple[TableDef, ...] = (
         _book_common["id"]), "(symbol, ts_event)", "001_market.sql"),
     TableDef("book_levels", MD_BOOK, BOOK, (
         *(Column(c.name, c.ch_type, lambda pair, g=c.get: g(pair[0]))
-          for c in (_book_common[n] for n in (*MARKET_POSITION, "update_id"))),
+          for c in (_book_common[n] for n in (*MARKET_POSITION, "depth", "update_id"))),
         Column("is_snapshot", "Bool", lambda pair: isinstance(pair[0], ev.BookSnapshotReceived)),
         Column("side", "Enum8('bid' = 1, 'ask' = 2)", lambda pair: pair[1][0]),
         Column("price", f"{MONEY} CODEC(ZSTD(1))", lambda pair: pair[1][1]),
