@@ -118,10 +118,13 @@ async def _run(settings: RuntimeSettings, service: str, per_account: bool, feed:
     return round((total - first) / elapsed) if elapsed > 0 else 0.0
 
 
-async def bench_account_scaling(settings: RuntimeSettings, n: int = 100_000) -> dict[str, Any]:
-    figures: dict[str, Any] = {"records": n, "accounts": len(ACCOUNTS), "cpus": os.cpu_count()}
+async def bench_account_scaling(settings: RuntimeSettings, fills: int = 100_000,
+                                intents: int = 10_000) -> dict[str, Any]:
+    """Fewer intents than fills: every approved intent stays working here (no fills come back), and
+    risk's per-account state of working orders grows with each one."""
+    figures: dict[str, Any] = {"fills": fills, "intents": intents, "accounts": len(ACCOUNTS), "cpus": os.cpu_count()}
     for service in ("accounting", "risk"):
-        feed = _feed(service, n)
+        feed = _feed(service, fills if service == "accounting" else intents)
         one = await _run(settings, service, False, feed)
         two = await _run(settings, service, True, feed)
         figures[f"{service}_one_instance_per_s"] = one

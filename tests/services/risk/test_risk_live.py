@@ -47,9 +47,11 @@ async def test_decisions_kill_switch_and_replay(bootstrap: str, redis_url: str, 
     async def send(topic: str, key: str, event: object) -> None:
         await (await producer.send(prefix + topic, encode(event), key=key.encode()))
 
-    async def decisions(count: int) -> list:
+    async def decisions(count: int, own: bool = False) -> list:
+        """The decisions on intents (or, with `own`, risk's own: a halt's cancels)."""
         for _ in range(200):
-            found = [decode(r.value) for r in await read_topic(bootstrap, prefix + ORDERS_DECISIONS)]
+            found = [d for d in (decode(r.value) for r in await read_topic(bootstrap, prefix + ORDERS_DECISIONS))
+                     if (d.intent.strategy == "risk") == own]
             if len(found) >= count:
                 return found
             await asyncio.sleep(0.1)
@@ -78,6 +80,8 @@ async def test_decisions_kill_switch_and_replay(bootstrap: str, redis_url: str, 
     await asyncio.sleep(1.0)
     await send(ORDERS_INTENTS, "BTCUSDT", intent(3, "0.010"))
     await send(ORDERS_INTENTS, "BTCUSDT", intent(4, "0.010", reduce_only=True))
+    [cancel] = await decisions(1, own=True)  # the halt cancels the order still working
+    assert isinstance(cancel, IntentApproved) and cancel.intent.intent_id == "i1"
     halted = (await decisions(4))[2:]
     assert isinstance(halted[0], IntentRejected) and halted[0].rule == "halted" and "test halt" in halted[0].detail
     assert isinstance(halted[1], IntentApproved)  # reduce-only passes
