@@ -191,7 +191,8 @@ def _fresh(argv: list[str], **env: str) -> str:
 # ---------------------------------------------------------------------- strategy scaling
 
 
-async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
+async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
+    """Records of `topic` the group has committed (0 while its coordinator is loading it)."""
     try:
         offsets = await admin.list_consumer_group_offsets(group)
     except Exception:  # the coordinator is still loading the group
@@ -232,7 +233,7 @@ async def _strategy_run(settings: RuntimeSettings, instances: int, trades: int) 
         start_at, start_offset = None, 0
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            done = await _committed(admin, group, topic)
+            done = await committed(admin, group, topic)
             if start_at is None and done > 0:
                 start_at, start_offset = time.perf_counter(), done
             if done >= total:

@@ -15,22 +15,12 @@ from decimal import Decimal
 import pytest
 
 from schemas.events import CancelOrder, IntentApproved, IntentRejected, SubmitOrder, TradingHalted
-from schemas.topics import TOPICS
-from services.accounting.shell import definition as accounting_definition
-from services.exchange_sim.server import SimConfig, Simulator
 from services.execution.core import link_id_for
-from services.execution.shell import Execution, ExecutionConfig
-from services.ingest.shell import Ingest, IngestConfig
-from services.risk.config import RiskConfig
 from services.risk.core import OWN_STRATEGY
-from services.risk.shell import definition as risk_definition
 from services.runtime.bus import make_producer, send_and_wait
 from services.runtime.codec import decode, encode
-from services.runtime.run import ServiceRunner
-from services.runtime.settings import RuntimeSettings, Secret
-from services.strategy.config import StrategyConfig
-from services.strategy.shell import definition as strategy_definition
-from tests.conftest import create_topics, read_topic, wait_consumed
+from tests.conftest import read_topic, wait_consumed
+from tests.e2e.loop import running_loop
 
 pytestmark = pytest.mark.integration
 KEY, SECRET, ACCOUNT = "ks-key", "ks-secret", "sim-1"
@@ -38,36 +28,12 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
 async def test_kill_switch_cancels_resting_orders_and_flattens(bootstrap: str, redis_url: str, prefix: str) -> None:
-    await create_topics(bootstrap, prefix, [t.name for t in TOPICS])
-    sim = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=SYMBOLS, seed=12, api_keys=(f"{KEY}:{SECRET}",)))
-    port = await sim.start()
-    settings = RuntimeSettings(kafka_bootstrap=bootstrap, redis_url=redis_url, topic_prefix=prefix)
-    strategy = ServiceRunner(strategy_definition(StrategyConfig(account=ACCOUNT, ema_fast=3, ema_slow=10,
-                                                                maker_symbols=SYMBOLS)), settings)
-    risk = ServiceRunner(risk_definition(RiskConfig(rate_per_second=8)), settings)
-    accounting = ServiceRunner(accounting_definition(), settings)
-    execution = Execution(ExecutionConfig(account=ACCOUNT, rest_url=f"http://127.0.0.1:{sim.rest_port}",
-                                          ws_url=f"ws://127.0.0.1:{port}/v5/private", api_key=KEY,
-                                          api_secret=Secret(SECRET)), settings)
-    ingest = Ingest(IngestConfig(url=f"ws://127.0.0.1:{port}/v5/public/linear", symbols=SYMBOLS), settings)
-    stops = {name: asyncio.Event() for name in ("ingest", "strategy", "risk", "execution", "accounting")}
-    tasks = {"execution": asyncio.create_task(execution.run(stops["execution"])),
-             "accounting": asyncio.create_task(accounting.run(stops["accounting"])),
-             "risk": asyncio.create_task(risk.run(stops["risk"])),
-             "strategy": asyncio.create_task(strategy.run(stops["strategy"]))}
-    await asyncio.wait_for(execution.active.wait(), 30)
-    tasks["ingest"] = asyncio.create_task(ingest.run(stops["ingest"]))
-    venue = sim.engine.accounts[KEY]
-    try:
+    async with running_loop(bootstrap, redis_url, prefix, key=KEY, secret=SECRET, account=ACCOUNT, symbols=SYMBOLS,
+                            maker_symbols=SYMBOLS) as loop:
+        sim, risk, execution = loop.sim, loop.risk, loop.execution
+        venue = sim.engine.accounts[KEY]
         await asyncio.sleep(8)
-        for name in ("ingest", "strategy"):  # the market freezes and the strategies stop: orders rest
-            stops[name].set()
-            await tasks[name]
-        sim.stalled_until = float("inf")
-        await wait_consumed(bootstrap, risk.group_id, prefix + "orders.intents")
-        await wait_consumed(bootstrap, execution.group_id, prefix + "orders.decisions")
-        await asyncio.sleep(1.0)  # the last private reports
-        await wait_consumed(bootstrap, risk.group_id, prefix + "orders.events")
+        await loop.quiesce()  # the market freezes and the strategies stop: what is placed now rests
         # Two bids 3 % under the market (inside risk's price band) rest for sure, beside any quote.
         stream = sim.books[("linear", "BTCUSDT", 50)]
         tick = stream.market.instrument.tick_size
@@ -106,11 +72,6 @@ async def test_kill_switch_cancels_resting_orders_and_flattens(bootstrap: str, r
         await wait_consumed(bootstrap, risk.group_id, prefix + "control")
         await asyncio.sleep(0.5)
         assert risk.states[0].accounts[ACCOUNT].halted
-    finally:
-        for name, task in tasks.items():
-            stops[name].set()
-            await asyncio.wait_for(task, 30)
-        await sim.stop()
 
     control = [decode(r.value) for r in await read_topic(bootstrap, prefix + "control")]
     assert [type(e) for e in control] == [TradingHalted] and control[0].flatten

@@ -17,23 +17,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from redis.asyncio import Redis
 
 from schemas.events import OrderFilled, OrderPartiallyFilled
-from schemas.topics import TOPICS
-from services.accounting.shell import definition as accounting_definition
-from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.shell import Execution, ExecutionConfig
-from services.ingest.shell import Ingest, IngestConfig
-from services.recorder.shell import Recorder, RecorderConfig
+from services.execution.shell import ExecutionConfig
 from services.recorder.store import ChdbStore
-from services.risk.config import RiskConfig
-from services.risk.shell import definition as risk_definition
 from services.runtime.bus import make_admin
 from services.runtime.codec import decode
 from services.runtime.logs import JsonFormatter, configure_logging
-from services.runtime.run import ServiceRunner
-from services.runtime.settings import RuntimeSettings, Secret, load_settings
-from services.strategy.config import StrategyConfig
-from services.strategy.shell import definition as strategy_definition
-from tests.conftest import create_topics, read_topic, wait_consumed
+from services.runtime.settings import Secret, load_settings
+from tests.conftest import read_topic
+from tests.e2e.loop import running_loop
 
 pytestmark = pytest.mark.integration
 KEY, SECRET, ACCOUNT = "KEY-LEAK-CANARY-7f3a", "SECRET-LEAK-CANARY-91c2", "sim-1"
@@ -164,53 +155,18 @@ def test_a_secret_never_prints() -> None:
 
 async def test_credentials_appear_in_no_log_topic_key_row_or_metric(
         bootstrap: str, redis_url: str, prefix: str, tmp_path: Path, captured_logs: tuple[Path, Path]) -> None:
-    await create_topics(bootstrap, prefix, [t.name for t in TOPICS])
-    sim = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=("BTCUSDT", "ETHUSDT"), seed=12,
-                              api_keys=(f"{KEY}:{SECRET}",)))
-    port = await sim.start()
-    settings = RuntimeSettings(kafka_bootstrap=bootstrap, redis_url=redis_url, topic_prefix=prefix,
-                               snapshot_every_seconds=1.0)
-    strategy = ServiceRunner(strategy_definition(StrategyConfig(account=ACCOUNT, ema_fast=3, ema_slow=10,
-                                                                maker_symbols=("BTCUSDT",))), settings)
-    risk = ServiceRunner(risk_definition(RiskConfig(rate_per_second=8)), settings)
-    accounting = ServiceRunner(accounting_definition(), settings)
-    execution = Execution(ExecutionConfig(account=ACCOUNT, rest_url=f"http://127.0.0.1:{sim.rest_port}",
-                                          ws_url=f"ws://127.0.0.1:{port}/v5/private", api_key=KEY,
-                                          api_secret=Secret(SECRET)), settings)
-    ingest = Ingest(IngestConfig(url=f"ws://127.0.0.1:{port}/v5/public/linear", symbols=("BTCUSDT", "ETHUSDT")),
-                    settings)
     chdb = tmp_path / "chdb"
-    recorder = Recorder(RecorderConfig(store=f"chdb://{chdb}"), settings)
-    names = ("ingest", "strategy", "risk", "execution", "accounting", "recorder")
-    stops = {name: asyncio.Event() for name in names}
-    tasks = {"execution": asyncio.create_task(execution.run(stops["execution"])),
-             "accounting": asyncio.create_task(accounting.run(stops["accounting"])),
-             "risk": asyncio.create_task(risk.run(stops["risk"])),
-             "strategy": asyncio.create_task(strategy.run(stops["strategy"])),
-             "recorder": asyncio.create_task(recorder.run(stops["recorder"]))}
-    await asyncio.wait_for(execution.active.wait(), 30)
-    tasks["ingest"] = asyncio.create_task(ingest.run(stops["ingest"]))
-    try:
+    async with running_loop(bootstrap, redis_url, prefix, key=KEY, secret=SECRET, account=ACCOUNT,
+                            recorder_store=f"chdb://{chdb}") as loop:
         await asyncio.sleep(6)
-        for name in ("ingest", "strategy"):
-            stops[name].set()
-            await tasks[name]
-        sim.stalled_until = float("inf")
-        await wait_consumed(bootstrap, risk.group_id, prefix + "orders.intents")
-        await wait_consumed(bootstrap, execution.group_id, prefix + "orders.decisions")
-        await asyncio.sleep(1.0)  # the last private WS reports
-        await wait_consumed(bootstrap, accounting.group_id, prefix + "orders.events")
+        await loop.quiesce()
         # /metrics as each service serves it, while they still run
+        assert loop.recorder is not None
         registries: dict[str, CollectorRegistry] = {
-            "strategy": strategy.metrics.registry, "risk": risk.metrics.registry,
-            "accounting": accounting.metrics.registry, "execution": execution.metrics.registry,
-            "ingest": ingest.metrics.base.registry, "recorder": recorder.metrics.base.registry}
+            "strategy": loop.strategy.metrics.registry, "risk": loop.risk.metrics.registry,
+            "accounting": loop.accounting.metrics.registry, "execution": loop.execution.metrics.registry,
+            "ingest": loop.ingest.metrics.base.registry, "recorder": loop.recorder.metrics.base.registry}
         expositions = {name: generate_latest(registry) for name, registry in registries.items()}
-    finally:
-        for name, task in tasks.items():
-            stops[name].set()
-            await asyncio.wait_for(task, 30)
-        await sim.stop()
 
     events = [decode(r.value) for r in await read_topic(bootstrap, prefix + "orders.events")]
     assert any(isinstance(e, OrderFilled | OrderPartiallyFilled) for e in events), "orders were placed and filled"
