@@ -10,6 +10,7 @@ Measures, in one run on this machine against the local broker:
   book, ingest, recorder   market-data figures (bench/marketdata.py)
   tick_to_order, accounting_replay, strategy_scaling   trading-loop figures (bench/trading.py)
   account_scaling   risk and accounting: one instance vs one per account (bench/scaling.py)
+  storage    bytes per trade row, candle query times over 1M trades (bench/recorder_bench.py)
   kafka_hops   the floor under tick-to-order: relays that only consume and re-produce (bench/hops.py)
 """
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import hops  # noqa: E402  (bench/hops.py: the Kafka-hop floor under tick-to-order)
 import marketdata  # noqa: E402  (bench/marketdata.py: issue 3's figures)
+import recorder_bench  # noqa: E402  (bench/recorder_bench.py: bytes per trade row, candle query times)
 import scaling  # noqa: E402  (bench/scaling.py: risk and accounting, one instance vs one per account)
 import trading  # noqa: E402  (bench/trading.py: issue 4's figures)
 from aiokafka import AIOKafkaProducer  # noqa: E402
@@ -213,6 +215,7 @@ def main(only: list[str]) -> int:
         "accounting_replay": lambda: asyncio.run(trading.bench_accounting_replay(settings)),
         "strategy_scaling": lambda: asyncio.run(trading.bench_strategy_scaling(settings)),
         "account_scaling": lambda: asyncio.run(scaling.bench_account_scaling(settings)),
+        "storage": lambda: recorder_bench.measure(1_000_000),
         "tick_to_order": lambda: asyncio.run(trading.bench_tick_to_order(settings)),
         "tick_to_order_light": lambda: asyncio.run(trading.bench_tick_to_order(settings, market_rate=20.0)),
         "kafka_hops": lambda: asyncio.run(hops.bench_kafka_hops(settings.kafka_bootstrap)),
