@@ -35,6 +35,7 @@ from schemas.events import (
     IntentRejected,
     OrderAcknowledged,
     OrderFilled,
+    OrderRejected,
     SubmitOrder,
     TickerUpdated,
     TradeReceived,
@@ -59,7 +60,7 @@ from services.recorder.shell import Recorder, RecorderConfig
 from services.recorder.store import ChdbStore
 from services.risk.shell import definition as risk_definition
 from services.runtime.bus import DLQ_PAYLOAD_LIMIT, make_producer
-from services.runtime.codec import decode_as, encode, encode_sorted
+from services.runtime.codec import decode, decode_as, encode, encode_sorted
 from services.runtime.errors import NotAccepted
 from services.runtime.run import ServiceRunner
 from services.runtime.service import ServiceDef
@@ -448,3 +449,50 @@ async def check_recorder(bootstrap: str, prefix: str, path: Path, data: st.DataO
             assert [(int(p), int(o), i) for p, o, i in rows] == expected, f"{topic}: one row per valid record"
     finally:
         store.close()
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_execution_dead_letters_garbage_and_places_the_rest(bootstrap: str, redis_url: str, prefix: str,
+                                                            data: st.DataObject) -> None:
+    asyncio.run(check_execution(bootstrap, redis_url, example_prefix(prefix), data))
+
+
+async def check_execution(bootstrap: str, redis_url: str, prefix: str, data: st.DataObject) -> None:
+    """Garbage among the decisions: each bad record is dead-lettered with its position and reason;
+    every valid approval becomes exactly one order at the venue, in log order per partition."""
+    from services.exchange_sim.server import SimConfig, Simulator
+    from services.execution.core import link_id_for
+    from services.execution.shell import Execution, ExecutionConfig
+    from services.runtime.settings import Secret
+
+    await create_topics(bootstrap, prefix, (ORDERS_DECISIONS, ORDERS_EVENTS, DLQ))
+    records = draw_log(data, ORDERS_DECISIONS)
+    await produce(bootstrap, prefix, records)
+    sim = Simulator(SimConfig(port=0, rest_port=0, symbols=SYMBOLS, seed=5, api_keys=("g-key:g-secret",)))
+    await sim.start()
+    execution = Execution(ExecutionConfig(account=ACCOUNT, rest_url=f"http://127.0.0.1:{sim.rest_port}",
+                                          ws_url=f"ws://127.0.0.1:{sim.port}/v5/private", api_key="g-key",
+                                          api_secret=Secret("g-secret")),
+                          RuntimeSettings(kafka_bootstrap=bootstrap, redis_url=redis_url, topic_prefix=prefix))
+    stop = asyncio.Event()
+    try:
+        await run_until(execution.run(stop), stop,
+                        lambda: wait_consumed(bootstrap, execution.group_id, prefix + ORDERS_DECISIONS))
+    finally:
+        await sim.stop()
+    await check_dead_letters(bootstrap, prefix, "execution", records,
+                             lambda reason: execution.metrics.registry.get_sample_value(
+                                 "hean_dlq_total", {"service": "execution", "reason": reason}) or 0.0)
+    approved = [r for r in records if isinstance(r.event, IntentApproved)]
+    placed = sim.private.created_link_ids
+    events = [decode(r.value) for r in await read_topic(bootstrap, prefix + ORDERS_EVENTS)]
+    refused = [e.order_link_id for e in events if isinstance(e, OrderRejected)]
+    assert len(placed) == len(set(placed)) and not set(placed) & set(refused)
+    assert sorted(placed + refused) == sorted(link_id_for(r.event.intent.id) for r in approved), \
+        "each approval acted on once: placed, or refused by the venue and reported"
+    assert placed, "some orders reached the venue"
+    for key in {r.key for r in approved}:  # one symbol's decisions in order (symbols go side by side)
+        in_log = [link_id_for(r.event.intent.id) for r in sorted(approved, key=lambda r: (r.partition, r.offset))
+                  if r.key == key and link_id_for(r.event.intent.id) in placed]
+        assert [p for p in placed if p in in_log] == in_log, f"{key!r} placed in log order"
