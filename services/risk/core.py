@@ -13,8 +13,9 @@ Checks, in order; the first that fails names the rule in IntentRejected.rule:
   max_open_orders the account's working orders
   order_rate      more than `rate_per_second` approvals in the last second of event time
 Cancels always pass: they only reduce risk. The kill switch trips when the account's equity falls
-`daily_loss_limit` below its first equity of the UTC day (AccountUpdated from accounting); an
-operator halts and resumes with control events.
+`daily_loss_limit` below its first equity of the UTC day, or `max_drawdown` below its highest
+equity seen (AccountUpdated from accounting); an operator halts and resumes with control events,
+and only an operator resumes a halt a limit tripped.
 
 Decisions are facts. Risk reads several topics whose interleaving Kafka does not fix, so a replay
 must not depend on re-deciding. The state that limits use is folded from risk's *own outputs*
@@ -78,6 +79,7 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_open_orders: int = 50
     rate_per_second: int = 20
     daily_loss_limit: Decimal = Decimal("2000")
+    max_drawdown: Decimal = Decimal("5000")  # from the account's equity peak, over all days
 
 
 class RiskParams(RiskLimits, frozen=True, kw_only=True):
@@ -110,6 +112,7 @@ class AccountRisk(msgspec.Struct, frozen=True):
     pending: dict[str, Pending] = {}
     early: tuple[str, ...] = ()  # decisions read back before their intent (happens in replays)
     halt_sent: bool = False
+    equity_peak: Decimal | None = None  # the highest equity seen (for max_drawdown)
 
 
 class RiskState(msgspec.Struct, frozen=True):
@@ -336,11 +339,14 @@ def _on_equity(state: RiskState, update: AccountUpdated, p: RiskParams) -> tuple
     account = _account(state, update.account)
     day = update.ts_event // DAY_NS
     start = update.equity if day != account.day or account.day_start_equity is None else account.day_start_equity
-    account = msgspec.structs.replace(account, day=day, day_start_equity=start, equity=update.equity)
-    loss = start - update.equity
-    if loss < p.daily_loss_limit or account.halted or account.halt_sent:
+    peak = update.equity if account.equity_peak is None else max(account.equity_peak, update.equity)
+    account = msgspec.structs.replace(account, day=day, day_start_equity=start, equity=update.equity,
+                                      equity_peak=peak)
+    loss, drawdown = start - update.equity, peak - update.equity
+    if account.halted or account.halt_sent or (loss < p.daily_loss_limit and drawdown < p.max_drawdown):
         return _replace(state, update.account, account), []
-    reason = f"daily loss {loss} >= limit {p.daily_loss_limit}"
+    reason = f"daily loss {loss} >= limit {p.daily_loss_limit}" if loss >= p.daily_loss_limit \
+        else f"max_drawdown: {drawdown} below the equity peak {peak} >= limit {p.max_drawdown}"
     account = msgspec.structs.replace(account, halt_sent=True)  # halted once the halt is read back
     halt = TradingHalted(id=derive_id("risk-halt", update.id), ts_event=update.ts_event, ts_ingest=update.ts_ingest,
                          origin_ts=update.origin_ts, account=update.account, reason=reason, actor="risk")

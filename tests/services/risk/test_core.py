@@ -243,3 +243,22 @@ def test_without_working_orders_or_positions_a_halt_only_halts(ready: RiskState)
 def test_a_strategy_may_not_pose_as_risk(ready: RiskState) -> None:
     intent = msgspec.structs.replace(submit(1), strategy="risk")
     assert decide(ready, intent)[1] == "reserved_strategy"
+
+
+def test_a_drawdown_from_the_equity_peak_trips_the_kill_switch_across_days(ready: RiskState) -> None:
+    """Each day's loss stays under the daily limit (500), but equity falls 1,000 below its peak over
+    three days: max_drawdown (800 here) halts the account, and names itself in the reason."""
+    params = msgspec.structs.replace(PARAMS, max_drawdown=D("800"))
+    day = 86_400 * S
+
+    def equity(value: str, ts: int) -> AccountUpdated:
+        return AccountUpdated(id=f"e{value}-{ts}", ts_event=ts, ts_ingest=ts, account="acc", equity=D(value),
+                              realized_pnl=D(0), unrealized_pnl=D(0), fees=D(0), gross_exposure=D(0))
+
+    state = ready
+    for value, ts in (("10000", S), ("10200", 2 * S), ("9800", day + S), ("9500", 2 * day + S)):
+        state, out = step(state, equity(value, ts), params)
+        assert out == [], value
+    state, [halt] = step(state, equity("9350", 2 * day + 2 * S), params)
+    assert isinstance(halt.event, TradingHalted) and halt.event.reason.startswith("max_drawdown")
+    assert "10200" in halt.event.reason and state.accounts["acc"].equity_peak == D("10200")
