@@ -145,7 +145,10 @@ async def test_pybit_private_streams_get_order_messages(sim: Simulator, monkeypa
     done = threading.Event()
 
     def run() -> None:
-        ws = pybit.unified_trading.WebSocket(testnet=False, channel_type="private", api_key=KEY, api_secret=SECRET)
+        # pybit's auth message expires 1 s after it is signed by default; a loaded machine can take
+        # longer to send it, the venue then refuses it, and pybit's subscribe waits for ever.
+        ws = pybit.unified_trading.WebSocket(testnet=False, channel_type="private", api_key=KEY, api_secret=SECRET,
+                                             private_auth_expire=10)
         try:
             ws.order_stream(orders.append)
             ws.fast_execution_stream(fast.append, categorised_topic="linear")
@@ -155,17 +158,25 @@ async def test_pybit_private_streams_get_order_messages(sim: Simulator, monkeypa
                     len(s["topics"]) == 3 for s in sim.private_sessions.values()):
                 assert time.monotonic() < deadline, "pybit's subscriptions did not arrive"
                 time.sleep(0.05)
+            time.sleep(0.5)  # pybit registers a topic's callback only after sending its subscribe
             session(sim).place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market",
                                      qty="0.010", orderLinkId="ws-pybit")
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 10
             while not (orders and fast and positions) and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
             ws.exit()
             done.set()
 
-    await asyncio.to_thread(run)
-    assert done.is_set()
+    # A daemon thread with a bounded join: a client stuck in its connect loop fails this test
+    # instead of holding the session's event loop (and every later test) at shutdown.
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    for _ in range(300):
+        if not thread.is_alive():
+            break
+        await asyncio.sleep(0.1)
+    assert done.is_set(), "pybit's private WebSocket did not finish within 30 s"
     assert orders, "pybit's order stream got no message"
     assert orders[0]["topic"] == "order" and orders[0]["data"][0]["orderLinkId"] == "ws-pybit"
     assert fast and fast[0]["topic"] == "execution.fast.linear"
