@@ -29,7 +29,7 @@ from schemas.events import (
 )
 from schemas.topics import ACCOUNTING_POSITIONS
 from services.runtime.errors import InvariantViolation
-from services.runtime.service import Emit
+from services.runtime.service import Emit, join_disjoint
 
 ZERO = Decimal(0)
 
@@ -147,13 +147,8 @@ def merge_accounts(parts: Sequence[AccountingState]) -> AccountingState:
     """The state of one instance serving every account, from instances serving disjoint ones:
     positions are per account; marks come from the same tickers in each part (equal once each
     has read them all). An account held by two parts is refused."""
-    positions: dict[str, dict[str, Position]] = {}
-    marks: dict[str, Decimal] = {}
-    for part in parts:
-        if shared := positions.keys() & part.positions.keys():
-            raise ValueError(f"accounts {sorted(shared)} are held by two accounting instances")
-        positions.update(part.positions)
-        marks.update(part.marks)
+    positions = join_disjoint((part.positions for part in parts), "accounting accounts")
+    marks = {symbol: mark for part in parts for symbol, mark in part.marks.items()}
     return AccountingState(positions=positions, marks=marks)
 
 

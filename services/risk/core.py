@@ -54,7 +54,7 @@ from schemas.events import (
     derive_id,
 )
 from schemas.topics import CONTROL, ORDERS_DECISIONS
-from services.runtime.service import Emit
+from services.runtime.service import Emit, join_disjoint
 
 ZERO = Decimal(0)
 DAY_NS = 86_400 * 10**9
@@ -191,13 +191,8 @@ def merge_accounts(parts: Sequence[RiskState]) -> RiskState:
     Exact because each account's limits, orders and halts depend only on its own events and on
     the market's mids, which every instance folds from the same books; once each has read the
     same books, their mids agree. An account held by two parts is refused, not guessed."""
-    accounts: dict[str, AccountRisk] = {}
-    mids: dict[str, Decimal] = {}
-    for part in parts:
-        if shared := accounts.keys() & part.accounts.keys():
-            raise ValueError(f"accounts {sorted(shared)} are held by two risk instances")
-        accounts.update(part.accounts)
-        mids.update(part.mids)
+    accounts = join_disjoint((part.accounts for part in parts), "risk accounts")
+    mids = {symbol: mid for part in parts for symbol, mid in part.mids.items()}
     return RiskState(accounts=accounts, mids=mids)
 
 

@@ -11,7 +11,7 @@ from services.runtime.errors import (
     UnsupportedVersion,
 )
 from services.runtime.run import ReplayResult, ServiceRunner, replay, run_until_signal
-from services.runtime.service import Emit, Reading, ServiceDef, StartFrom, state_hash
+from services.runtime.service import Emit, Reading, ServiceDef, StartFrom, join_disjoint, state_hash
 from services.runtime.settings import RuntimeSettings, Secret, load_settings
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "decode_as",
     "encode",
     "encode_sorted",
+    "join_disjoint",
     "load_settings",
     "replay",
     "run_until_signal",

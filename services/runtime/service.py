@@ -6,7 +6,7 @@ A service = a pure core + this definition; `run.py` is the one loop that drives 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -15,9 +15,22 @@ import msgspec
 from schemas.events import Event
 from services.runtime.codec import encode_sorted
 
-__all__ = ["Emit", "Reading", "ServiceDef", "StartFrom", "state_hash"]
+__all__ = ["Emit", "Reading", "ServiceDef", "StartFrom", "join_disjoint", "state_hash"]
 
 S = TypeVar("S")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def join_disjoint(parts: Iterable[Mapping[K, V]], what: str) -> dict[K, V]:
+    """One map from maps that must share no key (the accounts of instances serving disjoint
+    accounts); a key in two parts is refused, not guessed."""
+    joined: dict[K, V] = {}
+    for part in parts:
+        if shared := joined.keys() & part.keys():
+            raise ValueError(f"{what} {sorted(map(str, shared))} are held by two instances")
+        joined.update(part)
+    return joined
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,3 +171,11 @@ def test_combine_refuses_parts_that_share_a_key() -> None:
         combine([one, fold(initial_state(), fill("Sell", "1", "101"))])
     with pytest.raises(ValueError, match="marks"):
         combine([fold(initial_state(), ticker("100")), fold(initial_state(), ticker("101"))])
+
+
+def test_merge_accounts_refuses_an_account_held_by_two_instances() -> None:
+    from services.accounting.core import merge_accounts
+
+    a = step(initial_state(), fill("Buy", "1", "100", n=1), START)[0]
+    with pytest.raises(ValueError, match="held by two instances"):
+        merge_accounts([a, a])
