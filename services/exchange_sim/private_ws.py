@@ -14,6 +14,7 @@ dropped every one of them. Messages are validated by requests.WsOp like every ot
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import uuid
@@ -58,6 +59,8 @@ class PrivateSocket:
                     self.sim.stats["server_errors"] += 1
                     log.exception("private WS message failed")
                     reply = self._reply(session, {}, "", False, "Server error")
+                if self.sim.config.ws_reply_delay_ms:
+                    await asyncio.sleep(self.sim.config.ws_reply_delay_ms / 1000)
                 await connection.send(reply)
         except ConnectionClosed:
             pass

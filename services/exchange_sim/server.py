@@ -76,6 +76,10 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     epoch_ms: int = 1_767_225_600_000  # the venue clock's start in lockstep mode (2026-01-01 UTC)
     rest_read_timeout: float = 10.0  # seconds a REST client may take to send a request (http.py)
     rest_max_body: int = 1 << 20  # bytes; a larger body is answered 413
+    # How long the private WebSocket waits before answering an op: the round trip to a real venue
+    # is tens of ms, and some clients (pybit stores a subscription's req_id only after sending it)
+    # cannot take an answer faster than that. 0 answers at once.
+    ws_reply_delay_ms: float = 0.0
     # Where the venue keeps its state across restarts (persist.py); "" keeps it in memory only.
     state_file: str = ""
     state_every_seconds: float = 1.0

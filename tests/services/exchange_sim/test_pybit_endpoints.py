@@ -38,8 +38,10 @@ WALLET_KEYS = {"totalEquity", "accountIMRate", "totalMarginBalance", "totalIniti
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
+    # 25 ms before each private WS answer, as a real venue's round trip: pybit stores a subscribe's
+    # req_id only after sending it, and an answer faster than that made it fail with a KeyError.
     simulator = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=("BTCUSDT", "ETHUSDT"), seed=11,
-                                    api_keys=(f"{KEY}:{SECRET}",)))
+                                    api_keys=(f"{KEY}:{SECRET}",), ws_reply_delay_ms=25))
     await simulator.start()
     yield simulator
     await simulator.stop()
