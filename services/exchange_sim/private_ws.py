@@ -59,6 +59,8 @@ class PrivateSocket:
                     self.sim.stats["server_errors"] += 1
                     log.exception("private WS message failed")
                     reply = self._reply(session, {}, "", False, "Server error")
+                if not reply:
+                    continue  # an unanswered ping (fault mute_pongs)
                 if self.sim.config.ws_reply_delay_ms:
                     await asyncio.sleep(self.sim.config.ws_reply_delay_ms / 1000)
                 await connection.send(reply)
@@ -68,7 +70,8 @@ class PrivateSocket:
             self.sessions.pop(connection, None)
 
     def on_message(self, session: dict[str, Any], raw: str | bytes) -> str:
-        """auth, then subscribe; pong in the private shape; a Bybit-style failure for anything else."""
+        """auth, then subscribe; pong in the private shape; a Bybit-style failure for anything else.
+        "" means no answer (a ping while the mute_pongs fault holds)."""
         try:
             request = parse_body(WsOp, raw.encode() if isinstance(raw, str) else raw)
         except ParamsError as exc:
@@ -77,6 +80,9 @@ class PrivateSocket:
         reply: dict[str, Any] = {"req_id": str(request.req_id)} if request.req_id not in (None, "") else {}
         op, args = request.op, request.args
         if op == "ping":
+            if self.sim.pongs_muted():
+                self.sim.stats["pings_unanswered"] += 1
+                return ""
             return orjson.dumps({**reply, "op": "pong", "args": [str(self.sim._now_ms())],
                                  "conn_id": session["conn_id"]}).decode()
         if op == "auth":

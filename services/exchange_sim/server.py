@@ -2,7 +2,7 @@
 
     ws://HOST:PORT/v5/public/linear, /v5/public/spot      subscribe / unsubscribe / ping
     GET /v5/market/time | instruments-info | orderbook    the V5 envelope (retCode, result …)
-    GET /sim/fault?kind=gap|reset|malformed|disconnect|stall[&symbol=S][&seconds=N]
+    GET /sim/fault?kind=gap|reset|malformed|disconnect|stall|mute_pongs[&symbol=S][&seconds=N]
     GET /sim/fault?kind=timeout|http5xx|ratelimit|dropack[&count=N]   private REST faults
     GET /sim/stats                                        counters, for tests and the live view
     GET /sim/step[?symbol=S] · /sim/release[?count=N]     lockstep mode: advance the market, release frames
@@ -54,7 +54,7 @@ from services.exchange_sim.rest import RestResult, public_rest
 log = logging.getLogger(__name__)
 
 CATEGORIES = ("linear", "spot")
-FAULTS = ("gap", "reset", "malformed", "disconnect", "stall")
+FAULTS = ("gap", "reset", "malformed", "disconnect", "stall", "mute_pongs")
 TRADE_MEMORY = 5000  # public trades kept per symbol for /v5/market/recent-trade and kline
 
 
@@ -112,6 +112,7 @@ class Simulator:
         self.seq: dict[str, int] = dict.fromkeys(self.symbols, 1_000_000)
         self.trade_counter = 0
         self.stalled_until = 0.0
+        self.pongs_muted_until = 0.0  # fault mute_pongs: pings (public and private) go unanswered
         self.stats: dict[str, int] = defaultdict(int)
         self.server: Server | None = None
         self.port = 0
@@ -315,7 +316,14 @@ class Simulator:
                 closing.add_done_callback(self._closing.discard)
         elif kind == "stall":
             self.stalled_until = self.clock() + seconds
+        elif kind == "mute_pongs":
+            self.pongs_muted_until = self.clock() + seconds
         return {"fault": kind, "symbols": symbols}
+
+    def pongs_muted(self) -> bool:
+        """True while the mute_pongs fault holds: the connection stays open and data still flows,
+        but pings go unanswered, as from a venue whose session is half dead."""
+        return self.clock() < self.pongs_muted_until
 
     # ------------------------------------------------------------------ websocket
 
@@ -358,6 +366,9 @@ class Simulator:
         req_id = str(request.req_id) if request.req_id is not None else ""
         if op == "ping":
             self.stats["pings"] += 1
+            if self.pongs_muted():
+                self.stats["pings_unanswered"] += 1
+                return []
             return [self._ack(category, conn_id, req_id, "ping", True, "pong")]
         if op not in ("subscribe", "unsubscribe"):
             self.stats["bad_requests"] += 1

@@ -77,6 +77,10 @@ class ExecutionMetrics(ServiceMetrics):
                                      ["service"], registry=r).labels("execution")
         self.private_malformed = Counter("hean_ws_malformed_total", "Malformed WebSocket frames",
                                          ["service"], registry=r).labels("execution")
+        self.ws_reconnects = Counter("hean_ws_reconnects_total", "Private WebSocket reconnects forced by the "
+                                     "heartbeat, by cause (pong_timeout, stale)", ["service", "cause"], registry=r)
+        for cause in ("pong_timeout", "stale"):
+            self.ws_reconnects.labels("execution", cause)
         for outcome in ("placed", "refused", "stale", "cancel_sent"):
             self.orders.labels("execution", outcome)
         for kind in ("OrderAcknowledged", "OrderRejected", "OrderPartiallyFilled", "OrderFilled", "OrderCancelled"):

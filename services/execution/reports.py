@@ -92,6 +92,7 @@ class Reports:
         self.closed: set[str] = set()  # orderLinkIds with a terminal event in orders.events
         self.reconciled = asyncio.Event()
         self.last_message = 0.0
+        self.ping_unanswered_since: float | None = None  # when the oldest unanswered ping went out
         self._malformed_kinds: set[str] = set()
 
     # ------------------------------------------------------------------ publishing
@@ -194,27 +195,42 @@ class Reports:
                     await heartbeat
 
     async def _heartbeat(self, ws: Any, stop: asyncio.Event) -> None:
-        """Ping per the venue's rule; close the connection on stop or when it went silent (no pong,
-        no report) for `ws_stale_after` seconds, so the stream loop reconnects and reconciles."""
+        """Ping per the venue's rule; close the connection on stop, when a ping went unanswered
+        for `ws_pong_timeout` seconds, or when nothing at all came for `ws_stale_after` seconds,
+        so the stream loop reconnects and reconciles."""
         n = 0
-        interval = self.config.ws_ping_interval
+        config = self.config
+        tick = min(config.ws_ping_interval, config.ws_pong_timeout)
+        self.ping_unanswered_since = None
+        last_ping = time.monotonic()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                await asyncio.wait_for(stop.wait(), tick)
             if stop.is_set():
                 await ws.close()
                 return
-            if time.monotonic() - self.last_message > self.config.ws_stale_after:
-                log.warning("private WS silent for %s s (no pong); reconnecting", self.config.ws_stale_after)
-                await ws.close(1000, "stale")
+            now = time.monotonic()
+            silent = now - self.last_message > config.ws_stale_after
+            waiting = self.ping_unanswered_since
+            if silent or (waiting is not None and now - waiting > config.ws_pong_timeout):
+                cause = "stale" if silent else "pong_timeout"
+                log.warning("private WS %s; reconnecting", "silent" if silent else "answered no ping")
+                self.metrics.ws_reconnects.labels("execution", cause).inc()
+                await ws.close(1000, cause)
                 return
-            n += 1
-            await ws.send(orjson.dumps({"op": "ping", "req_id": f"hean-{n}"}).decode())
+            if now - last_ping >= config.ws_ping_interval:
+                n += 1
+                last_ping = now
+                if waiting is None:
+                    self.ping_unanswered_since = now
+                await ws.send(orjson.dumps({"op": "ping", "req_id": f"hean-{n}"}).decode())
 
     async def _on_message(self, raw: str | bytes) -> None:
         try:
             message = parse_private(raw)
             if "topic" not in message:
+                if message.get("op") == "pong":
+                    self.ping_unanswered_since = None
                 return  # pong, subscribe ack
             events = events_from_private(message, self.config.account, time.time_ns(), self.origins)
         except MalformedPrivateMessage as exc:

@@ -71,9 +71,11 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_decision_age_ms: int = 30_000
     # How far back reconciliation reads orders.decisions for orders that may have missed reports.
     reconcile_lookback_s: int = 86_400
-    # Private WS heartbeat: a ping every interval (Bybit recommends 20 s); no message at all
-    # (not even a pong) for stale_after seconds → reconnect and reconcile.
+    # Private WS heartbeat: a ping every interval (Bybit recommends 20 s); no pong within
+    # pong_timeout of a ping, or no message at all for stale_after seconds → reconnect and
+    # reconcile (a venue may keep pushing on a session it no longer answers).
     ws_ping_interval: float = 20.0
+    ws_pong_timeout: float = 10.0
     ws_stale_after: float = 45.0
 
 

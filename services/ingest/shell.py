@@ -1,7 +1,9 @@
 """The ingest shell: Bybit V5 public WebSocket in, md.trades / md.book / md.tickers out.
 
 One connection per instance (instances split symbols by config). Pings every `ping_interval`;
-no frame for `stale_after` seconds → reconnect. Reconnects back off exponentially with jitter;
+no pong within `pong_timeout` of a ping, or no frame at all for `stale_after` seconds → reconnect
+(a venue can keep streaming on a session it no longer answers; the pong is the proof of life).
+Reconnects back off exponentially with jitter;
 after `breaker_failures` failed connects in a row the circuit opens for `breaker_open_seconds`.
 A book gap or crossed book → unsubscribe + subscribe for a fresh snapshot. A malformed frame is
 logged (first of each kind per connection), counted, and kept in `dlq`; the connection goes on.
@@ -49,6 +51,7 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tickers: bool = True
     ping_interval: float = 20.0
     stale_after: float = 30.0
+    pong_timeout: float = 10.0
     backoff_initial: float = 0.2
     backoff_max: float = 30.0
     breaker_failures: int = 8
@@ -92,7 +95,7 @@ class IngestMetrics:
                                     registry=r)
         self.breaker_open = Gauge("hean_ws_breaker_open", "1 while the reconnect circuit breaker is open",
                                   ["service"], registry=r)
-        for cause in ("closed", "connect_failed", "stale"):
+        for cause in ("closed", "connect_failed", "stale", "pong_timeout"):
             self.reconnects.labels("ingest", cause)
         for series in (self.frames, self.malformed, self.venue_errors):
             series.labels("ingest")
@@ -114,6 +117,7 @@ class Ingest:
         self.published = 0
         self._failures = 0
         self._last_frame = 0.0
+        self._ping_unanswered_since: float | None = None  # when the oldest unanswered ping went out
         self._out_counters: dict[str, Any] = {}
         self._recorder: Any = None
         self._record_started = 0.0
@@ -166,6 +170,7 @@ class Ingest:
         normalizer = Normalizer(config.category)
         logged: set[str] = set()
         self._last_frame = time.monotonic()
+        self._ping_unanswered_since = None
         ended = {"cause": "closed"}
         pinger = asyncio.create_task(self._ping(ws), name="ping")
         watchdog = asyncio.create_task(self._watch(ws, stop, ended), name="watchdog")
@@ -218,9 +223,16 @@ class Ingest:
                 return
             except TimeoutError:
                 pass
-            if time.monotonic() - self._last_frame > stale_after:
+            now = time.monotonic()
+            if now - self._last_frame > stale_after:
                 log.warning("no frame for %s s; reconnecting", stale_after)
                 ended["cause"] = "stale"
+                await ws.close()
+                return
+            waiting = self._ping_unanswered_since
+            if waiting is not None and now - waiting > self.config.pong_timeout:
+                log.warning("no pong for %s s after a ping; reconnecting", self.config.pong_timeout)
+                ended["cause"] = "pong_timeout"
                 await ws.close()
                 return
 
@@ -252,6 +264,8 @@ class Ingest:
                             exc, raw[:200])
             await self._dead_letter(producer, raw, exc, recv_ns)
             return
+        if result.control is not None and result.control.get("op") in ("ping", "pong"):
+            self._ping_unanswered_since = None  # linear answers a ping with op "ping", spot with "pong"
         if result.control is not None and result.control.get("success") is False:
             self.metrics.venue_errors.labels("ingest").inc()
             log.warning("venue refused %s: %s", result.control.get("op"), result.control.get("ret_msg"))
@@ -286,6 +300,8 @@ class Ingest:
             while True:
                 await asyncio.sleep(self.config.ping_interval)
                 n += 1
+                if self._ping_unanswered_since is None:  # the oldest unanswered ping sets the deadline
+                    self._ping_unanswered_since = time.monotonic()
                 await ws.send(orjson.dumps({"op": "ping", "req_id": f"hean-ping-{n}"}).decode())
 
 

@@ -62,11 +62,12 @@ async def sim() -> AsyncIterator[Simulator]:
     await simulator.stop()
 
 
-def executor(sim: Simulator, bootstrap: str, redis_url: str, prefix: str, account: str = "acc-a") -> Execution:
+def executor(sim: Simulator, bootstrap: str, redis_url: str, prefix: str, account: str = "acc-a",
+             **settings: float) -> Execution:
     key, secret = KEYS[account]
     config = ExecutionConfig(account=account, rest_url=f"http://127.0.0.1:{sim.rest_port}",
                              ws_url=f"ws://127.0.0.1:{sim.port}/v5/private", api_key=key, api_secret=Secret(secret),
-                             lease_ttl_ms=2_000)
+                             lease_ttl_ms=2_000, **settings)
     return Execution(config, RuntimeSettings(kafka_bootstrap=bootstrap, redis_url=redis_url, topic_prefix=prefix,
                                              instance="0", session_timeout_ms=6_000))
 
@@ -126,6 +127,39 @@ async def test_malformed_private_messages_are_dead_lettered_and_fills_still_arri
     assert {(letter.source_topic, letter.reason, letter.service) for letter in letters} == {
         (PRIVATE_SOURCE, "malformed", "execution")}
     assert all(letter.error for letter in letters), "each dead letter says what was wrong"
+
+
+async def test_unanswered_private_pings_reconnect_and_fills_still_arrive(
+        sim: Simulator, bootstrap: str, redis_url: str, prefix: str) -> None:
+    """The venue stops answering pings on the private stream: the executor replaces the session on
+    the pong deadline, reconciles, and the next order's fill still reaches orders.events."""
+    await create_topics(bootstrap, prefix, (ORDERS_DECISIONS, ORDERS_EVENTS, DLQ))
+    execution = executor(sim, bootstrap, redis_url, prefix, ws_ping_interval=0.2, ws_pong_timeout=0.6)
+    stop = asyncio.Event()
+    task = asyncio.create_task(execution.run(stop))
+    try:
+        await asyncio.wait_for(execution.active.wait(), 30)
+        await until(lambda: any(s["topics"] for s in sim.private_sessions.values()), what="private subscription")
+        await asyncio.sleep(0.5)
+        assert counter(execution, "hean_ws_reconnects_total", cause="pong_timeout") == 0, "answered: no reconnect"
+        sim.inject("mute_pongs", seconds=1.5)
+        await until(lambda: counter(execution, "hean_ws_reconnects_total", cause="pong_timeout") >= 1,
+                    timeout=10, what="a reconnect on the pong deadline")
+        await asyncio.sleep(1.2)  # the fault is over
+        await until(lambda: any(s["topics"] for s in sim.private_sessions.values()), what="resubscribed")
+        market = decision("acc-a", 1, "Market")
+        await produce(bootstrap, prefix + ORDERS_DECISIONS, [encode(market)])
+        link_id = link_id_for(market.intent.id)
+        deadline = time.monotonic() + 30
+        while not any(isinstance(e, OrderFilled) and e.order_link_id == link_id
+                      for e in [decode(r.value) for r in await read_topic(bootstrap, prefix + ORDERS_EVENTS)]):
+            assert time.monotonic() < deadline, "no fill after the private session was replaced"
+            await asyncio.sleep(0.2)
+        assert counter(execution, "hean_ws_reconnects_total", cause="stale") == 0
+        assert not task.done()
+    finally:
+        stop.set()
+        await task
 
 
 async def test_undecodable_decisions_are_dead_lettered_and_the_next_one_is_placed(

@@ -132,6 +132,33 @@ async def test_disconnect_and_stall_reconnect(bootstrap: str, prefix: str) -> No
     fold_books(await events_of(bootstrap, prefix + MD_BOOK))
 
 
+async def test_unanswered_pings_reconnect_while_data_still_flows(bootstrap: str, prefix: str) -> None:
+    """A venue that keeps streaming but stops answering pings is a half-dead session: ingest
+    reconnects on the pong deadline (not the data silence watchdog, which never fires here)."""
+    async with stack(bootstrap, prefix, ping_interval=0.2, pong_timeout=0.6, stale_after=30.0) as (sim, ingest):
+        await asyncio.sleep(0.5)
+        registry = ingest.metrics.base.registry
+        cause = {"service": "ingest", "cause": "pong_timeout"}
+        assert registry.get_sample_value("hean_ws_reconnects_total", cause) == 0, "pongs answered: no reconnect"
+        await fault(sim, "mute_pongs", seconds="1.5")
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if registry.get_sample_value("hean_ws_reconnects_total", cause):
+                break
+        assert registry.get_sample_value("hean_ws_reconnects_total", cause) >= 1
+        assert sim.stats["pings_unanswered"] >= 1
+        await asyncio.sleep(1.5)  # the fault is over: the new session's pings are answered
+        await asyncio.wait_for(ingest.connected.wait(), 10)
+        reconnects = registry.get_sample_value("hean_ws_reconnects_total", cause)
+        before = ingest.published
+        await asyncio.sleep(1.0)
+        assert ingest.published > before, "data flows on the new session"
+        assert registry.get_sample_value("hean_ws_reconnects_total", cause) == reconnects
+        assert registry.get_sample_value("hean_ws_reconnects_total", {"service": "ingest", "cause": "stale"}) == 0
+        await settle(sim, ingest)
+    fold_books(await events_of(bootstrap, prefix + MD_BOOK))
+
+
 async def test_malformed_frame_is_counted_dead_lettered_and_skipped(bootstrap: str, prefix: str) -> None:
     async with stack(bootstrap, prefix) as (sim, ingest):
         await asyncio.sleep(0.3)
