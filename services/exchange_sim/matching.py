@@ -2,7 +2,10 @@
 
 Orders trade against the simulator's own public book (`SymbolMarket`): a taker fill removes that
 liquidity from the public book, so the market data everyone sees reflects our trades. A resting
-order fills as a maker when the market trades through its price. Prices are integer ticks and
+order fills as a maker by queue position (services/matching/queue.py: the size resting at its
+price when it arrives is ahead of it, eaten by trades at that price and shrunk as the level
+shrinks), never merely when touched; the backtester's fill model applies the same rules to the
+recorded market (services/backtest/venue.py). Prices are integer ticks and
 sizes integer lot steps; money (values, fees, PnL, balances) is Decimal and exact.
 
 Every call returns (retCode, retMsg, result) as the REST layer answers, plus the reports the
@@ -20,13 +23,16 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from services.exchange_sim import views
-from services.exchange_sim.market import Instrument, SymbolMarket
+from services.exchange_sim.market import Fill, Instrument, SymbolMarket
 from services.exchange_sim.views import text as _text
+from services.matching import book as matching_book
+from services.matching.queue import queue_on_arrival, step_fill
 
 TAKER_FEE = Decimal("0.00055")
 MAKER_FEE = Decimal("0.0002")
@@ -76,6 +82,7 @@ class SimOrder:
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
     last_price_on_created: str = ""
+    queue_ahead: int = 0  # lot steps resting ahead of this order at its price (services/matching/queue.py)
 
     @property
     def leaves(self) -> int:
@@ -143,7 +150,7 @@ class MatchingEngine:
         account.orders[order_id] = order
         if link_id:
             account.by_link_id[link_id] = order_id
-        crosses = price is None or (price >= market.best_ask() if side == "Buy" else price <= market.best_bid())
+        crosses = matching_book.crosses(side, price, market.best_bid(), market.best_ask())
         if tif == "PostOnly" and crosses:
             self._cancel(account, order, now_ms, "UNKNOWN", POST_ONLY_CROSSED)
         elif tif == "FOK" and self._available(market, side, price) < qty:
@@ -154,6 +161,9 @@ class MatchingEngine:
                 self._take(account, order, market, now_ms)
             if order.status in OPEN and (order_type == "Market" or tif in ("IOC", "FOK")):
                 self._cancel(account, order, now_ms, "UNKNOWN", IOC_REST)
+            elif order.status in OPEN and price is not None:
+                own = market.bids if side == "Buy" else market.asks
+                order.queue_ahead = queue_on_arrival(own.get(price), 0)
         return 0, "OK", {"orderId": order_id, "orderLinkId": link_id}
 
     def cancel(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:
@@ -164,6 +174,62 @@ class MatchingEngine:
             return 110001, "Order does not exist.", {}
         self._cancel(account, order, now_ms, "CancelByUser")
         return 0, "OK", {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def amend(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:
+        """POST /v5/order/amend: a resting order's new total qty and/or price, in place (same
+        orderId, same orderLinkId). Only New or PartiallyFilled orders (else 110001, as for a
+        cancel); an amend that changes nothing is refused with 10001. A new price that crosses
+        fills at once as a taker, except a PostOnly order, which the venue cancels instead."""
+        account = self.accounts[api_key]
+        order = self._find(account, request)
+        if order is None or order.status not in OPEN or order.symbol != request.get("symbol"):
+            return 110001, "Order does not exist.", {}
+        inst = self.markets[order.symbol].instrument
+        qty, price = order.qty, order.price
+        if request.get("qty"):
+            value = Decimal(str(request["qty"]))
+            if value % inst.qty_step or not inst.min_qty <= value <= inst.max_qty:
+                return 10001, (f"params error: qty {value} must be a multiple of {inst.qty_step} within "
+                               f"[{inst.min_qty}, {inst.max_qty}]"), {}
+            qty = int(value / inst.qty_step)
+            if qty <= order.cum_qty:
+                return 10001, f"params error: qty {value} must exceed the filled qty {inst.qty_text(order.cum_qty)}", {}
+        if request.get("price"):
+            if order.price is None:
+                return 10001, "params error: a market order has no price to amend", {}
+            value = Decimal(str(request["price"]))
+            if value <= 0 or value % inst.tick_size:
+                return 10001, f"params error: price {value} must be a positive multiple of {inst.tick_size}", {}
+            price = int(value / inst.tick_size)
+        if (qty, price) == (order.qty, order.price):
+            return 10001, "The order remains unchanged as the parameters entered match the existing ones.", {}
+        order.qty, order.price, order.updated_ms = qty, price, now_ms
+        market = self.markets[order.symbol]
+        assert price is not None
+        crosses = price >= market.best_ask() if order.side == "Buy" else price <= market.best_bid()
+        if crosses and order.time_in_force == "PostOnly":
+            self._cancel(account, order, now_ms, "UNKNOWN", POST_ONLY_CROSSED)
+        else:
+            self._report_order(account, order)
+            if crosses:
+                self._take(account, order, market, now_ms)
+        return 0, "OK", {"orderId": order.order_id, "orderLinkId": order.order_link_id}
+
+    def cancel_all(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:
+        """POST /v5/order/cancel-all: every open order of a symbol, else of a base coin, else of a
+        settle coin (linear needs one of the three). The answer lists what was cancelled."""
+        account = self.accounts[api_key]
+        symbol, base, settle = request.get("symbol"), request.get("baseCoin"), request.get("settleCoin")
+        if not (symbol or base or settle):
+            return 10001, "params error: symbol, baseCoin or settleCoin is required for linear", {}
+        cancelled = []
+        for order in list(account.orders.values()):
+            inst = self.markets[order.symbol].instrument
+            wanted = inst.symbol == symbol if symbol else inst.base_coin == base if base else inst.quote_coin == settle
+            if order.status in OPEN and wanted:
+                self._cancel(account, order, now_ms, "CancelByUser")
+                cancelled.append({"orderId": order.order_id, "orderLinkId": order.order_link_id})
+        return 0, "OK", {"list": cancelled, "success": "1"}
 
     def open_orders(self, api_key: str, query: dict[str, str]) -> Result:
         """GET /v5/order/realtime: open orders, or any order when asked by id or orderLinkId."""
@@ -252,16 +318,22 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ market steps
 
-    def on_market_step(self, symbol: str, now_ms: int) -> None:
-        """Fill resting orders the market traded through (makers, at their own price)."""
+    def on_market_step(self, symbol: str, now_ms: int, trades: Sequence[Fill] = ()) -> None:
+        """Fill resting orders the step reached by queue position (services/matching/queue.py):
+        `trades` are the step's public trades, the book is as the step left it. Makers, at their
+        own price; one execution per order and step."""
         market = self.markets[symbol]
+        printed = [(t.side, t.price, t.qty) for t in trades]
         for account in self.accounts.values():
             for order in list(account.orders.values()):
                 if order.symbol != symbol or order.status not in OPEN or order.price is None:
                     continue
-                through = order.price > market.best_bid() if order.side == "Buy" else order.price < market.best_ask()
-                if through:
-                    self._fill(account, order, order.leaves, order.price, maker=True, now_ms=now_ms)
+                own, opposite = (market.bids, market.best_ask()) if order.side == "Buy" else \
+                    (market.asks, market.best_bid())
+                filled, order.queue_ahead = step_fill(order.side, order.price, order.leaves, order.queue_ahead,
+                                                      printed, own.get(order.price), opposite)
+                if filled:
+                    self._fill(account, order, filled, order.price, maker=True, now_ms=now_ms)
 
     # ------------------------------------------------------------------ internals
 
@@ -303,20 +375,13 @@ class MatchingEngine:
 
     @staticmethod
     def _available(market: SymbolMarket, side: str, price: int | None) -> int:
-        book = market.asks if side == "Buy" else market.bids
-        return sum(q for p, q in book.items() if price is None or (p <= price if side == "Buy" else p >= price))
+        return int(matching_book.available(market.asks if side == "Buy" else market.bids, side, price))
 
     def _take(self, account: Account, order: SimOrder, market: SymbolMarket, now_ms: int) -> None:
         book = market.asks if order.side == "Buy" else market.bids
-        for level in sorted(book, reverse=order.side == "Sell"):
-            if order.leaves == 0:
-                break
-            if order.price is not None and (level > order.price if order.side == "Buy" else level < order.price):
-                break
-            take = min(order.leaves, book[level])
-            book[level] -= take
-            if book[level] == 0:
-                del book[level]
+        taken = matching_book.walk(book, order.side, order.price, order.leaves)
+        matching_book.remove(book, taken)
+        for level, take in taken:
             self._fill(account, order, take, level, maker=False, now_ms=now_ms)
         if not market.asks:
             market.asks[market.best_bid() + 1] = 1

@@ -41,7 +41,8 @@ class Route:
 
 
 PRIVATE_FAULTS = ("timeout", "http5xx", "ratelimit", "dropack")
-BATCH_MAX = 20
+BATCH_MAX = 20  # create-batch: up to 20 orders for linear/inverse/option (docs/v5/order/batch-place)
+AMEND_CANCEL_BATCH_MAX = {"option": 20}  # amend-/cancel-batch: 10 for linear, 20 for option
 
 
 class PrivateApi:
@@ -55,6 +56,9 @@ class PrivateApi:
         self.faults: dict[str, int] = defaultdict(int)
         self.timeout_seconds = 3.0
         self.created_link_ids: list[str] = []
+        # Requests per route that passed authentication, whatever their outcome: what a venue
+        # charges against the rate limit, and the figure the request-rate benchmark reads (/sim/stats).
+        self.requests: dict[str, int] = defaultdict(int)
 
     def inject(self, kind: str, count: int = 1) -> None:
         if kind not in PRIVATE_FAULTS:
@@ -93,6 +97,7 @@ class PrivateApi:
                                      request.headers.get("x-bapi-sign", "")):
             return _json(200, envelope({}, 10004, f"error sign! origin_string[{timestamp}{api_key}{recv_window}"
                                                   f"{payload[:500]}]"))
+        self.requests[url.path] += 1
         limit_headers, allowed = self._rate(api_key, url.path, now_ms)
         if not allowed or self._take_fault("ratelimit"):
             return _json(200, envelope({}, 10006, "Too many visits!"), limit_headers)
@@ -162,6 +167,44 @@ def _cancel(api: PrivateApi, key: str, cancel: requests.CancelOrder, now_ms: int
     return (*api.sim.engine.cancel(key, requests.as_dict(cancel), now_ms), {})
 
 
+def _amend(api: PrivateApi, key: str, amend: requests.AmendOrder, now_ms: int) -> Answer:
+    if not amend.orderId and not amend.orderLinkId:
+        return 10001, "params error: orderId or orderLinkId is required", {}, {}
+    return (*api.sim.engine.amend(key, requests.as_dict(amend), now_ms), {})
+
+
+def _per_item(category: str, items: list[Any], act: Callable[[dict[str, Any]], tuple[int, str, dict[str, Any]]],
+              ) -> Answer:
+    """An amend- or cancel-batch: each item acted on in order, its own code and message in
+    retExtInfo.list (a failed item has orderId ""), retCode 0 for the request (batch-cancel.mdx)."""
+    limit = AMEND_CANCEL_BATCH_MAX.get(category, 10)
+    if len(items) > limit:
+        return 10001, f"params error: request must hold 1 to {limit} orders for {category}", {}, {}
+    results, statuses = [], []
+    for item in items:
+        fields = {**requests.as_dict(item), "category": category}
+        if not item.orderId and not item.orderLinkId:
+            code, message, result = 10001, "params error: orderId or orderLinkId is required", {}
+        else:
+            code, message, result = act(fields)
+        results.append({"category": category, "symbol": item.symbol, "orderId": result.get("orderId", ""),
+                        "orderLinkId": result.get("orderLinkId", item.orderLinkId or "")})
+        statuses.append({"code": code, "msg": message})
+    return 0, "OK", {"list": results}, {"list": statuses}
+
+
+def _amend_batch(api: PrivateApi, key: str, batch: requests.AmendBatch, now_ms: int) -> Answer:
+    return _per_item(batch.category, batch.request, lambda fields: api.sim.engine.amend(key, fields, now_ms))
+
+
+def _cancel_batch(api: PrivateApi, key: str, batch: requests.CancelBatch, now_ms: int) -> Answer:
+    return _per_item(batch.category, batch.request, lambda fields: api.sim.engine.cancel(key, fields, now_ms))
+
+
+def _cancel_all(api: PrivateApi, key: str, body: requests.CancelAll, now_ms: int) -> Answer:
+    return (*api.sim.engine.cancel_all(key, requests.as_dict(body), now_ms), {})
+
+
 def _realtime(api: PrivateApi, key: str, query: requests.OrdersQuery, now_ms: int) -> Answer:
     return (*api.sim.engine.open_orders(key, requests.as_dict(query)), {})
 
@@ -186,6 +229,10 @@ ROUTES: dict[str, Route] = {
     "/v5/order/create": Route("POST", requests.CreateOrder, 10, _create),
     "/v5/order/cancel": Route("POST", requests.CancelOrder, 10, _cancel),
     "/v5/order/create-batch": Route("POST", requests.CreateBatch, 10, _create_batch),
+    "/v5/order/amend": Route("POST", requests.AmendOrder, 10, _amend),
+    "/v5/order/amend-batch": Route("POST", requests.AmendBatch, 10, _amend_batch),
+    "/v5/order/cancel-batch": Route("POST", requests.CancelBatch, 10, _cancel_batch),
+    "/v5/order/cancel-all": Route("POST", requests.CancelAll, 10, _cancel_all),
     "/v5/order/realtime": Route("GET", requests.OrdersQuery, 50, _realtime),
     "/v5/order/history": Route("GET", requests.OrdersQuery, 50, _history),
     "/v5/execution/list": Route("GET", requests.ExecutionsQuery, 50, _executions),

@@ -99,6 +99,65 @@ class CancelOrder(_Shape, kw_only=True):
     orderFilter: Text | None = None
 
 
+class AmendFields(_Shape, kw_only=True):
+    """One amend of /v5/order/amend and of an amend-batch `request` item (docs/v5/order/amend-order):
+    the order by orderId or orderLinkId, and the new total qty and/or price ("" or absent: unchanged)."""
+
+    symbol: Text
+    orderId: Text | None = None
+    orderLinkId: Text | None = None
+    qty: OptionalDecimalText | None = None
+    price: OptionalDecimalText | None = None
+    orderIv: OptionalDecimalText | None = None
+    triggerPrice: OptionalDecimalText | None = None
+    triggerBy: Text | None = None
+    tpslMode: Literal["Full", "Partial"] | None = None
+    takeProfit: OptionalDecimalText | None = None
+    stopLoss: OptionalDecimalText | None = None
+    tpTriggerBy: Text | None = None
+    slTriggerBy: Text | None = None
+    tpLimitPrice: OptionalDecimalText | None = None
+    slLimitPrice: OptionalDecimalText | None = None
+
+
+class AmendOrder(AmendFields, kw_only=True):
+    category: Category
+
+
+class AmendItem(AmendFields, kw_only=True):
+    category: Category | None = None
+
+
+class AmendBatch(_Shape, kw_only=True):
+    category: Category
+    request: Annotated[list[AmendItem], Meta(min_length=1)]
+
+
+class CancelItem(_Shape, kw_only=True):
+    """One item of /v5/order/cancel-batch (docs/v5/order/batch-cancel)."""
+
+    symbol: Text
+    orderId: Text | None = None
+    orderLinkId: Text | None = None
+    category: Category | None = None
+
+
+class CancelBatch(_Shape, kw_only=True):
+    category: Category
+    request: Annotated[list[CancelItem], Meta(min_length=1)]
+
+
+class CancelAll(_Shape, kw_only=True):
+    """/v5/order/cancel-all: by symbol, else baseCoin, else settleCoin (linear needs one of them)."""
+
+    category: Category
+    symbol: Text | None = None
+    baseCoin: Text | None = None
+    settleCoin: Text | None = None
+    orderFilter: Text | None = None
+    stopOrderType: Text | None = None
+
+
 class SetLeverage(_Shape, kw_only=True):
     category: Literal["linear", "inverse"]
     symbol: Text

@@ -4,7 +4,7 @@
     GET /v5/market/time | instruments-info | orderbook    the V5 envelope (retCode, result …)
     GET /sim/fault?kind=gap|reset|malformed|disconnect|stall|mute_pongs[&symbol=S][&seconds=N]
     GET /sim/fault?kind=timeout|http5xx|ratelimit|dropack[&count=N]   private REST faults
-    GET /sim/stats                                        counters, for tests and the live view
+    GET /sim/stats                                        counters (and private REST requests per route)
     GET /sim/step[?symbol=S] · /sim/release[?count=N]     lockstep mode: advance the market, release frames
     GET /sim/ledger                                       every account's orders, executions, positions, wallet
     ws://HOST:PORT/v5/private                             auth, then order/execution/position/wallet
@@ -228,7 +228,7 @@ class Simulator:
         fills = market.step()
         self.seq[symbol] += 1
         seq, ts = self.seq[symbol], self.venue_ms()
-        self.engine.on_market_step(symbol, ts)
+        self.engine.on_market_step(symbol, ts, fills)
         self.deliver_private_reports()
         top = market.top(max(DEPTHS))
         subscribers = self.subscribers
@@ -442,7 +442,7 @@ class Simulator:
         elif url.path == "/sim/stats":
             result = RestResult(200, {**self.stats, "subscriptions": sum(len(s) for s in self.subscribers.values()),
                                       "open_connections": len(self.connections), "held": len(self.held),
-                                      "venue_ms": self.venue_ms()})
+                                      "venue_ms": self.venue_ms(), "requests": dict(self.private.requests)})
         elif url.path in ("/sim/step", "/sim/release"):
             try:
                 body = (self.step(query["symbol"].split(",") if query.get("symbol") else list(self.symbols))
