@@ -1,0 +1,151 @@
+"""Every deterministic id recipe in one place: which cause an id is derived from.
+
+Why one module: an id is a promise that the same cause gives the same id on every replay, and
+more than one service leans on it: execution derives fill ids from the venue's execId and the
+lockstep driver recomputes them to know what the log must hold; risk derives decision ids from
+intent ids; the venue's orderLinkId comes from the intent id so an order can never be placed
+twice. A recipe written twice drifts, so each is written once, here. `derive_id` (the hash, part
+of the event envelope) stays in schemas.events and is re-exported for the few one-off ids
+(tests, synthetic feeds) that have no recipe of their own.
+"""
+
+from __future__ import annotations
+
+import re
+
+from schemas.events import derive_id
+
+__all__ = [
+    "account_update_id", "dead_letter_id", "decision_id", "derive_id", "ema_intent_id", "exec_ack_id",
+    "exec_cancel_id", "exec_fill_id", "exec_reject_id", "halt_cancel_id", "halt_flatten_id", "instrument_event_id",
+    "intent_id_of", "link_id_for", "local_reject_id", "maker_cancel_id", "maker_quote_id", "market_book_id",
+    "market_ticker_id", "market_trade_id", "operator_control_id", "position_update_id", "raw_dead_letter_id",
+    "risk_halt_id",
+]
+
+# ---------------------------------------------------------------- market data (ingest)
+
+
+def market_book_id(venue: str, category: str, topic: str, update_id: int, snapshot: bool) -> str:
+    """A book event from the venue's update id: a re-sent frame is a duplicate, never a new fact."""
+    return derive_id(venue, category, topic, update_id, "snapshot" if snapshot else "delta")
+
+
+def market_trade_id(venue: str, category: str, symbol: str, trade_id: str) -> str:
+    return derive_id(venue, category, symbol, "trade", trade_id)
+
+
+def market_ticker_id(venue: str, category: str, topic: str, cross_seq: int, ts: int) -> str:
+    return derive_id(venue, category, topic, cross_seq, ts)
+
+
+def instrument_event_id(instrument: str, digest: str) -> str:
+    """An InstrumentDefined from the instrument and a digest of its rules: the same rules read again
+    (every ingest start) give the same id, a change gives a new one."""
+    return derive_id("instrument", instrument, digest)
+
+
+# ---------------------------------------------------------------- strategies
+
+
+def ema_intent_id(account: str, symbol: str, trade_event_id: str) -> str:
+    return derive_id("ema", account, symbol, trade_event_id)
+
+
+def maker_quote_id(account: str, symbol: str, book_event_id: str, side: str) -> str:
+    return derive_id("maker", account, symbol, book_event_id, side)
+
+
+def maker_cancel_id(quote_intent_id: str) -> str:
+    return derive_id("maker-cancel", quote_intent_id)
+
+
+# ---------------------------------------------------------------- risk
+
+
+def decision_id(intent_id: str) -> str:
+    """The approval or rejection of an intent: one decision per intent, however often it is decided."""
+    return derive_id("risk", intent_id)
+
+
+def halt_cancel_id(halt_id: str, intent_id: str) -> str:
+    return derive_id("halt-cancel", halt_id, intent_id)
+
+
+def halt_flatten_id(halt_id: str, symbol: str) -> str:
+    return derive_id("halt-flatten", halt_id, symbol)
+
+
+def risk_halt_id(account_update_id: str) -> str:
+    """The halt a loss limit trips, from the equity update that tripped it."""
+    return derive_id("risk-halt", account_update_id)
+
+
+def operator_control_id(account: str, state: str, now_ns: int) -> str:
+    """An operator's halt or resume: a new command each time (the time is part of the cause)."""
+    return derive_id("operator", account, state, now_ns)
+
+
+# ---------------------------------------------------------------- execution
+
+
+_LINK_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,34}$")
+LINK_PREFIX = "h-"
+
+
+def link_id_for(intent_id: str) -> str:
+    """The venue orderLinkId of an intent: deterministic, at most 36 of [A-Za-z0-9_-], so a crash
+    between sending and logging cannot place the order twice (the venue refuses a duplicate)."""
+    safe = intent_id if _LINK_SAFE.match(intent_id) else derive_id("link", intent_id)
+    return f"{LINK_PREFIX}{safe}"
+
+
+def intent_id_of(link_id: str) -> str:
+    """The intent id behind one of our orderLinkIds ("" for orders HEAN did not place)."""
+    return link_id[len(LINK_PREFIX):] if link_id.startswith(LINK_PREFIX) else ""
+
+
+def exec_ack_id(order_id: str) -> str:
+    return derive_id("exec-ack", order_id)
+
+
+def exec_fill_id(exec_id: str) -> str:
+    """A fill from the venue's execId: pushed on the stream or found by reconciliation, one id."""
+    return derive_id("exec-fill", exec_id)
+
+
+def exec_cancel_id(order_id: str) -> str:
+    return derive_id("exec-cancel", order_id)
+
+
+def exec_reject_id(order_id: str) -> str:
+    return derive_id("exec-reject", order_id)
+
+
+def local_reject_id(intent_id: str) -> str:
+    """An order execution refused before sending (too old a decision): from the intent."""
+    return derive_id("exec-reject", intent_id)
+
+
+# ---------------------------------------------------------------- accounting
+
+
+def position_update_id(cause_id: str, account: str, symbol: str) -> str:
+    return derive_id("accounting", cause_id, account, symbol)
+
+
+def account_update_id(cause_id: str, account: str) -> str:
+    return derive_id("accounting", cause_id, account)
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+def dead_letter_id(topic: str, partition: int, offset: int) -> str:
+    """A dead letter from its source position, so dead-lettering the same record again is a duplicate."""
+    return derive_id("dlq", topic, partition, offset)
+
+
+def raw_dead_letter_id(source: str, recv_ns: int, head: bytes) -> str:
+    """A dead letter of input that never was a log record (a venue frame): source, time and bytes."""
+    return derive_id("dlq", source, recv_ns, head)

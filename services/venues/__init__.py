@@ -1,0 +1,1 @@
+"""Venue adapters: one folder per venue; each holds all code that knows that venue's protocol."""
