@@ -189,7 +189,12 @@ BASES = {"/v5/order/create": ORDER, "/v5/order/cancel": {"category": "linear", "
 def test_every_field_with_every_bad_value(http: httpx.Client) -> None:
     """The sweep hypothesis is unlikely to hit by chance: each field of a valid request (each
     signed POST, a batch item, each GET query) replaced by each NASTY value."""
-    bases = {**BASES, "/v5/order/create-batch": {"category": "linear", "request": [ORDER]}}
+    amend = {"symbol": "BTCUSDT", "orderLinkId": "x", "price": "50000.0", "qty": "0.010"}
+    bases = {**BASES, "/v5/order/create-batch": {"category": "linear", "request": [ORDER]},
+             "/v5/order/amend": {"category": "linear", **amend},
+             "/v5/order/amend-batch": {"category": "linear", "request": [amend]},
+             "/v5/order/cancel-batch": {"category": "linear", "request": [{"symbol": "BTCUSDT", "orderId": "x"}]},
+             "/v5/order/cancel-all": {"category": "linear", "symbol": "BTCUSDT", "settleCoin": "USDT"}}
     assert set(bases) == {p for p, r in private.ROUTES.items() if r.method == "POST"}
     for path, base in bases.items():
         for field in [*base, *(ORDER if path.endswith("batch") else [])]:
