@@ -150,19 +150,50 @@ class CancelOrder(Event, frozen=True, kw_only=True, tag="order.cancel"):
     intent_id: str
 
 
+class AmendOrder(Event, frozen=True, kw_only=True, tag="order.amend"):
+    """A wish to change the order placed for `intent_id` in place (Bybit /v5/order/amend): `qty` is
+    the new total quantity (filled part included, as Bybit counts it), `price` the new limit price;
+    None leaves that one as it is. The order keeps its orderLinkId, so it stays `intent_id`'s."""
+
+    account: str
+    strategy: str
+    symbol: str
+    intent_id: str
+    qty: Decimal | None = None
+    price: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if self.qty is None and self.price is None:
+            raise ValueError(f"Expected a new qty or price in amend {self.id}, found neither")
+        for name, value in (("qty", self.qty), ("price", self.price)):
+            if value is not None and not (value.is_finite() and value > 0):
+                raise ValueError(f"Expected a positive {name} in amend {self.id}, found {value}")
+
+
+class CancelAllOrders(Event, frozen=True, kw_only=True, tag="order.cancel_all"):
+    """A wish to cancel every open order of `account` on `symbol` in one venue request
+    (Bybit /v5/order/cancel-all), whoever placed them."""
+
+    account: str
+    strategy: str
+    symbol: str
+
+
 # ---------------------------------------------------------------- risk → orders.decisions
+
+AnyIntent = SubmitOrder | CancelOrder | AmendOrder | CancelAllOrders
 
 
 class IntentApproved(Event, frozen=True, kw_only=True, tag="risk.approved"):
     """Risk let an intent through; carries the intent so execution needs no other topic."""
 
-    intent: SubmitOrder | CancelOrder
+    intent: AnyIntent
 
 
 class IntentRejected(Event, frozen=True, kw_only=True, tag="risk.rejected"):
     """Risk refused an intent; `rule` names the check (e.g. "max_notional") for SQL and alerts."""
 
-    intent: SubmitOrder | CancelOrder
+    intent: AnyIntent
     rule: str
     detail: str
 
@@ -243,6 +274,22 @@ class OrderCancelled(OrderEvent, frozen=True, kw_only=True, tag="order.cancelled
     cum_qty: Decimal = Decimal(0)
 
 
+class OrderAmended(OrderEvent, frozen=True, kw_only=True, tag="order.amended"):
+    """The venue accepted an amend of the order: its new total `qty` and/or limit `price` (None:
+    that one unchanged). Fills after it are at the new terms; the id derives from the amend intent."""
+
+    qty: Decimal | None = None
+    price: Decimal | None = None
+
+
+class OrderAmendRejected(OrderEvent, frozen=True, kw_only=True, tag="order.amend_rejected"):
+    """The venue refused an amend (`ret_code` is Bybit's retCode, e.g. 110001 when the order had
+    already filled or been cancelled); the order itself goes on, or has ended, as before."""
+
+    ret_code: int
+    reason: str
+
+
 # ---------------------------------------------------------------- accounting → accounting.positions
 
 
@@ -321,9 +368,10 @@ class TallyUpdated(Event, frozen=True, kw_only=True, tag="demo.tally"):
 
 
 MarketEvent = TradeReceived | BookSnapshotReceived | BookDeltaReceived | TickerUpdated
-IntentEvent = SubmitOrder | CancelOrder
+IntentEvent = AnyIntent
 DecisionEvent = IntentApproved | IntentRejected
-ExecutionEvent = OrderAcknowledged | OrderRejected | OrderPartiallyFilled | OrderFilled | OrderCancelled
+ExecutionEvent = (OrderAcknowledged | OrderRejected | OrderPartiallyFilled | OrderFilled | OrderCancelled
+                  | OrderAmended | OrderAmendRejected)
 ControlEvent = TradingHalted | TradingResumed
 
 AnyEvent = (
@@ -333,6 +381,8 @@ AnyEvent = (
     | TickerUpdated
     | SubmitOrder
     | CancelOrder
+    | AmendOrder
+    | CancelAllOrders
     | IntentApproved
     | IntentRejected
     | OrderAcknowledged
@@ -340,6 +390,8 @@ AnyEvent = (
     | OrderPartiallyFilled
     | OrderFilled
     | OrderCancelled
+    | OrderAmended
+    | OrderAmendRejected
     | PositionUpdated
     | AccountUpdated
     | TradingHalted

@@ -172,6 +172,8 @@ def _top(which: str, i: int) -> Callable[[Any], Any]:
 
 
 BOOK = (ev.BookSnapshotReceived, ev.BookDeltaReceived)
+INTENTS: tuple[type[ev.Event], ...] = ev.IntentEvent.__args__  # type: ignore[attr-defined]
+ORDER_EVENTS: tuple[type[ev.Event], ...] = ev.ExecutionEvent.__args__  # type: ignore[attr-defined]
 MARKET_POSITION = ("symbol", "ts_event", "ts_ingest", "venue", "category")
 _book_common = {c.name: c for c in event_columns(BOOK, (*MARKET_POSITION, "depth", "update_id", "id"), tagged=False)}
 
@@ -203,15 +205,13 @@ TABLE_DEFS: tuple[TableDef, ...] = (
         *MARKET_POSITION, "last_price", "mark_price", "index_price", "bid1_price", "bid1_size", "ask1_price",
         "ask1_size", "volume_24h", "turnover_24h", "funding_rate", "open_interest", "id"), tagged=False)),
         "(symbol, ts_event)", "001_market.sql"),
-    TableDef("intents", ORDERS_INTENTS, (ev.SubmitOrder, ev.CancelOrder),
-             tuple(event_columns((ev.SubmitOrder, ev.CancelOrder))), "(symbol, ts_event)", "002_orders.sql"),
+    TableDef("intents", ORDERS_INTENTS, INTENTS, tuple(event_columns(INTENTS)), "(symbol, ts_event)",
+             "002_orders.sql"),
     TableDef("decisions", ORDERS_DECISIONS, (ev.IntentApproved, ev.IntentRejected),
              tuple(event_columns((ev.IntentApproved, ev.IntentRejected))), "(intent_symbol, ts_event)",
              "002_orders.sql"),
-    TableDef("order_events", ORDERS_EVENTS, (ev.OrderAcknowledged, ev.OrderRejected, ev.OrderPartiallyFilled,
-                                             ev.OrderFilled, ev.OrderCancelled),
-             tuple(event_columns((ev.OrderAcknowledged, ev.OrderRejected, ev.OrderPartiallyFilled, ev.OrderFilled,
-                                  ev.OrderCancelled))), "(symbol, ts_event)", "002_orders.sql"),
+    TableDef("order_events", ORDERS_EVENTS, ORDER_EVENTS, tuple(event_columns(ORDER_EVENTS)), "(symbol, ts_event)",
+             "002_orders.sql"),
     TableDef("positions", ACCOUNTING_POSITIONS, (ev.PositionUpdated, ev.AccountUpdated),
              tuple(event_columns((ev.PositionUpdated, ev.AccountUpdated))), "(account, ts_event)",
              "003_accounts.sql"),
