@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--scale", action="append", default=[], metavar="NAME=N",
                     help="run N instances of a service: strategy (by partition), execution (standbys), "
                          "ingest (by symbol set); repeatable")
+    up.add_argument("--venue", default="sim", choices=["sim", "bybit-testnet", "bybit"],
+                    help="where to trade: the bundled simulator (default), Bybit's testnet or Bybit itself "
+                         "(needs EXECUTION_API_KEY and EXECUTION_API_SECRET; docs/REAL-VENUE.md)")
     up.add_argument("--new-session", action="store_true",
                     help="start a fresh session (new topics, a fresh simulator account) instead of continuing")
 
@@ -186,17 +189,23 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         from services.cli import session
         from services.cli.infra import LocalStack
         from services.supervisor.main import up
+        from services.supervisor.stack import StackConfig
 
         configure_logging("up", level="WARNING")
         symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
         home = LocalStack.from_env().home
         # A run continues the current session (its topics, snapshots and the simulator's saved
         # venue), so positions and PnL carry on; --new-session starts fresh.
-        prefix, continued = session.for_up(home, args.topic_prefix, args.new_session)
-        session.remember(home, prefix)
-        print(f"hean up: {'continuing' if continued else 'new'} session {prefix!r}"
+        prefix, continued = session.for_up(home, args.topic_prefix, args.new_session, args.venue)
+        try:  # refuse a bad venue setting before the session is made current
+            StackConfig(home=home, prefix=prefix, symbols=symbols, scale=_scale(args.scale), venue=args.venue)
+        except ValueError as exc:
+            print(f"hean up: {exc}", file=sys.stderr)
+            return 2
+        session.remember(home, prefix, args.venue)
+        print(f"hean up: {'continuing' if continued else 'new'} session {prefix!r} on {args.venue}"
               + (" (--new-session starts a fresh one)" if continued else ""), flush=True)
-        return up(args.duration, prefix, symbols, not args.no_recorder, home, _scale(args.scale))
+        return up(args.duration, prefix, symbols, not args.no_recorder, home, _scale(args.scale), args.venue)
     if args.command == "demo":
         from services.cli.demo import run_demo
 

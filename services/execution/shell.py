@@ -44,8 +44,9 @@ from services.execution.metrics import ExecutionMetrics
 from services.execution.reports import RETRIABLE, Reports
 from services.runtime.bus import await_delivery, dead_letter, make_consumer, make_producer, send_keyed
 from services.runtime.codec import decode, encode
-from services.runtime.errors import DecodeError, NotAccepted, TransientError
+from services.runtime.errors import ConfigError, DecodeError, NotAccepted, TransientError
 from services.runtime.settings import RuntimeSettings, Secret
+from services.venues.bybit.endpoints import credential_problem, is_real_bybit
 
 log = logging.getLogger(__name__)
 ORDER_NOT_FOUND = 110001
@@ -77,6 +78,16 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     ws_ping_interval: float = 20.0
     ws_pong_timeout: float = 10.0
     ws_stale_after: float = 45.0
+
+    def __post_init__(self) -> None:
+        real = [u for u in (self.rest_url, self.ws_url) if is_real_bybit(u)]
+        if not real:
+            return  # the simulator (or a venue on loopback) takes its own test keys
+        for name, value in (("EXECUTION_API_KEY", self.api_key), ("EXECUTION_API_SECRET", self.api_secret.reveal())):
+            problem = credential_problem(name, value)
+            if problem is not None:
+                raise ConfigError(f"refusing to trade on {real[0]}: {problem}; create an API key on the venue "
+                                  "(testnet: testnet.bybit.com) and set EXECUTION_API_KEY and EXECUTION_API_SECRET")
 
 
 class Execution:

@@ -1,5 +1,8 @@
 """The local stack's plan (which processes, in which order, with which settings) and its run loop.
 
+`venue` picks the exchange: the bundled simulator (default), or Bybit's testnet or live venue, where
+no simulator runs, ingest and execution take the venue's URLs, and the keys must be real
+(EXECUTION_API_KEY / EXECUTION_API_SECRET from the environment, never written to the plan's files).
 Ports are picked free at start (simulator, every /metrics) and handed to the children by env, so
 `hean up` never collides with a stray process; the metrics targets are written for a local
 Prometheus (`infra/prometheus/local.yml` reads them through file_sd).
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
@@ -23,6 +27,7 @@ import orjson
 from services.runtime.bus import ensure_topics
 from services.supervisor.observe import LogView, Samples, scrape
 from services.supervisor.process import Child
+from services.venues.bybit.endpoints import VENUES, credential_problem
 
 # Start order: the venue, then the services that consume what others produce, ingest last (the
 # source), so nothing misses its first events. Stopped in reverse.
@@ -55,8 +60,18 @@ class StackConfig:
     recorder_store: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     scale: dict[str, int] = field(default_factory=dict)  # service → instances (default 1 each)
+    venue: str = "sim"  # sim (the bundled simulator) or a real venue of VENUES
 
     def __post_init__(self) -> None:
+        if self.venue != "sim" and self.venue not in VENUES:
+            raise ValueError(f"--venue {self.venue!r}: known venues are sim, {', '.join(VENUES)}")
+        if self.venue != "sim":
+            env = {**os.environ, **self.extra_env}
+            for name in ("EXECUTION_API_KEY", "EXECUTION_API_SECRET"):
+                problem = credential_problem(name, env.get(name, ""))
+                if problem is not None:
+                    raise ValueError(f"--venue {self.venue}: {problem}; export the venue's API key and secret as "
+                                     "EXECUTION_API_KEY and EXECUTION_API_SECRET (docs/REAL-VENUE.md)")
         for name, count in self.scale.items():
             if name not in ORDER:
                 raise ValueError(f"--scale {name}: no such service; known: {', '.join(ORDER)}")
@@ -91,6 +106,7 @@ def plan(config: StackConfig) -> dict[str, Service]:
     symbols = ",".join(config.symbols)
     common = {"HEAN_KAFKA_BOOTSTRAP": config.bootstrap, "HEAN_REDIS_URL": config.redis_url,
               "HEAN_TOPIC_PREFIX": config.prefix, "HEAN_HOME": str(config.home), "HEAN_LOG_LEVEL": "INFO"}
+    real = VENUES.get(config.venue)
     own = {
         "exchange-sim": {"EXCHANGE_SIM_PORT": str(ws_port), "EXCHANGE_SIM_REST_PORT": str(rest_port),
                          "EXCHANGE_SIM_SYMBOLS": symbols, "EXCHANGE_SIM_RATE": str(config.market_rate),
@@ -101,9 +117,12 @@ def plan(config: StackConfig) -> dict[str, Service]:
         "risk": {"RISK_RATE_PER_SECOND": "8"},  # under the venue's 10 orders/s, so no order waits on 10006
         "recorder": {"RECORDER_STORE": config.recorder_store} if config.recorder_store else {},
     }
+    if real is not None:  # a real venue: no simulator, its URLs; the keys come from the user's environment
+        own["ingest"]["INGEST_URL"] = real.public_ws
+        own["execution"] = {"EXECUTION_REST_URL": real.rest, "EXECUTION_WS_URL": real.private_ws}
     services: dict[str, Service] = {}
     for name in ORDER:
-        if name == "recorder" and not config.recorder:
+        if (name == "recorder" and not config.recorder) or (name == "exchange-sim" and real is not None):
             continue
         count = config.scale.get(name, 1)
         for i in range(count):
