@@ -1,12 +1,9 @@
 """The accounting core: a fold of fills and marks into positions and PnL. No I/O, exact Decimal.
 
-Average-cost accounting per (account, symbol), one-way positions:
-  - a fill in the position's direction adds to `entry_value` (= |qty| * average entry price);
-  - a fill against it closes min(|position|, |fill|) at the fill price; the closed part of
-    `entry_value` is taken pro rata, and realized PnL = exit value - entry value (sign by side);
-  - a fill larger than the position flips it: the rest opens at the fill price.
-Unrealized PnL = (mark * |qty| - entry_value) * direction; equity = starting balance + realized +
-unrealized - fees. State holds only what the log determines (fills in order per symbol, the last
+Positions per (account, symbol) are the domain's one fill → position fold
+(services/domain/position.py: average cost, one-way, realized PnL, fees, funding), the same fold
+risk, the strategies, the simulator and the backtester use. Equity = starting balance + realized +
+unrealized - fees - funding. State holds only what the log determines (fills in order per symbol, the last
 mark), so a replay from the beginning ends in the same state as the live service.
 """
 
@@ -25,29 +22,15 @@ from schemas.events import (
     OrderPartiallyFilled,
     PositionUpdated,
     TickerUpdated,
-    derive_id,
 )
 from schemas.topics import ACCOUNTING_POSITIONS
+from services.domain.ids import account_update_id, position_update_id
+from services.domain.position import FLAT, FillRefused, Position
+from services.domain.position import apply_fill as fold_fill
 from services.runtime.errors import InvariantViolation
 from services.runtime.service import Emit, join_disjoint
 
 ZERO = Decimal(0)
-
-
-class Position(msgspec.Struct, frozen=True):
-    qty: Decimal = ZERO  # signed: > 0 long, < 0 short
-    entry_value: Decimal = ZERO
-    realized: Decimal = ZERO
-    fees: Decimal = ZERO
-
-    @property
-    def avg_entry(self) -> Decimal:
-        return self.entry_value / abs(self.qty) if self.qty else ZERO
-
-    def unrealized(self, mark: Decimal | None) -> Decimal:
-        if not self.qty or mark is None:
-            return ZERO
-        return (mark * abs(self.qty) - self.entry_value) * (1 if self.qty > 0 else -1)
 
 
 class AccountingState(msgspec.Struct, frozen=True):
@@ -62,32 +45,15 @@ def initial_state() -> AccountingState:
 
 
 def apply_fill(position: Position, side: str, qty: Decimal, price: Decimal, fee: Decimal) -> Position:
-    """The position after one fill (see the module docstring for the rules)."""
-    if qty <= ZERO or price <= ZERO:  # Decimal against Decimal: comparing with int 0 costs a conversion
-        raise InvariantViolation(f"a fill needs a positive qty and price, got qty={qty} price={price}")
-    buy = side == "Buy"
-    signed = qty if buy else -qty
-    value = qty * price
-    fees = position.fees + fee
-    held = position.qty
-    if not held or (held > ZERO) == buy:
-        return Position(held + signed, position.entry_value + value, position.realized, fees)
-    size = abs(position.qty)
-    closing = min(size, qty)
-    entry_part = position.entry_value * closing / size
-    exit_part = value * closing / qty
-    pnl = exit_part - entry_part if position.qty > 0 else entry_part - exit_part
-    new_qty = position.qty + signed
-    if new_qty == 0:
-        entry_value = ZERO
-    elif qty > closing:
-        entry_value = value * (qty - closing) / qty
-    else:
-        entry_value = position.entry_value - entry_part
-    return Position(new_qty, entry_value, position.realized + pnl, fees)
+    """The domain fold, with a refused fill as the broken invariant it is here (the codec already
+    refuses such fills at decoding, so one reaching the core means the state cannot be trusted)."""
+    try:
+        return fold_fill(position, side, qty, price, fee)
+    except FillRefused as exc:
+        raise InvariantViolation(str(exc)) from None
 
 
-_FLAT = Position()
+_FLAT = FLAT
 _FILL_TYPES = frozenset({OrderPartiallyFilled, OrderFilled})
 
 
@@ -105,7 +71,10 @@ def fold(state: AccountingState, event: Event) -> AccountingState:
             account = {}
         symbol = fill.symbol
         updated = dict(account)
-        updated[symbol] = apply_fill(account.get(symbol, _FLAT), fill.side, fill.fill_qty, fill.fill_price, fill.fee)
+        try:  # the domain fold called directly: one call less per fill on the replay path
+            updated[symbol] = fold_fill(account.get(symbol, _FLAT), fill.side, fill.fill_qty, fill.fill_price, fill.fee)
+        except FillRefused as exc:
+            raise InvariantViolation(str(exc)) from None
         new_positions = dict(positions)
         new_positions[fill.account] = updated
         return AccountingState(positions=new_positions, marks=state.marks)
@@ -174,11 +143,11 @@ def _updates(state: AccountingState, cause: Event, account: str, symbol: str,
     totals = account_totals(state, account, starting_balance)
     return [
         Emit(ACCOUNTING_POSITIONS, account, PositionUpdated(
-            id=derive_id("accounting", cause.id, account, symbol), **common, account=account, symbol=symbol,
+            id=position_update_id(cause.id, account, symbol), **common, account=account, symbol=symbol,
             qty=position.qty, avg_entry_price=position.avg_entry, mark_price=mark or ZERO,
             realized_pnl=position.realized, unrealized_pnl=position.unrealized(mark), fees=position.fees)),
         Emit(ACCOUNTING_POSITIONS, account, AccountUpdated(
-            id=derive_id("accounting", cause.id, account), **common, account=account, **totals)),
+            id=account_update_id(cause.id, account), **common, account=account, **totals)),
     ]
 
 
@@ -188,8 +157,9 @@ def account_totals(state: AccountingState, account: str, starting_balance: Decim
     realized = sum((p.realized for p in positions.values()), ZERO)
     unrealized = sum((p.unrealized(state.marks.get(s)) for s, p in positions.items()), ZERO)
     fees = sum((p.fees for p in positions.values()), ZERO)
+    funding = sum((p.funding for p in positions.values()), ZERO)
     exposure = sum((abs(p.qty) * (state.marks.get(s) or p.avg_entry) for s, p in positions.items()), ZERO)
-    return {"equity": starting_balance + realized + unrealized - fees, "realized_pnl": realized,
+    return {"equity": starting_balance + realized + unrealized - fees - funding, "realized_pnl": realized,
             "unrealized_pnl": unrealized, "fees": fees, "gross_exposure": exposure}
 
 

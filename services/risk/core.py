@@ -12,7 +12,10 @@ Checks, in order; the first that fails names the rule in IntentRejected.rule:
   max_gross_exposure   sum of |expected position| * mid over the account's symbols, with this order
   max_open_orders the account's working orders
   order_rate      more than `rate_per_second` approvals in the last second of event time
-Cancels always pass: they only reduce risk. The kill switch trips when the account's equity falls
+Cancels and cancel-alls always pass: they only reduce risk. An amend's new terms go through the
+same rules as a new order for the whole new quantity (its filled part counted once, in the
+position); it needs a working order to amend (unknown_order), and a halted account only lets an
+amend through that lowers the quantity and keeps the price. The kill switch trips when the account's equity falls
 `daily_loss_limit` below its first equity of the UTC day, or `max_drawdown` below its highest
 equity seen (AccountUpdated from accounting); an operator halts and resumes with control events,
 and only an operator resumes a halt a limit tripped.
@@ -20,8 +23,9 @@ and only an operator resumes a halt a limit tripped.
 Decisions are facts. Risk reads several topics whose interleaving Kafka does not fix, so a replay
 must not depend on re-deciding. The state that limits use is folded from risk's *own outputs*
 read back (orders.decisions, control) and from order events, books and equity, each in a way
-that does not depend on the order of topics: positions are sums of fills; a terminal order event
-that arrives before its approval is remembered so the approval does not reopen it; the order rate
+that does not depend on the order of topics: positions fold fills (the domain's fold), and a
+symbol's fills are in one partition, in order; a terminal order event that arrives before its
+approval is remembered so the approval does not reopen it; the order rate
 is a sliding window of approval times pruned against the latest one; halts come only from the
 single-partition control topic. What risk decided but has not read back yet lives in `pending`
 (and `halt_sent`), used by live checks and cleared by the recorded decision, so a replay that
@@ -32,18 +36,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from schemas.events import (
     AccountUpdated,
+    AmendOrder,
+    AnyIntent,
     BookDeltaReceived,
     BookSnapshotReceived,
+    CancelAllOrders,
     CancelOrder,
     Event,
     IntentApproved,
     IntentRejected,
+    OrderAmendRejected,
     OrderCancelled,
     OrderFilled,
     OrderPartiallyFilled,
@@ -54,6 +62,7 @@ from schemas.events import (
     derive_id,
 )
 from schemas.topics import CONTROL, ORDERS_DECISIONS
+from services.domain.position import FLAT, Position, apply_fill, signed_qty
 from services.runtime.service import Emit, join_disjoint
 
 ZERO = Decimal(0)
@@ -89,6 +98,13 @@ class RiskParams(RiskLimits, frozen=True, kw_only=True):
 class Working(msgspec.Struct, frozen=True):
     symbol: str
     qty: Decimal  # signed, still expected to fill
+    price: Decimal | None = None  # the limit price (None: a market order)
+    total: Decimal = ZERO  # the order's whole quantity, filled part included (what an amend's qty replaces)
+    prior: tuple[Decimal, Decimal | None, Decimal] | None = None  # (qty, price, total) before the last amend
+
+    def whole(self) -> Decimal:
+        """The order's quantity, filled part included (orders folded before `total` existed: qty)."""
+        return self.total or abs(self.qty)
 
 
 class Pending(msgspec.Struct, frozen=True):
@@ -100,7 +116,7 @@ class Pending(msgspec.Struct, frozen=True):
 
 
 class AccountRisk(msgspec.Struct, frozen=True):
-    positions: dict[str, Decimal] = {}
+    positions: dict[str, Position] = {}  # the domain fold of the account's fills, per symbol
     working: dict[str, Working] = {}
     closed: tuple[str, ...] = ()  # terminal before their approval was read back
     recent: tuple[int, ...] = ()  # approval times (ns) of the last second, ascending
@@ -125,7 +141,7 @@ def initial_state() -> RiskState:
 
 
 def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState, list[Emit]]:
-    if isinstance(event, SubmitOrder | CancelOrder):
+    if isinstance(event, AnyIntent):
         return _decide(state, event, params)
     if isinstance(event, IntentApproved | IntentRejected):
         return _read_back(state, event), []
@@ -138,6 +154,8 @@ def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState,
         return RiskState(state.accounts, {**state.mids, event.symbol: mid}), []
     if isinstance(event, OrderPartiallyFilled | OrderFilled | OrderCancelled | OrderRejected):
         return _replace(state, event.account, _apply_order_event(_account(state, event.account), event)), []
+    if isinstance(event, OrderAmendRejected):
+        return _replace(state, event.account, _amend_refused(_account(state, event.account), event)), []
     if isinstance(event, AccountUpdated):
         return _on_equity(state, event, params)
     if isinstance(event, TradingHalted):
@@ -150,6 +168,7 @@ def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState,
 
 
 OWN_STRATEGY = "risk"  # the strategy name on risk's own orders (a halt's cancels and flattening)
+OPERATOR_STRATEGY = "operator"  # manual orders (`hean order`): reserved for the CLI, checked like any other
 
 
 def _halt(state: RiskState, halt: TradingHalted) -> tuple[RiskState, list[Emit]]:
@@ -168,7 +187,7 @@ def _halt(state: RiskState, halt: TradingHalted) -> tuple[RiskState, list[Emit]]
         intents += [SubmitOrder(id=derive_id("halt-flatten", halt.id, symbol), symbol=symbol,
                                 side="Sell" if qty > 0 else "Buy", order_type="Market", qty=abs(qty),
                                 time_in_force="IOC", reduce_only=True, **common)
-                    for symbol, qty in sorted(account.positions.items()) if qty]
+                    for symbol, qty in sorted(_quantities(account).items()) if qty]
     # The state records only the halt: which orders were working when it was folded depends on how
     # the topics interleaved, and a replay reads them in another order. What the halt did is in the
     # log (these decisions), and reading them back is what the state folds (_read_back).
@@ -208,15 +227,18 @@ def _read_back(state: RiskState, decision: IntentApproved | IntentRejected) -> R
     else:
         account = msgspec.structs.replace(account, early=(*account.early, intent.id))
     pending = account.pending
-    if isinstance(decision, IntentRejected) or isinstance(intent, CancelOrder):
+    if isinstance(decision, IntentRejected) or isinstance(intent, CancelOrder | CancelAllOrders):
         return _replace(state, intent.account, account)
     recent = _prune((*account.recent, intent.ts_event))
+    if isinstance(intent, AmendOrder):
+        return _replace(state, intent.account, msgspec.structs.replace(
+            _amended(account, intent), recent=recent, pending=pending))
     if intent.id in account.closed:
         closed = tuple(c for c in account.closed if c != intent.id)
         account = msgspec.structs.replace(account, closed=closed, recent=recent, pending=pending)
     else:
         signed = intent.qty if intent.side == "Buy" else -intent.qty
-        working = {**account.working, intent.id: Working(intent.symbol, signed)}
+        working = {**account.working, intent.id: Working(intent.symbol, signed, intent.price, intent.qty)}
         account = msgspec.structs.replace(account, working=working, recent=recent, pending=pending)
     return _replace(state, intent.account, account)
 
@@ -235,7 +257,7 @@ def _replace(state: RiskState, name: str, account: AccountRisk) -> RiskState:
     return RiskState({**state.accounts, name: account}, state.mids)
 
 
-def _decide(state: RiskState, intent: SubmitOrder | CancelOrder, p: RiskParams) -> tuple[RiskState, list[Emit]]:
+def _decide(state: RiskState, intent: AnyIntent, p: RiskParams) -> tuple[RiskState, list[Emit]]:
     """Decide one intent; the decision stays pending until it is read back from orders.decisions."""
     account = _account(state, intent.account)
     if intent.id in account.early:
@@ -247,14 +269,17 @@ def _decide(state: RiskState, intent: SubmitOrder | CancelOrder, p: RiskParams) 
     reserved: Working | None = None
     if intent.strategy == OWN_STRATEGY:  # the name marks risk's own orders; a strategy may not take it
         rule, detail = "reserved_strategy", f"strategy name {OWN_STRATEGY!r} is risk's own"
+    elif isinstance(intent, AmendOrder):
+        rule, detail = _check_amend(state, account, intent, p)
     else:
-        rule, detail = ("", "") if isinstance(intent, CancelOrder) else _check(state, account, intent, p)
+        rule, detail = ("", "") if isinstance(intent, CancelOrder | CancelAllOrders) else _check(state, account, intent, p)
     if rule:
         decision: Event = IntentRejected(rule=rule, detail=detail, **common)
     else:
         decision = IntentApproved(**common)
         if isinstance(intent, SubmitOrder):
-            reserved = Working(intent.symbol, intent.qty if intent.side == "Buy" else -intent.qty)
+            reserved = Working(intent.symbol, intent.qty if intent.side == "Buy" else -intent.qty, intent.price,
+                               intent.qty)
     pending = {**account.pending, intent.id: Pending(reserved, intent.ts_event)}
     account = msgspec.structs.replace(account, pending=pending)
     return _replace(state, intent.account, account), [Emit(ORDERS_DECISIONS, intent.symbol, decision)]
@@ -304,8 +329,72 @@ def _check(state: RiskState, account: AccountRisk, o: SubmitOrder, p: RiskParams
     return "", ""
 
 
+def _quantities(account: AccountRisk) -> dict[str, Decimal]:
+    """The signed quantity held per symbol."""
+    return {symbol: position.qty for symbol, position in account.positions.items()}
+
+
+def _order_of(account: AccountRisk, intent_id: str) -> Working | None:
+    """The working order placed for `intent_id`: read back, or approved and still pending."""
+    pending = account.pending.get(intent_id)
+    return account.working.get(intent_id) or (pending.working if pending is not None else None)
+
+
+def _check_amend(state: RiskState, account: AccountRisk, amend: AmendOrder, p: RiskParams) -> tuple[str, str]:
+    """An amend as the order it leaves: the rules of a new order for the new whole quantity at the
+    new price, against the account without the old terms of this order. The filled part is already
+    in the position, so it is offset once (a working entry of the opposite sign) rather than
+    counted twice."""
+    order = _order_of(account, amend.intent_id)
+    if order is None or order.symbol != amend.symbol:
+        return "unknown_order", f"no working order of intent {amend.intent_id} on {amend.symbol} to amend"
+    whole = amend.qty if amend.qty is not None else order.whole()
+    filled = order.whole() - abs(order.qty)
+    if whole <= filled:
+        return "amend_below_filled", f"qty {whole} is not above the filled {filled}"
+    if (account.halted or account.halt_sent) and not (whole < order.whole() and amend.price is None):
+        return "halted", f"account halted: {account.halt_reason or 'daily loss limit'}; only a smaller qty amends"
+    side: Literal["Buy", "Sell"] = "Buy" if order.qty > 0 else "Sell"
+    working = {k: v for k, v in account.working.items() if k != amend.intent_id}
+    if filled:
+        working[f"{amend.intent_id}:filled"] = Working(order.symbol, -filled if side == "Buy" else filled)
+    pending = {k: v for k, v in account.pending.items() if k != amend.intent_id}
+    without = msgspec.structs.replace(account, working=working, pending=pending, halted=False, halt_sent=False)
+    price = amend.price if amend.price is not None else order.price
+    terms = SubmitOrder(id=amend.id, ts_event=amend.ts_event, ts_ingest=amend.ts_ingest, account=amend.account,
+                        strategy=amend.strategy, symbol=amend.symbol, side=side,
+                        order_type="Limit" if price is not None else "Market", qty=whole, price=price)
+    return _check(state, without, terms, p)
+
+
+def _amended(account: AccountRisk, amend: AmendOrder) -> AccountRisk:
+    """Fold an approved amend read back: the order's new terms count from here (a venue refusal,
+    OrderAmendRejected, puts the old ones back). An order already closed stays closed."""
+    order = account.working.get(amend.intent_id)
+    if order is None:
+        return account
+    whole = amend.qty if amend.qty is not None else order.whole()
+    left = whole - (order.whole() - abs(order.qty))
+    new = Working(order.symbol, left if order.qty > 0 else -left,
+                  amend.price if amend.price is not None else order.price, whole,
+                  prior=(order.qty, order.price, order.whole()))
+    return msgspec.structs.replace(account, working={**account.working, amend.intent_id: new})
+
+
+def _amend_refused(account: AccountRisk, refused: OrderAmendRejected) -> AccountRisk:
+    """The venue refused an amend: the order's terms before it count again (less what filled since)."""
+    order = account.working.get(refused.intent_id)
+    if order is None or order.prior is None:
+        return account
+    qty, price, whole = order.prior
+    filled_since = (order.whole() - abs(order.qty)) - (whole - abs(qty))
+    left = abs(qty) - filled_since
+    restored = Working(order.symbol, left if qty > 0 else -left, price, whole)
+    return msgspec.structs.replace(account, working={**account.working, refused.intent_id: restored})
+
+
 def _expected(account: AccountRisk) -> dict[str, Decimal]:
-    expected = dict(account.positions)
+    expected = _quantities(account)
     in_flight = (p.working for p in account.pending.values() if p.working is not None)
     for working in (*account.working.values(), *in_flight):
         expected[working.symbol] = expected.get(working.symbol, ZERO) + working.qty
@@ -318,10 +407,13 @@ def _apply_order_event(account: AccountRisk, event: Event) -> AccountRisk:
     terminal = not isinstance(event, OrderPartiallyFilled)
     known = intent_id in working
     if isinstance(event, OrderPartiallyFilled | OrderFilled):
-        signed = event.fill_qty if event.side == "Buy" else -event.fill_qty
-        positions = {**positions, event.symbol: positions.get(event.symbol, ZERO) + signed}
+        signed = signed_qty(event.side, event.fill_qty)
+        held = positions.get(event.symbol, FLAT)
+        moved = apply_fill(held, event.side, event.fill_qty, event.fill_price, event.fee)
+        positions = {**positions, event.symbol: moved}
         if known and not terminal:
-            working = {**working, intent_id: Working(event.symbol, working[intent_id].qty - signed)}
+            working = {**working, intent_id: msgspec.structs.replace(working[intent_id],
+                                                                     qty=working[intent_id].qty - signed)}
     if terminal:
         if known:
             working = {k: v for k, v in working.items() if k != intent_id}
@@ -350,5 +442,5 @@ def _on_equity(state: RiskState, update: AccountUpdated, p: RiskParams) -> tuple
 
 def summarize(state: RiskState) -> dict[str, Any]:
     return {name: {"halted": a.halted, "reason": a.halt_reason,
-                   "positions": {s: str(q) for s, q in a.positions.items()},
+                   "positions": {s: str(p.qty) for s, p in a.positions.items()},
                    "working": len(a.working), "equity": str(a.equity)} for name, a in sorted(state.accounts.items())}

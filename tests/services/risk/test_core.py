@@ -101,7 +101,7 @@ def test_position_open_orders_fills_and_rate(ready: RiskState) -> None:
                          order_link_id="l", exec_id="x", side="Buy", fill_qty=D("0.6"), fill_price=D("50000"),
                          fee=D("0"), is_maker=True, cum_qty=D("0.6"))
     state, _ = step(state, filled, PARAMS)
-    assert state.accounts["acc"].positions["BTCUSDT"] == D("0.6") and "i1" not in state.accounts["acc"].working
+    assert state.accounts["acc"].positions["BTCUSDT"].qty == D("0.6") and "i1" not in state.accounts["acc"].working
     state, outcome = decide(state, submit(6, qty="0.1", ts=0))
     assert outcome == "order_rate"  # 3 approvals in the last second already
     state, outcome = decide(state, submit(7, qty="0.1", ts=S // 2))

@@ -15,6 +15,7 @@ from schemas.events import (
     SubmitOrder,
     TradeReceived,
 )
+from services.domain.position import Position
 from services.strategy import core, ema, maker
 from services.strategy.orders import OwnOrders
 
@@ -105,7 +106,7 @@ def test_maker_requotes_by_cancel_then_submit_and_forgets_filled_quotes() -> Non
 
 
 def test_maker_stops_quoting_the_side_that_would_pass_max_position() -> None:
-    full = maker.MakerState(orders=OwnOrders(position=D("0.05")))
+    full = maker.MakerState(orders=OwnOrders(held=Position(qty=D("0.05"))))
     _, intents = maker.on_book(full, book(1, "100.0", "1", "100.2", "1"), MAKER)
     assert [i.side for i in intents] == ["Sell"]
 
