@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from services.domain.position import Position as DomainPosition
+from services.domain.position import apply_fill
 from services.exchange_sim import views
 from services.exchange_sim.market import Fill, Instrument, SymbolMarket
 from services.exchange_sim.views import text as _text
@@ -418,28 +420,20 @@ class MatchingEngine:
         self.reports.append((account.api_key, "wallet", self.wallet_view(account)))
 
     def _apply_position(self, account: Account, symbol: str, signed_qty: int, value: Decimal) -> Decimal:
-        """Update the one-way position; returns the PnL closed by this fill (exact)."""
+        """Update the one-way position by the domain's fill fold; returns the PnL this fill closed.
+
+        The engine counts in lot steps: the fold runs on lots and the price of one lot (value /
+        lots, exact since value = lots * price * step), so its digits are the venue's own."""
         position = account.positions.setdefault(symbol, Position())
         position.seq += 1
         position.created_ms = position.created_ms or self._now_ms
         position.updated_ms = self._now_ms
-        size = position.size
-        if size == 0 or (size > 0) == (signed_qty > 0):
-            position.size += signed_qty
-            position.entry_value += value
-            return Decimal(0)
-        closing = min(abs(size), abs(signed_qty))
-        entry_part = position.entry_value * closing / abs(size)
-        exit_part = value * closing / abs(signed_qty)
-        pnl = (exit_part - entry_part) if size > 0 else (entry_part - exit_part)
-        position.entry_value -= entry_part
-        position.size += signed_qty
-        if abs(signed_qty) > closing:  # flipped: the rest opens a new position at this fill's price
-            position.entry_value = value * (abs(signed_qty) - closing) / abs(signed_qty)
-        if position.size == 0:
-            position.entry_value = Decimal(0)
-        position.realized += pnl
-        return pnl
+        lots = Decimal(abs(signed_qty))
+        held = DomainPosition(Decimal(position.size), position.entry_value)  # realized from zero: this fill's PnL
+        moved = apply_fill(held, "Buy" if signed_qty > 0 else "Sell", lots, value / lots)
+        position.size, position.entry_value = int(moved.qty), moved.entry_value
+        position.realized += moved.realized
+        return moved.realized
 
     def _cancel(self, account: Account, order: SimOrder, now_ms: int, cancel_type: str,
                 reject_reason: str = "EC_NoError") -> None:
