@@ -271,8 +271,10 @@ def _decide(state: RiskState, intent: AnyIntent, p: RiskParams) -> tuple[RiskSta
         rule, detail = "reserved_strategy", f"strategy name {OWN_STRATEGY!r} is risk's own"
     elif isinstance(intent, AmendOrder):
         rule, detail = _check_amend(state, account, intent, p)
+    elif isinstance(intent, SubmitOrder):
+        rule, detail = _check(state, account, intent, p)
     else:
-        rule, detail = ("", "") if isinstance(intent, CancelOrder | CancelAllOrders) else _check(state, account, intent, p)
+        rule, detail = "", ""  # a cancel or cancel-all only reduces risk
     if rule:
         decision: Event = IntentRejected(rule=rule, detail=detail, **common)
     else:
