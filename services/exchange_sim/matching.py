@@ -381,9 +381,8 @@ class MatchingEngine:
 
     def _take(self, account: Account, order: SimOrder, market: SymbolMarket, now_ms: int) -> None:
         book = market.asks if order.side == "Buy" else market.bids
-        taken = matching_book.walk(book, order.side, order.price, order.leaves)
-        matching_book.remove(book, taken)
-        for level, take in taken:
+        for level, take in matching_book.walk(book, order.side, order.price, order.leaves):
+            matching_book.remove(book, [(level, take)])  # before the fill: its views see the book without it
             self._fill(account, order, take, level, maker=False, now_ms=now_ms)
         if not market.asks:
             market.asks[market.best_bid() + 1] = 1
