@@ -6,9 +6,10 @@ import asyncio
 import getpass
 import time
 
-from schemas.events import TradingHalted, TradingResumed, derive_id
+from schemas.events import TradingHalted, TradingResumed
 from schemas.topics import CONTROL
 from services.cli.topics import bootstrap
+from services.domain.ids import operator_control_id
 from services.runtime.bus import make_producer
 from services.runtime.codec import encode
 
@@ -16,7 +17,7 @@ from services.runtime.codec import encode
 def kill_switch(state: str, account: str, reason: str, prefix: str = "", flatten: bool = False) -> int:
     now = time.time_ns()
     actor = f"operator:{getpass.getuser()}"
-    common = {"id": derive_id("operator", account, state, now), "ts_event": now, "ts_ingest": now,
+    common = {"id": operator_control_id(account, state, now), "ts_event": now, "ts_ingest": now,
               "account": account, "reason": reason, "actor": actor}
     event = TradingHalted(**common, flatten=flatten) if state == "on" else TradingResumed(**common)
 

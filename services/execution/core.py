@@ -13,13 +13,13 @@ An `execution` message item, annotated (bybit-v5.md §2.2):
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
 from schemas.events import (
+    AmendOrder,
     Event,
     OrderAcknowledged,
     OrderCancelled,
@@ -27,8 +27,8 @@ from schemas.events import (
     OrderPartiallyFilled,
     OrderRejected,
     SubmitOrder,
-    derive_id,
 )
+from services.domain.ids import exec_ack_id, exec_cancel_id, exec_fill_id, exec_reject_id, intent_id_of, link_id_for
 from services.runtime.errors import DecodeError
 
 # Orders the venue cancels at placement, before they ever rest: Bybit reports them Cancelled with
@@ -36,17 +36,6 @@ from services.runtime.errors import DecodeError
 # cannot fill whole). They get no ack; their cancel carries the reason.
 NEVER_RESTED = ("EC_PostOnlyWillTakeLiquidity", "EC_CancelForNoFullFill")
 
-_LINK_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,34}$")
-
-
-def link_id_for(intent_id: str) -> str:
-    """The orderLinkId of an intent: deterministic, at most 36 characters."""
-    return f"h-{intent_id}" if _LINK_SAFE.match(intent_id) else f"h-{derive_id('link', intent_id)}"
-
-
-def intent_id_of(link_id: str) -> str:
-    """The intent id behind one of our orderLinkIds ("" for orders HEAN did not place)."""
-    return link_id[2:] if link_id.startswith("h-") else ""
 
 
 def create_request(intent: SubmitOrder) -> dict[str, Any]:
@@ -59,6 +48,17 @@ def create_request(intent: SubmitOrder) -> dict[str, Any]:
         body["price"] = str(intent.price)
     if intent.reduce_only:
         body["reduceOnly"] = True
+    return body
+
+
+def amend_request(intent: AmendOrder) -> dict[str, Any]:
+    """The POST /v5/order/amend body (also an amend-batch item, less `category`): the order by the
+    orderLinkId its intent got, and only the terms that change (Bybit: "do not pass it if not modify")."""
+    body: dict[str, Any] = {"category": "linear", "symbol": intent.symbol, "orderLinkId": link_id_for(intent.intent_id)}
+    if intent.qty is not None:
+        body["qty"] = str(intent.qty)
+    if intent.price is not None:
+        body["price"] = str(intent.price)
     return body
 
 
@@ -158,22 +158,22 @@ def _events(message: dict[str, Any], data: list[dict[str, Any]], account: str, n
                     "is_maker": bool(item.get("isMaker")),
                     "cum_qty": (_decimal(item, "orderQty") if item.get("orderQty") else fill_qty) - leaves}
             if leaves == 0:
-                events.append(OrderFilled(id=derive_id("exec-fill", item["execId"]), **common, **fill))
+                events.append(OrderFilled(id=exec_fill_id(item["execId"]), **common, **fill))
             else:
-                events.append(OrderPartiallyFilled(id=derive_id("exec-fill", item["execId"]), **common,
+                events.append(OrderPartiallyFilled(id=exec_fill_id(item["execId"]), **common,
                                                    leaves_qty=leaves, **fill))
         elif topic == "order":
             status = item.get("orderStatus")
             if status == "New":
                 events.append(OrderAcknowledged(
-                    id=derive_id("exec-ack", common["order_id"]), **common, side=_text(item, "side"),
+                    id=exec_ack_id(common["order_id"]), **common, side=_text(item, "side"),
                     order_type=_text(item, "orderType"), qty=_decimal(item, "qty"),
                     price=_decimal(item, "price") if item.get("orderType") == "Limit" else None))
             elif status in ("Cancelled", "Deactivated", "PartiallyFilledCanceled"):
-                events.append(OrderCancelled(id=derive_id("exec-cancel", common["order_id"]), **common,
+                events.append(OrderCancelled(id=exec_cancel_id(common["order_id"]), **common,
                                              reason=_cancel_reason(item),
                                              cum_qty=_decimal(item, "cumExecQty", "0")))
             elif status == "Rejected":
-                events.append(OrderRejected(id=derive_id("exec-reject", common["order_id"]), **common, ret_code=0,
+                events.append(OrderRejected(id=exec_reject_id(common["order_id"]), **common, ret_code=0,
                                             reason=str(item.get("rejectReason") or "")))
     return events

@@ -30,9 +30,9 @@ from schemas.events import (
     Event,
     TickerUpdated,
     TradeReceived,
-    derive_id,
 )
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
+from services.domain.ids import market_book_id, market_ticker_id, market_trade_id
 from services.ingest.book import BookGap, L2Book
 from services.runtime.errors import DecodeError
 
@@ -135,7 +135,7 @@ class Normalizer:
             return result
         best_bid, best_ask = book.best_bid(), book.best_ask()
         common = dict(
-            id=derive_id(self.venue, self.category, topic, update_id, "snapshot" if is_snapshot else "delta"),
+            id=market_book_id(self.venue, self.category, topic, update_id, is_snapshot),
             ts_event=int(message.get("cts") or message["ts"]) * MS, ts_ingest=recv_ns, origin_ts=recv_ns,
             venue=self.venue, category=self.category, symbol=symbol, depth=depth, update_id=update_id, seq=seq,
             best_bid=(Decimal(best_bid[0]), Decimal(best_bid[1])) if best_bid else None,
@@ -159,7 +159,7 @@ class Normalizer:
                 raise ValueError(f"S must be Buy or Sell, got {side!r}")
             symbol = trade["s"]
             result.events.append((MD_TRADES, symbol, TradeReceived(
-                id=derive_id(self.venue, self.category, symbol, "trade", trade["i"]),
+                id=market_trade_id(self.venue, self.category, symbol, trade["i"]),
                 ts_event=int(trade["T"]) * MS, ts_ingest=recv_ns, origin_ts=recv_ns,
                 venue=self.venue, category=self.category, symbol=symbol, trade_id=str(trade["i"]),
                 side=side, price=Decimal(trade["p"]), qty=Decimal(trade["v"]),
@@ -179,7 +179,7 @@ class Normalizer:
         fields = {ours: Decimal(merged[theirs]) for theirs, ours in TICKER_FIELDS.items() if merged.get(theirs)}
         ts = int(message["ts"])
         event = TickerUpdated(
-            id=derive_id(self.venue, self.category, topic, message.get("cs", 0), ts),
+            id=market_ticker_id(self.venue, self.category, topic, message.get("cs", 0), ts),
             ts_event=ts * MS, ts_ingest=recv_ns, origin_ts=recv_ns,
             venue=self.venue, category=self.category, symbol=symbol, **fields,
         )

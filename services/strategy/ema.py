@@ -11,7 +11,8 @@ from decimal import Decimal
 
 import msgspec
 
-from schemas.events import Event, SubmitOrder, TradeReceived, derive_id
+from schemas.events import Event, SubmitOrder, TradeReceived
+from services.domain.ids import ema_intent_id
 from services.strategy.orders import OwnOrders
 
 ZERO = Decimal(0)
@@ -53,7 +54,7 @@ def on_trade(state: EmaState, trade: TradeReceived, params: EmaParams) -> tuple[
     if delta == 0:
         return new, []
     intent = SubmitOrder(
-        id=derive_id("ema", params.account, trade.symbol, trade.id), ts_event=trade.ts_event,
+        id=ema_intent_id(params.account, trade.symbol, trade.id), ts_event=trade.ts_event,
         ts_ingest=trade.ts_ingest, origin_ts=trade.origin_ts, account=params.account, strategy="ema",
         symbol=trade.symbol, side="Buy" if delta > 0 else "Sell", order_type="Market", qty=abs(delta),
         time_in_force="IOC")

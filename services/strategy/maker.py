@@ -14,7 +14,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import msgspec
 
-from schemas.events import BookDeltaReceived, BookSnapshotReceived, CancelOrder, Event, SubmitOrder, derive_id
+from schemas.events import BookDeltaReceived, BookSnapshotReceived, CancelOrder, Event, SubmitOrder
+from services.domain.ids import maker_cancel_id, maker_quote_id
 from services.strategy.orders import OwnOrders
 
 ZERO = Decimal(0)
@@ -75,11 +76,11 @@ def on_book(state: MakerState, book: BookSnapshotReceived | BookDeltaReceived,
         common = {"ts_event": book.ts_event, "ts_ingest": book.ts_ingest, "origin_ts": book.origin_ts,
                   "account": p.account, "strategy": "maker", "symbol": book.symbol}
         if current is not None:
-            intents.append(CancelOrder(id=derive_id("maker-cancel", current.intent_id), intent_id=current.intent_id,
+            intents.append(CancelOrder(id=maker_cancel_id(current.intent_id), intent_id=current.intent_id,
                                        **common))
             quotes[side] = None
         if allowed:
-            intent = SubmitOrder(id=derive_id("maker", p.account, book.symbol, book.id, side), side=side,
+            intent = SubmitOrder(id=maker_quote_id(p.account, book.symbol, book.id, side), side=side,
                                  order_type="Limit", qty=p.qty, price=price, time_in_force="PostOnly", **common)
             intents.append(intent)
             quotes[side] = Quote(intent.id, price)

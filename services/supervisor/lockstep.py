@@ -30,9 +30,9 @@ import httpx
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from schemas.events import derive_id
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_DECISIONS, ORDERS_EVENTS
-from services.execution.core import intent_id_of, never_rested
+from services.domain.ids import exec_ack_id, exec_cancel_id, exec_fill_id, intent_id_of
+from services.execution.core import never_rested
 from services.execution.shell import ExecutionConfig
 from services.execution.shell import group_id as execution_group
 from services.registry import definition
@@ -66,10 +66,10 @@ def expected_event_ids(ledger: Mapping[str, Any]) -> set[str]:
             if not intent_id_of(order["orderLinkId"]):
                 continue
             if not never_rested(order):  # cancelled at placement: no ack is reported
-                ids.add(derive_id("exec-ack", order["orderId"]))
+                ids.add(exec_ack_id(order["orderId"]))
             if order["orderStatus"] == "Cancelled":
-                ids.add(derive_id("exec-cancel", order["orderId"]))
-        ids.update(derive_id("exec-fill", e["execId"]) for e in account["executions"]
+                ids.add(exec_cancel_id(order["orderId"]))
+        ids.update(exec_fill_id(e["execId"]) for e in account["executions"]
                    if intent_id_of(e["orderLinkId"]))
     return ids
 
