@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,17 @@ from aiokafka import TopicPartition
 from prometheus_client import Counter, Histogram
 
 from schemas.topics import DLQ
+from services.recorder.columns import Columns, TableBuffer
 from services.recorder.core import BY_TABLE, TOPIC_ACCEPTS, TOPIC_TABLES, TableSpec
 from services.recorder.query import QueryLimits, QueryServer
 from services.recorder.store import ChdbStore, Store, max_offsets, open_store
 from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, send_and_wait
-from services.runtime.codec import decode_as
+from services.runtime.codec import typed_batch_decoder, typed_decoder
 from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
-DAY_NS = 86_400 * 10**9
 
 
 class RecorderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -75,51 +76,6 @@ class RecorderMetrics:
         self.lag.labels("recorder")
 
 
-Entry = tuple[int, int, int, tuple[Any, ...]]
-
-
-def insert_runs(entries: list[Entry], max_rows: int = 1 << 62) -> list[list[tuple[Any, ...]]]:
-    """Split (partition, offset, ts_event, row) entries into INSERTs that keep the prefix property.
-
-    Each INSERT holds one UTC day (one MergeTree partition → one atomic part); each Kafka
-    partition's rows are inserted in offset order. Normally that is one INSERT per day present.
-    An INSERT over `max_rows` is cut, between two records (never inside one record's book
-    levels), into consecutive INSERTs: each one then still ends on a per-partition prefix, and no
-    INSERT grows past the block size at which ClickHouse would write it as several parts.
-    Entries of one partition must come in offset order (as the consumer delivers them).
-    """
-    runs: dict[int, list[tuple[int, list[Entry]]]] = defaultdict(list)
-    for entry in entries:
-        day = entry[2] // DAY_NS
-        partition_runs = runs[entry[0]]
-        if partition_runs and partition_runs[-1][0] == day:
-            partition_runs[-1][1].append(entry)
-        else:
-            partition_runs.append((day, [entry]))
-    inserts = []
-    while runs:
-        day = min(r[0][0] for r in runs.values())
-        batch: list[Entry] = []
-        for partition in sorted(runs):
-            if runs[partition][0][0] == day:
-                batch.extend(runs[partition].pop(0)[1])
-                if not runs[partition]:
-                    del runs[partition]
-        inserts.extend(_cut(batch, max_rows))
-    return inserts
-
-
-def _cut(batch: list[Entry], max_rows: int) -> list[list[tuple[Any, ...]]]:
-    out: list[list[tuple[Any, ...]]] = [[]]
-    last: tuple[int, int] | None = None
-    for partition, offset, _ts, row in batch:
-        if len(out[-1]) >= max_rows and (partition, offset) != last:
-            out.append([])
-        out[-1].append(row)
-        last = (partition, offset)
-    return out
-
-
 class Recorder:
     """Consumes every recorded topic as group `hean.recorder` and writes the rows to the store."""
 
@@ -134,8 +90,10 @@ class Recorder:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder-store")
         self.store: Store | None = None
         self.query_server: QueryServer | None = None
-        self.buffer: dict[str, list[Entry]] = defaultdict(list)
+        self.buffer: dict[str, TableBuffer] = {}
         self.buffered = 0
+        self.pending: asyncio.Future[None] | None = None
+        """The INSERTs of the last flush, running on the store thread while the next batch is read."""
         self.ingest_times: list[int] = []
         self.recorded: dict[tuple[str, TopicPartition], int] = {}
         """(table, partition) → the last offset that table holds: records up to it are skipped."""
@@ -178,9 +136,11 @@ class Recorder:
                 elif due:
                     last_flush = time.monotonic()
                     self._update_lag(consumer)
-            await self.flush(consumer, producer)
+            await self.flush(consumer, producer, wait=True)
         finally:
             self.metrics.base.up.labels("recorder").set(0)
+            if self.pending is not None:  # stopped by an error: let the INSERT under way end first
+                await asyncio.gather(self.pending, return_exceptions=True)
             if self.query_server is not None:  # before the store: its connection shares the engine
                 await self.query_server.stop()
             await consumer.stop()
@@ -197,62 +157,103 @@ class Recorder:
             await self.query_server.start()
 
     def _take(self, tp: TopicPartition, records: list[Any]) -> None:
+        """Decode one partition's records as a batch and append their rows to each table's columns,
+        skipping, table by table, the records that table already holds."""
         tables = self._tables(tp.topic)
-        accepts = TOPIC_ACCEPTS[tp.topic[len(self.prefix):]]
-        held = [(t, self.buffer[t.name], self.recorded.get((t.name, tp), -1)) for t in tables]
-        skip_below = min(h[2] for h in held)
-        for record in records:
-            if record.offset <= skip_below:
-                continue
-            try:
-                event = decode_as(record.value, accepts)
-            except DecodeError as exc:
-                if record.offset > max(h[2] for h in held):  # dead-lettered once, not on each resume
-                    self._dead.append(self._dead_letter(record, exc))
-                continue
-            position = (tp.topic, tp.partition, record.offset)
-            for spec, entries, recorded in held:
-                if record.offset > recorded:
-                    rows = spec.rows(event)
-                    entries.extend((tp.partition, record.offset, event.ts_event, (*row, *position)) for row in rows)
-                    self.buffered += len(rows)
-            self.ingest_times.append(event.ts_ingest)
-        self.positions[tp] = records[-1].offset + 1
+        held = [self.recorded.get((t.name, tp), -1) for t in tables]
+        last = records[-1].offset
+        if records[0].offset <= min(held):
+            records = [r for r in records if r.offset > min(held)]
+        if records:
+            events, offsets = self._decode(tp, records, max(held))
+            for spec, recorded in zip(tables, held, strict=True):
+                taken, taken_offsets = events, offsets
+                if offsets and offsets[0] <= recorded:
+                    keep = [i for i, o in enumerate(offsets) if o > recorded]
+                    taken, taken_offsets = [events[i] for i in keep], [offsets[i] for i in keep]
+                buffer = self.buffer.get(spec.name)
+                if buffer is None:
+                    buffer = self.buffer[spec.name] = TableBuffer(spec)
+                self.buffered += buffer.add(taken, taken_offsets, tp.topic, tp.partition)
+            self.ingest_times.extend(e.ts_ingest for e in events[::16])
+        self.positions[tp] = last + 1
         self._moved = True
         self.metrics.base.events_in.labels("recorder", tp.topic).inc(len(records))
+
+    def _decode(self, tp: TopicPartition, records: Sequence[Any], dead_above: int) -> tuple[list[Any], list[int]]:
+        """The records' events and offsets: one batch decode, or, when a record in the batch is bad,
+        one by one, dead-lettering each bad record once (not again when a resume re-reads it)."""
+        accepts = TOPIC_ACCEPTS[tp.topic[len(self.prefix):]]
+        events = typed_batch_decoder(accepts)([r.value for r in records])
+        if events is not None:
+            return events, [r.offset for r in records]
+        decode = typed_decoder(accepts)
+        events, offsets = [], []
+        for record in records:
+            try:
+                events.append(decode(record.value))
+            except DecodeError as exc:
+                if record.offset > dead_above:
+                    self._dead.append(self._dead_letter(record, exc))
+                continue
+            offsets.append(record.offset)
+        return events, offsets
 
     def _dead_letter(self, record: Any, exc: DecodeError) -> tuple[str, bytes, bytes]:
         self.metrics.base.dlq.labels("recorder", exc.reason).inc()
         return dead_letter(record, "recorder", exc.reason, str(exc), self.prefix + DLQ)
 
-    async def flush(self, consumer: Any, producer: Any) -> None:
-        """Dead letters first, then the buffered rows (prefix-preserving runs), then commit.
+    async def flush(self, consumer: Any, producer: Any, wait: bool = False) -> None:
+        """Dead letters first, then hand the buffered rows (prefix-preserving INSERTs) to the store
+        thread and go on reading while they are written; the offsets are committed once they are.
 
         Dead letters go first because a record the tables have passed is never read again: a
-        crash between the two may repeat a dead letter (same id) but never lose one."""
+        crash between the two may repeat a dead letter (same id) but never lose one. One flush's
+        INSERTs run at a time, in order, on the one store thread, so the tables still grow by
+        per-partition prefixes; the next flush waits for them before handing over its own."""
         assert self.store is not None
         if self._dead:
             await send_and_wait(producer, self._dead)
         self._dead.clear()
-        for table, entries in list(self.buffer.items()):
-            spec = BY_TABLE[table]
-            for rows in insert_runs(entries, self.config.insert_max_rows):
-                started = time.perf_counter()
-                await self._in_store(self.store.insert, spec, rows)
-                self.metrics.insert_seconds.labels("recorder").observe(time.perf_counter() - started)
-                self.metrics.rows.labels("recorder", table).inc(len(rows))
-        now = time.time_ns()
-        lag = self.metrics.lag.labels("recorder")
-        for ts_ingest in self.ingest_times[:: max(1, len(self.ingest_times) // 100)]:
-            lag.observe((now - ts_ingest) / 1e9)
-        self.ingest_times.clear()
-        self.buffer.clear()
+        jobs = [(buffer.spec, columns) for buffer in self.buffer.values()
+                for columns in buffer.inserts(self.config.insert_max_rows)]
+        ingest_times, self.ingest_times = self.ingest_times, []
+        self.buffer = {}
         self.buffered = 0
         self._moved = False
         commit = {tp: pos for tp, pos in self.positions.items() if tp in self.ready}
+        await self.wait_inserts()
+        self.pending = asyncio.ensure_future(self._write(consumer, jobs, commit, ingest_times))
+        if wait:
+            await self.wait_inserts()
+
+    async def wait_inserts(self) -> None:
+        """Wait for the last flush's INSERTs (and its commit); their failure stops the recorder."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            await pending
+
+    async def _write(self, consumer: Any, jobs: list[tuple[TableSpec, Columns]], commit: dict[TopicPartition, int],
+                     ingest_times: list[int]) -> None:
+        if jobs:
+            await self._in_store(self._insert_all, jobs)
+        now = time.time_ns()
+        lag = self.metrics.lag.labels("recorder")
+        for ts_ingest in ingest_times[:: max(1, len(ingest_times) // 100)]:
+            lag.observe((now - ts_ingest) / 1e9)
+        commit = {tp: pos for tp, pos in commit.items() if tp in self.ready}
         if commit:
             await consumer.commit(commit)
         self._update_lag(consumer)
+
+    def _insert_all(self, jobs: list[tuple[TableSpec, Columns]]) -> None:
+        """On the store thread: the INSERTs of one flush, in order."""
+        assert self.store is not None
+        for spec, columns in jobs:
+            started = time.perf_counter()
+            self.store.insert_columns(spec, columns)
+            self.metrics.insert_seconds.labels("recorder").observe(time.perf_counter() - started)
+            self.metrics.rows.labels("recorder", spec.name).inc(len(columns["_offset"]))
 
     def _update_lag(self, consumer: Any) -> None:
         for tp in self.ready:
@@ -289,19 +290,22 @@ class Recorder:
         self.metrics.base.ready.labels("recorder").set(1)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Insert the buffered rows of partitions leaving this instance; the rest stay buffered."""
-        leaving = {(spec.name, tp.partition) for tp in self.ready & revoked for spec in self._tables(tp.topic)}
+        """Insert the buffered rows of partitions leaving this instance (after the INSERTs already
+        under way), so the next owner resumes after them; the rest stay buffered."""
+        await self.wait_inserts()
+        leaving: dict[str, set[int]] = defaultdict(set)
+        for tp in self.ready & revoked:
+            for spec in self._tables(tp.topic):
+                leaving[spec.name].add(tp.partition)
         if leaving and self.buffered:
-            for table, entries in list(self.buffer.items()):
-                gone = [e for e in entries if (table, e[0]) in leaving]
-                if gone:
-                    for rows in insert_runs(gone, self.config.insert_max_rows):
-                        await self._in_store(self.store.insert, BY_TABLE[table], rows)
-                    self.buffer[table] = [e for e in entries if (table, e[0]) not in leaving]
-            self.buffered = sum(len(v) for v in self.buffer.values())
+            for table, buffer in self.buffer.items():
+                if table in leaving:
+                    jobs = [(buffer.spec, c) for c in buffer.inserts(self.config.insert_max_rows, leaving[table])]
+                    await self._in_store(self._insert_all, jobs)
+                    buffer.drop(leaving[table])
+            self.buffered = sum(len(b) for b in self.buffer.values())
         self.ready -= revoked
         for tp in revoked:
             self.positions.pop(tp, None)
             for spec in self._tables(tp.topic):
                 self.recorded.pop((spec.name, tp), None)
-

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from services.recorder.columns import Columns, arrow_table, rows_to_columns, select_expression
 from services.recorder.core import TableSpec, ddl
 from services.runtime.errors import ConfigError
 
@@ -23,6 +24,8 @@ class Store(Protocol):
     db: str
 
     def insert(self, spec: TableSpec, rows: Sequence[Row]) -> None: ...
+
+    def insert_columns(self, spec: TableSpec, columns: Columns) -> None: ...
 
     def query(self, sql: str) -> list[list[Any]]: ...
 
@@ -40,15 +43,6 @@ def max_offsets(store: Store, spec: TableSpec, topic: str) -> dict[int, int]:
 
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def _select_expression(name: str, ch_type: str) -> str:
-    """How a column travels into chDB: ns ints for DateTime64, decimal strings cast exactly."""
-    if ch_type.startswith("DateTime64"):
-        return f"fromUnixTimestamp64Nano({name}, 'UTC')"
-    if ch_type.startswith("Nullable("):
-        return f"CAST(nullIf({name}, '') AS {ch_type})"  # '' stands for NULL: see _to_chdb
-    return f"CAST({name} AS {ch_type})"
 
 
 class ChdbStore:
@@ -73,21 +67,21 @@ class ChdbStore:
         self.session.query(f"CREATE DATABASE IF NOT EXISTS {db}")
         for statement in ddl(db):
             self.session.query(statement)
-        self._selects = {}
 
     def insert(self, spec: TableSpec, rows: Sequence[Row]) -> None:
-        if not rows:
+        """Row tuples (tests, hand-made rows): the same path as the recorder's columns."""
+        self.insert_columns(spec, rows_to_columns(spec, rows))
+
+    def insert_columns(self, spec: TableSpec, columns: Columns) -> None:
+        """One INSERT of typed Arrow columns: chDB reads them without a per-value Python step."""
+        table = arrow_table(spec, columns)
+        if not table.num_rows:
             return
-        names = spec.column_names
-        transposed = zip(*rows, strict=True)
-        # chDB's Python() table function reads `columns` by name from this frame.
-        columns = {name: _to_chdb(values, ch_type)  # noqa: F841
-                   for (name, ch_type), values in zip(spec.columns, transposed, strict=True)}
-        select = self._selects.get(spec.name)
-        if select is None:
-            select = self._selects[spec.name] = ", ".join(_select_expression(n, t) for n, t in spec.columns)
+        select = ", ".join(select_expression(name, ch_type, table.schema.field(name).type)
+                           for name, ch_type in spec.columns)
+        # chDB's Python() table function reads `table` by name from this frame.
         self.session.query(
-            f"INSERT INTO {self.db}.{spec.name} ({', '.join(names)}) SELECT {select} FROM Python(columns)")
+            f"INSERT INTO {self.db}.{spec.name} ({', '.join(spec.column_names)}) SELECT {select} FROM Python(table)")
 
     def query(self, sql: str) -> list[list[Any]]:
         result = self.session.query(sql, "JSONCompactEachRow")
@@ -99,17 +93,6 @@ class ChdbStore:
 
     def close(self) -> None:
         self.session.close()
-
-
-def _to_chdb(values: tuple[Any, ...], ch_type: str) -> list[Any]:
-    """Decimals travel as their exact strings (cast back to Decimal by the SELECT). NULL travels
-    as '' because chDB cannot infer a type for a column that is all None; a nullable bool as
-    '0'/'1', which ClickHouse casts to Bool."""
-    if ch_type.startswith("Decimal"):
-        return list(map(str, values))
-    if ch_type.startswith("Nullable("):
-        return ["" if v is None else str(int(v)) if isinstance(v, bool) else str(v) for v in values]
-    return list(values)
 
 
 class ClickHouseStore:
@@ -126,9 +109,14 @@ class ClickHouseStore:
             self.client.command(statement)
 
     def insert(self, spec: TableSpec, rows: Sequence[Row]) -> None:
-        if rows:
+        self.insert_columns(spec, rows_to_columns(spec, rows))
+
+    def insert_columns(self, spec: TableSpec, columns: Columns) -> None:
+        names = spec.column_names
+        if columns[names[0]]:
             # DateTime64(9) takes ns ints as raw ticks; Decimal columns take Decimal objects.
-            self.client.insert(f"{self.db}.{spec.name}", list(rows), column_names=spec.column_names)
+            self.client.insert(f"{self.db}.{spec.name}", [columns[n] for n in names], column_names=names,
+                               column_oriented=True)
 
     def query(self, sql: str) -> list[list[Any]]:
         return [[_plain(v) for v in row] for row in self.client.query(sql).result_rows]

@@ -1,6 +1,6 @@
 """The runtime every HEAN service shares: codec, bus, snapshots, metrics, logs, settings, loop."""
 
-from services.runtime.codec import decode, decode_as, encode, encode_sorted, typed_decoder
+from services.runtime.codec import decode, decode_as, encode, encode_sorted, typed_batch_decoder, typed_decoder
 from services.runtime.errors import (
     ConfigError,
     DecodeError,
@@ -39,5 +39,6 @@ __all__ = [
     "replay",
     "run_until_signal",
     "state_hash",
+    "typed_batch_decoder",
     "typed_decoder",
 ]

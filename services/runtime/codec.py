@@ -12,7 +12,7 @@ field is read through its shortest repr (0.1 → Decimal("0.1")), never its bina
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -20,12 +20,14 @@ import msgspec
 from schemas.events import SCHEMA_MAJOR, AnyEvent, Event, event_tag
 from services.runtime.errors import DecodeError, NotAccepted, UnsupportedVersion
 
-__all__ = ["decode", "decode_as", "encode", "encode_sorted", "typed_decoder"]
+__all__ = ["decode", "decode_as", "encode", "encode_sorted", "typed_batch_decoder", "typed_decoder"]
 
 _encoder = msgspec.msgpack.Encoder()
 _sorted_encoder = msgspec.msgpack.Encoder(order="sorted")
 _decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(AnyEvent)
 _typed_decoders: dict[Any, Callable[[bytes], Any]] = {}
+_batch_decoders: dict[Any, Callable[[Sequence[bytes]], list[Any] | None]] = {}
+_raw_list_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 
 
 def encode(event: Event) -> bytes:
@@ -102,3 +104,40 @@ def _make_typed_decoder(event_type: Any) -> Callable[[bytes], Any]:
         return event
 
     return decode_typed
+
+
+def typed_batch_decoder(event_type: Any) -> Callable[[Sequence[bytes]], list[Any] | None]:
+    """Decode many records of one type (or union) in one call; None when any of them is not a
+    valid event of that type and major version, so the caller decodes those records one by one
+    (`typed_decoder`) to dead-letter or skip exactly the bad ones.
+
+    The records are joined under one msgpack array header and decoded as a list, which spares
+    a decoder call and its setup per record (the recorder's hot path). A first pass reads the
+    list as raw elements and requires each to span exactly its own record, so garbage that would
+    shift the boundaries (half an event in one record, the rest in the next) is never taken.
+    """
+    decoder = _batch_decoders.get(event_type)
+    if decoder is None:
+        decoder = _batch_decoders[event_type] = _make_batch_decoder(event_type)
+    return decoder
+
+
+def _make_batch_decoder(event_type: Any) -> Callable[[Sequence[bytes]], list[Any] | None]:
+    list_decode = msgspec.msgpack.Decoder(list[event_type]).decode  # type: ignore[valid-type]
+    raw_decode = _raw_list_decoder.decode
+
+    def decode_batch(values: Sequence[bytes]) -> list[Any] | None:
+        if not values:
+            return []
+        try:
+            blob = b"\xdd" + len(values).to_bytes(4, "big") + b"".join(values)  # array 32 header
+            if list(map(len, raw_decode(blob))) != list(map(len, values)):
+                return None
+            events = list_decode(blob)
+        except (msgspec.DecodeError, TypeError, OverflowError):  # ValidationError is a DecodeError
+            return None
+        if any(event.version != SCHEMA_MAJOR for event in events):
+            return None
+        return events
+
+    return decode_batch

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from schemas.events import BookSnapshotReceived, CancelOrder, DeadLettered, SubmitOrder
+from services.recorder.columns import DAY_NS, insert_runs
 from services.recorder.core import BY_TABLE, TABLES, TOPIC_TABLES, TableSpec, ddl, ddl_columns
-from services.recorder.shell import DAY_NS, insert_runs
 from tests.samples import SAMPLES
 
 POSITION = ("_topic", "_partition", "_offset")
