@@ -205,16 +205,21 @@ class MatchingEngine:
             price = int(value / inst.tick_size)
         if (qty, price) == (order.qty, order.price):
             return 10001, "The order remains unchanged as the parameters entered match the existing ones.", {}
+        # A new price or a larger qty goes to the back of the queue at its price; a smaller qty keeps its place.
+        requeue = price != order.price or qty > order.qty
         order.qty, order.price, order.updated_ms = qty, price, now_ms
         market = self.markets[order.symbol]
         assert price is not None
-        crosses = price >= market.best_ask() if order.side == "Buy" else price <= market.best_bid()
+        crosses = matching_book.crosses(order.side, price, market.best_bid(), market.best_ask())
         if crosses and order.time_in_force == "PostOnly":
             self._cancel(account, order, now_ms, "UNKNOWN", POST_ONLY_CROSSED)
         else:
             self._report_order(account, order)
             if crosses:
                 self._take(account, order, market, now_ms)
+            if order.status in OPEN and requeue:
+                own = market.bids if order.side == "Buy" else market.asks
+                order.queue_ahead = queue_on_arrival(own.get(price), 0)
         return 0, "OK", {"orderId": order.order_id, "orderLinkId": order.order_link_id}
 
     def cancel_all(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:

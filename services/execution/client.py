@@ -43,7 +43,10 @@ RETRY_AFTER_RATE_LIMIT_MS = 2_000
 # to pace until the venue's own X-Bapi-Limit header says otherwise: a restart with a backlog of
 # decisions would otherwise send a burst before the first answer tells the limit.
 DEFAULT_LIMITS = {"/v5/order/create": 10, "/v5/order/cancel": 10, "/v5/order/create-batch": 10,
-                  "/v5/order/realtime": 50, "/v5/execution/list": 50, "/v5/position/list": 50}
+                  "/v5/order/amend": 10, "/v5/order/amend-batch": 10, "/v5/order/cancel-batch": 10,
+                  "/v5/order/cancel-all": 10, "/v5/order/realtime": 50, "/v5/execution/list": 50,
+                  "/v5/position/list": 50}
+AMEND_BATCH_MAX = 10  # linear (docs/v5/order/batch-amend)
 DUPLICATE_LINK_ID = 110072
 TIME_WINDOW = 10002
 RATE_LIMITED = 10006
@@ -134,6 +137,30 @@ class BybitRest:
         return await self.request("POST", "/v5/order/cancel",
                                   body={"category": category, "symbol": symbol, "orderLinkId": link_id})
 
+    async def amend_order(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v5/order/amend; VenueError for a refusal (110001: the order is no longer open)."""
+        return await self.request("POST", "/v5/order/amend", body=body)
+
+    async def amend_orders(self, category: str, items: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        """POST /v5/order/amend-batch, AMEND_BATCH_MAX items a request; each item's (code, message)
+        from retExtInfo, in order, so one refused amend does not hide the others' outcome."""
+        outcomes: list[tuple[int, str]] = []
+        for start in range(0, len(items), AMEND_BATCH_MAX):
+            chunk = [{k: v for k, v in item.items() if k != "category"}
+                     for item in items[start:start + AMEND_BATCH_MAX]]
+            envelope = await self.request_envelope("POST", "/v5/order/amend-batch",
+                                                   body={"category": category, "request": chunk})
+            statuses = (envelope.get("retExtInfo") or {}).get("list") or []
+            if len(statuses) != len(chunk):
+                raise VenueError(-1, f"amend-batch answered {len(statuses)} statuses for {len(chunk)} items")
+            outcomes += [(int(s.get("code", -1)), str(s.get("msg", ""))) for s in statuses]
+        return outcomes
+
+    async def cancel_all(self, category: str, symbol: str) -> list[dict[str, Any]]:
+        """POST /v5/order/cancel-all for one symbol; the orders the venue cancelled."""
+        result = await self.request("POST", "/v5/order/cancel-all", body={"category": category, "symbol": symbol})
+        return list(result.get("list") or [])
+
     async def find_order(self, category: str, link_id: str) -> dict[str, Any] | None:
         """The venue's view of one order by orderLinkId (open or recently closed), or None."""
         result = await self.request("GET", "/v5/order/realtime", query={"category": category, "orderLinkId": link_id})
@@ -165,6 +192,11 @@ class BybitRest:
     async def request(self, method: str, path: str, body: dict[str, Any] | None = None,
                       query: dict[str, Any] | None = None) -> dict[str, Any]:
         """One signed call with retries for transient failures; returns `result` of the envelope."""
+        return (await self.request_envelope(method, path, body, query)).get("result") or {}
+
+    async def request_envelope(self, method: str, path: str, body: dict[str, Any] | None = None,
+                               query: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`request`, returning the whole envelope (a batch's per-item codes are in retExtInfo)."""
         for attempt in range(self.max_attempts):
             if time.monotonic() < self.open_until:
                 raise TransientError(f"circuit open: the venue failed {self.breaker_failures} times in a row")
@@ -181,7 +213,7 @@ class BybitRest:
             code = int(envelope.get("retCode", -1))
             self.ret_codes[code] = self.ret_codes.get(code, 0) + 1
             if code == 0:
-                return envelope.get("result") or {}
+                return envelope
             if code == TIME_WINDOW:
                 await self.sync_time()
                 continue

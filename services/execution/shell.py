@@ -30,6 +30,8 @@ import msgspec
 from redis.exceptions import RedisError
 
 from schemas.events import (
+    AmendOrder,
+    CancelAllOrders,
     CancelOrder,
     IntentApproved,
     OrderRejected,
@@ -37,6 +39,7 @@ from schemas.events import (
     derive_id,
 )
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
+from services.execution.amends import send_amends, stale_report
 from services.execution.client import BybitRest, VenueError
 from services.execution.core import create_request, link_id_for
 from services.execution.lease import Lease
@@ -78,6 +81,8 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     ws_ping_interval: float = 20.0
     ws_pong_timeout: float = 10.0
     ws_stale_after: float = 45.0
+    # Approved amends of one symbol that arrive together go out as one /v5/order/amend-batch.
+    batch_amends: bool = True
 
     def __post_init__(self) -> None:
         real = [u for u in (self.rest_url, self.ws_url) if is_real_bybit(u)]
@@ -277,8 +282,47 @@ class Execution:
         """One symbol's decisions, one after the other (a cancel follows its order's create);
         symbols go side by side, so one order's round trip does not hold up another symbol's."""
         outputs: list[tuple[str, bytes, bytes]] = []
+        amends: list[tuple[Any, AmendOrder]] = []  # a run of approved amends, sent together
         for record in records:
+            amend = self._approved_amend(record)
+            if amend is not None:
+                amends.append((record, amend))
+                continue
+            outputs += await self._amend(amends)
+            amends = []
             outputs += await self._act(record)
+        return outputs + await self._amend(amends)
+
+    def _approved_amend(self, record: Any) -> AmendOrder | None:
+        """The amend an approved decision of this account carries, else None (`_act` then deals
+        with the record, undecodable ones included)."""
+        try:
+            decision = decode(record.value)
+        except DecodeError:
+            return None
+        intent = decision.intent if isinstance(decision, IntentApproved) else None
+        return intent if isinstance(intent, AmendOrder) and intent.account == self.config.account else None
+
+    async def _amend(self, amends: list[tuple[Any, AmendOrder]]) -> list[tuple[str, bytes, bytes]]:
+        """Send a run of amends (stale ones are refused here, as stale orders are) and log the
+        venue's answer to each as OrderAmended or OrderAmendRejected."""
+        if not amends:
+            return []
+        if not await self.lease.holds():
+            self.lost_lease.set()
+            raise TransientError("the execution lease moved to another instance; not acting")
+        now_ms, now_ns = time.time() * 1000, time.time_ns()
+        fresh = [a for r, a in amends if now_ms - r.timestamp <= self.config.max_decision_age_ms]
+        stale = [stale_report(a, (now_ms - r.timestamp) / 1000, now_ns) for r, a in amends
+                 if now_ms - r.timestamp > self.config.max_decision_age_ms]
+        reports = stale + await send_amends(self.rest, fresh, self.config.batch_amends)
+        self.metrics.orders.labels("execution", "amend_sent").inc(len(fresh))
+        outputs: list[tuple[str, bytes, bytes]] = []
+        for report in reports:
+            self.reports.published.add(report.id)
+            self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
+            self.metrics.order_events.labels("execution", type(report).__name__).inc()
+            outputs.append((self.prefix + ORDERS_EVENTS, report.symbol.encode(), encode(report)))
         return outputs
 
     def _on_send(self, method: str, path: str, body: dict[str, Any] | None) -> None:
@@ -307,6 +351,11 @@ class Execution:
             self.lost_lease.set()
             raise TransientError("the execution lease moved to another instance; not acting")
         intent = decision.intent
+        if isinstance(intent, CancelAllOrders):
+            cancelled = await self.rest.cancel_all("linear", intent.symbol)  # the order stream reports each
+            self.metrics.orders.labels("execution", "cancel_all_sent").inc()
+            log.info("cancel-all on %s cancelled %s orders", intent.symbol, len(cancelled))
+            return []
         if isinstance(intent, CancelOrder):
             try:
                 await self.rest.cancel_order("linear", intent.symbol, link_id_for(intent.intent_id))
