@@ -25,9 +25,10 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     maker_qty: Decimal = Decimal("0.01")
     maker_half_spread_ticks: int = 2
     maker_max_position: Decimal = Decimal("0.05")
-    # A re-quote is a cancel plus a new order: at most one a second keeps the maker well under
-    # the venue's order-rate limit (Bybit's 10 requests/s per endpoint).
+    # A re-quote is an amend (a cancel plus a new order with maker_amend off): at most one a second
+    # keeps the maker well under the venue's order-rate limit (Bybit's 10 requests/s per endpoint).
     maker_min_requote_ms: int = 1_000
+    maker_amend: bool = True
     tick_sizes: tuple[str, ...] = tuple(f"{s}={i.tick_size}" for s, i in DEFAULT_INSTRUMENTS.items())
 
     def params(self) -> StrategyParams:
@@ -45,5 +46,6 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         makers = {s: MakerParams(account=self.account, tick_size=Decimal(ticks[s]), qty=self.maker_qty,
                                  half_spread_ticks=self.maker_half_spread_ticks,
                                  max_position=self.maker_max_position,
-                                 min_requote_ns=self.maker_min_requote_ms * 1_000_000) for s in self.maker_symbols}
+                                 min_requote_ns=self.maker_min_requote_ms * 1_000_000, amend=self.maker_amend)
+                  for s in self.maker_symbols}
         return StrategyParams(ema=ema, makers=makers)

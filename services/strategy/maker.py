@@ -4,8 +4,10 @@ fair = mid + imbalance * skew_ticks * tick - inventory * inventory_ticks * tick 
 with imbalance = (bid size - ask size) / (bid size + ask size) at the top of the book. Quotes are
 PostOnly limits `half_spread_ticks` from fair, kept off the opposite best so they rest. When the
 wanted price moves `requote_ticks` or more (and at most once per `min_requote_ns` of event time),
-the old quote is cancelled and a new one sent. A side whose fill would pass `max_position` is
-not quoted.
+the resting quote is amended to the new price in place (`amend`; one venue request instead of a
+cancel and a new order, and the order keeps its intent); with `amend` off it is cancelled and a
+new one sent. A side whose fill would pass `max_position` is not quoted (its quote is cancelled).
+A quote whose amend the venue refused is marked stale, so the next book update amends it again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import msgspec
 
-from schemas.events import BookDeltaReceived, BookSnapshotReceived, CancelOrder, Event, SubmitOrder
+from schemas.events import (
+    AmendOrder,
+    BookDeltaReceived,
+    BookSnapshotReceived,
+    CancelOrder,
+    Event,
+    OrderAmendRejected,
+    SubmitOrder,
+    derive_id,
+)
 from services.domain.ids import maker_cancel_id, maker_quote_id
 from services.strategy.orders import OwnOrders
 
@@ -31,11 +42,13 @@ class MakerParams(msgspec.Struct, frozen=True, kw_only=True):
     requote_ticks: int = 1
     min_requote_ns: int = 200_000_000
     max_position: Decimal = Decimal("0.05")
+    amend: bool = True  # re-quote by amending the resting quote (else cancel + new)
 
 
 class Quote(msgspec.Struct, frozen=True):
     intent_id: str
     price: Decimal
+    stale: bool = False  # the venue refused the last amend: the order's price is not `price`
 
 
 class MakerState(msgspec.Struct, frozen=True):
@@ -71,10 +84,16 @@ def on_book(state: MakerState, book: BookSnapshotReceived | BookDeltaReceived,
     for side, price, allowed in (("Buy", want_bid, position + p.qty <= p.max_position),
                                  ("Sell", want_ask, position - p.qty >= -p.max_position)):
         current = quotes[side]
-        if current is not None and allowed and abs(current.price - price) < p.requote_ticks * p.tick_size:
+        if current is not None and allowed and not current.stale \
+                and abs(current.price - price) < p.requote_ticks * p.tick_size:
             continue
         common = {"ts_event": book.ts_event, "ts_ingest": book.ts_ingest, "origin_ts": book.origin_ts,
                   "account": p.account, "strategy": "maker", "symbol": book.symbol}
+        if current is not None and allowed and p.amend:
+            intents.append(AmendOrder(id=derive_id("maker-amend", current.intent_id, book.id), price=price,
+                                      intent_id=current.intent_id, **common))
+            quotes[side] = Quote(current.intent_id, price)
+            continue
         if current is not None:
             intents.append(CancelOrder(id=maker_cancel_id(current.intent_id), intent_id=current.intent_id,
                                        **common))
@@ -91,7 +110,12 @@ def on_book(state: MakerState, book: BookSnapshotReceived | BookDeltaReceived,
 
 
 def on_order_event(state: MakerState, event: Event) -> MakerState:
-    """Fold our own order event; a quote that left the book is forgotten."""
+    """Fold our own order event; a quote that left the book is forgotten, one whose amend the
+    venue refused is marked stale."""
+    if isinstance(event, OrderAmendRejected):
+        bid, ask = (msgspec.structs.replace(q, stale=True) if q is not None and q.intent_id == event.intent_id
+                    else q for q in (state.bid, state.ask))
+        return MakerState(bid, ask, state.last_quote_ns, state.orders)
     orders = state.orders.apply(event)
     if orders is state.orders:
         return state

@@ -9,6 +9,7 @@ import msgspec
 from schemas.events import (
     BookDeltaReceived,
     CancelOrder,
+    OrderAmendRejected,
     OrderCancelled,
     OrderFilled,
     OrderPartiallyFilled,
@@ -21,7 +22,8 @@ from services.strategy.orders import OwnOrders
 
 D = Decimal
 EMA = ema.EmaParams(account="acc", fast=3, slow=6, qty=D("0.5"))
-MAKER = maker.MakerParams(account="acc", tick_size=D("0.1"), qty=D("0.01"), min_requote_ns=0)
+MAKER = maker.MakerParams(account="acc", tick_size=D("0.1"), qty=D("0.01"), min_requote_ns=0, amend=False)
+AMENDING = msgspec.structs.replace(MAKER, amend=True)
 
 
 def trade(n: int, price: str, symbol: str = "BTCUSDT") -> TradeReceived:
@@ -86,6 +88,20 @@ def test_maker_quotes_both_sides_skewed_by_imbalance() -> None:
     # mid 100.1, imbalance +0.8 → fair 100.26: bid floor(100.06) = 100.0, ask ceil(100.46) = 100.5
     assert (bid.price, ask.price) == (D("100.0"), D("100.5"))
     assert bid.price < D("100.2") and ask.price > D("100.0")
+
+
+def test_maker_requotes_by_amending_and_marks_a_refused_amend_stale() -> None:
+    state, first = maker.on_book(maker.MakerState(), book(1, "100.0", "1", "100.2", "1"), AMENDING)
+    state, moved = maker.on_book(state, book(3, "101.0", "1", "101.2", "1"), AMENDING)
+    assert [(type(i).__name__, i.intent_id, i.price) for i in moved] == [
+        ("AmendOrder", first[0].id, D("100.9")), ("AmendOrder", first[1].id, D("101.3"))]
+    assert state.bid == maker.Quote(first[0].id, D("100.9")) and set(state.orders.working) == {i.id for i in first}
+    refused = OrderAmendRejected(id="r", ts_event=4, ts_ingest=4, account="acc", symbol="BTCUSDT",
+                                 intent_id=first[0].id, order_link_id="l", ret_code=10001, reason="x")
+    state = maker.on_order_event(state, refused)
+    assert state.bid is not None and state.bid.stale
+    state, again = maker.on_book(state, book(5, "101.0", "1", "101.2", "1"), AMENDING)  # same prices
+    assert [(type(i).__name__, i.intent_id) for i in again] == [("AmendOrder", first[0].id)]
 
 
 def test_maker_requotes_by_cancel_then_submit_and_forgets_filled_quotes() -> None:
