@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--new-session", action="store_true",
                     help="start a fresh session (new topics, a fresh simulator account) instead of continuing")
 
+    from services.backtest.cli import add_parser as add_backtest
+
+    add_backtest(sub)
+
     demo = sub.add_parser("demo", help="the runtime end to end: synthetic trades → tally, live summary")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
     demo.add_argument("--rate", type=int, default=2000, help="synthetic trades per second")
@@ -206,6 +210,11 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         print(f"hean up: {'continuing' if continued else 'new'} session {prefix!r} on {args.venue}"
               + (" (--new-session starts a fresh one)" if continued else ""), flush=True)
         return up(args.duration, prefix, symbols, not args.no_recorder, home, _scale(args.scale), args.venue)
+    if args.command == "backtest":
+        from services.backtest.cli import main as backtest
+
+        configure_logging("backtest", level="WARNING")
+        return backtest(args)
     if args.command == "demo":
         from services.cli.demo import run_demo
 

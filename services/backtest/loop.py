@@ -1,0 +1,168 @@
+"""The backtest loop: the live cores over an in-process log, in the order live services meet events.
+
+Live, every service reads topics; here one FIFO log carries the same (topic, event) pairs to the
+same consumers the topic registry gives them live:
+    md.trades → strategy        md.book → strategy, risk        md.tickers → accounting
+    orders.intents → risk       orders.decisions → risk (read back), the fill model (execution)
+    orders.events → strategy, risk, accounting
+    accounting.positions → risk control → risk
+A market event starts a cascade that runs to quiescence before the next market event, exactly as a
+lockstep live run settles after each released frame (services/supervisor/lockstep.py): the
+zero-latency backtest is the lockstep run without the broker. The fill model sees each market step
+(one symbol's events at one venue time) before the cores do, as the simulator fills resting orders
+when its market steps and before it publishes the step's frames.
+
+An output the loop has no consumer for (a new topic) stops the run (UnroutedOutput), as does an
+intent the fill model cannot answer (venue.UnsupportedIntent): a backtest that silently drops
+part of what the strategy says is worse than none.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from schemas.events import (
+    BookDeltaReceived,
+    BookSnapshotReceived,
+    Event,
+    IntentApproved,
+    TickerUpdated,
+    TradeReceived,
+)
+from schemas.topics import (
+    ACCOUNTING_POSITIONS,
+    CONTROL,
+    MD_BOOK,
+    MD_TICKERS,
+    MD_TRADES,
+    ORDERS_DECISIONS,
+    ORDERS_EVENTS,
+    ORDERS_INTENTS,
+)
+from services.accounting import core as accounting
+from services.backtest.venue import FillModel
+from services.risk import core as risk
+from services.runtime.errors import InvariantViolation
+from services.strategy import core as strategy
+
+MARKET_TOPICS = {TradeReceived: MD_TRADES, BookSnapshotReceived: MD_BOOK, BookDeltaReceived: MD_BOOK,
+                 TickerUpdated: MD_TICKERS}
+
+
+class UnroutedOutput(InvariantViolation):
+    """A core produced an event for a topic the backtest loop does not route."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What one backtest runs: the cores' parameters and the fill model's latency."""
+
+    strategy: strategy.StrategyParams
+    risk: risk.RiskParams
+    starting_balance: Decimal
+    latency_ns: int = 0
+
+
+@dataclass
+class Outcome:
+    """Everything the run produced, per topic in log order, and the final states."""
+
+    log: dict[str, list[Event]] = field(default_factory=dict)
+    strategy_state: strategy.StrategyState = field(default_factory=strategy.initial_state)
+    risk_state: risk.RiskState = field(default_factory=risk.initial_state)
+    accounting_state: accounting.AccountingState = field(default_factory=accounting.initial_state)
+    market_events: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    prices: dict[str, list[tuple[int, Decimal]]] = field(default_factory=dict)  # trade prints, for the report
+
+    def of(self, topic: str) -> list[Event]:
+        return self.log.get(topic, [])
+
+
+def steps(events: Iterable[Any]) -> Iterable[list[Any]]:
+    """Consecutive market events of one symbol at one venue time: one market step."""
+    for _, group in itertools.groupby(events, key=lambda e: (e.symbol, e.ts_event)):
+        yield list(group)
+
+
+def run(setup: Setup, events: Iterable[Any], progress: Callable[[int], None] | None = None,
+        price_every: int = 1) -> Outcome:
+    """Run the cores over `events` (market events in the order ingest published them)."""
+    out = Outcome()
+    venue = FillModel(setup.latency_ns)
+    state = {"strategy": strategy.initial_state(), "risk": risk.initial_state(),
+             "accounting": accounting.initial_state()}
+    queue: deque[tuple[str, Event]] = deque()
+    prints = 0
+
+    def settle() -> None:
+        while queue:
+            topic, event = queue.popleft()
+            out.log.setdefault(topic, []).append(event)
+            _deliver(topic, event)
+
+    def emit(topic: str, events_out: Sequence[Any]) -> None:
+        for item in events_out:
+            queue.append((item.topic, item.event) if topic == "" else (topic, item))
+
+    def step_core(name: str, event: Event) -> None:
+        if name == "strategy":
+            state[name], emits = strategy.step(state[name], event, setup.strategy)
+        elif name == "risk":
+            state[name], emits = risk.step(state[name], event, setup.risk)
+        else:
+            state[name], emits = accounting.step(state[name], event, setup.starting_balance)
+        for item in emits:
+            if item.topic not in ROUTES:
+                raise UnroutedOutput(f"{name} produced {type(item.event).__name__} for {item.topic!r}, which the "
+                                     "backtest loop does not route; add it to services/backtest/loop.py ROUTES")
+        emit("", emits)
+
+    def _deliver(topic: str, event: Event) -> None:
+        for consumer in ROUTES[topic]:
+            if consumer == "venue":
+                if isinstance(event, IntentApproved):
+                    emit(ORDERS_EVENTS, venue.on_decision(event))
+            else:
+                step_core(consumer, event)
+
+    for step in steps(events):
+        emit(ORDERS_EVENTS, venue.on_step(step))
+        settle()
+        for event in step:
+            if isinstance(event, TradeReceived):
+                prints += 1
+                if prints % price_every == 0:
+                    out.prices.setdefault(event.symbol, []).append((event.ts_event, event.price))
+            queue.append((MARKET_TOPICS[type(event)], event))
+            settle()
+        if not out.first_ns:
+            out.first_ns = step[0].ts_event
+        out.last_ns = step[-1].ts_event
+        out.market_events += len(step)
+        if progress is not None:
+            progress(len(step))
+    emit(ORDERS_EVENTS, venue.finish())
+    settle()
+    for topic in MARKET_TOPICS.values():
+        out.log.pop(topic, None)  # the input, not an output: the source holds it
+    out.strategy_state, out.risk_state, out.accounting_state = state["strategy"], state["risk"], state["accounting"]
+    return out
+
+
+ROUTES: dict[str, tuple[str, ...]] = {
+    MD_TRADES: ("strategy",),
+    MD_BOOK: ("strategy", "risk"),
+    MD_TICKERS: ("accounting",),
+    ORDERS_INTENTS: ("risk",),
+    ORDERS_DECISIONS: ("risk", "venue"),
+    ORDERS_EVENTS: ("strategy", "risk", "accounting"),
+    ACCOUNTING_POSITIONS: ("risk",),
+    CONTROL: ("risk",),
+}

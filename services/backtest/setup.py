@@ -1,0 +1,96 @@
+"""`--strategy NAME --param k=v`: the live services' own settings, built the way they build them.
+
+A backtest takes the very settings classes the live services load from their environment
+(StrategyConfig, RiskConfig, AccountingConfig), so a parameter means the same thing in both and a
+live run is reproduced by passing the values its environment had (STRATEGY_EMA_FAST=3 is
+`--param ema_fast=3`; RISK_RATE_PER_SECOND=8 is `--param risk_rate_per_second=8`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from services.accounting.config import AccountingConfig
+from services.backtest.instruments import instrument_rules
+from services.backtest.loop import Setup
+from services.risk.config import RiskConfig
+from services.runtime.errors import ConfigError
+from services.strategy.config import StrategyConfig
+
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "ema": {"ema": True, "maker_symbols": ()},
+    "maker": {"ema": False},
+    "ema+maker": {"ema": True},
+}
+"""Strategy names: which of the strategy service's strategies run (ema+maker is the live default)."""
+
+FIXED = {"ema", "tick_sizes"}  # chosen by NAME or by the instruments, not by --param
+RISK_PREFIX = "risk_"
+
+
+class SetupError(ValueError):
+    """A strategy name or parameter the backtest cannot use; the message is one line."""
+
+
+def parameter_names() -> list[str]:
+    """Every name --param takes."""
+    strategy = [f for f in StrategyConfig.__struct_fields__ if f not in FIXED]
+    risk = [RISK_PREFIX + f for f in RiskConfig.__struct_fields__ if f != "instruments"]
+    return sorted([*strategy, *risk, *AccountingConfig.__struct_fields__])
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, str]:
+    """k=v strings into a dict; a pair without '=' or a repeated name is refused."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SetupError(f"--param takes NAME=VALUE, got {pair!r}")
+        if name in params:
+            raise SetupError(f"--param {name} given twice")
+        params[name] = value
+    return params
+
+
+def build(strategy: str, params: Mapping[str, str], symbols: Sequence[str], latency_ms: float = 0.0) -> Setup:
+    """The cores' parameters for a backtest of `strategy` on `symbols` with `params`."""
+    if strategy not in STRATEGIES:
+        raise SetupError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    unknown = sorted(set(params) - set(parameter_names()))
+    if unknown:
+        raise SetupError(f"unknown parameter {unknown[0]!r}; parameters: {', '.join(parameter_names())}")
+    if latency_ms < 0:
+        raise SetupError(f"--latency-ms must be >= 0, got {latency_ms:g}")
+    rules = {s: instrument_rules(s) for s in symbols}
+    unlisted = [s for s, r in rules.items() if r is None]
+    if unlisted:
+        raise SetupError(f"no instrument rules for {unlisted[0]}")
+    strategy_fields: dict[str, Any] = {k: v for k, v in params.items() if k in StrategyConfig.__struct_fields__}
+    for name in ("ema_qtys", "maker_symbols"):
+        if name in strategy_fields:
+            strategy_fields[name] = tuple(x for x in strategy_fields[name].split(",") if x)
+    strategy_fields = {**strategy_fields, **STRATEGIES[strategy],
+                       "tick_sizes": tuple(f"{s}={r.tick_size}" for s, r in rules.items() if r)}
+    if strategy != "ema":
+        given = strategy_fields.get("maker_symbols")
+        if given is None:  # live's default where it is among the symbols; every symbol for "maker"
+            default = StrategyConfig().maker_symbols
+            given = tuple(symbols) if strategy == "maker" else tuple(s for s in default if s in symbols)
+        if outside := [s for s in given if s not in symbols]:
+            raise SetupError(f"maker symbol {outside[0]} is not among --symbols")
+        strategy_fields["maker_symbols"] = given
+    risk_fields: dict[str, Any] = {k[len(RISK_PREFIX):]: v for k, v in params.items() if k.startswith(RISK_PREFIX)}
+    risk_fields["instruments"] = tuple(f"{s}={r.tick_size}/{r.qty_step}/{r.min_qty}/{r.min_notional}"
+                                       for s, r in rules.items() if r)
+    accounting_fields = {k: v for k, v in params.items() if k in AccountingConfig.__struct_fields__}
+    try:
+        strategy_config = msgspec.convert(strategy_fields, StrategyConfig, strict=False)
+        risk_config = msgspec.convert(risk_fields, RiskConfig, strict=False)
+        accounting_config = msgspec.convert(accounting_fields, AccountingConfig, strict=False)
+        return Setup(strategy=strategy_config.params(), risk=risk_config.params(),
+                     starting_balance=accounting_config.starting_balance, latency_ns=round(latency_ms * 1_000_000))
+    except (msgspec.ValidationError, ConfigError, ValueError, ArithmeticError) as exc:
+        raise SetupError(f"bad parameter value: {exc}") from None

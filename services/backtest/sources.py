@@ -1,0 +1,181 @@
+"""Recorded market data back into events: from the store (chDB or a ClickHouse server) or the log.
+
+Both give the md events of the chosen symbols with `from_ns <= ts_event < to_ns`, in the order
+ingest published them: by ingest time, then book before trade before ticker, then the Kafka
+position. The events are the recorded ones, ids included, so a strategy's intent ids (derived from
+the trade or book event that caused them) come out as they did live.
+
+From the store: `trades`, `book_top` (one row per book event: kind, top of book) with
+`book_levels` (its levels) and `tickers`, selected by the session's topic prefix (`_topic`).
+The store keeps prices as Decimal(38, 18); trailing zeros are trimmed on the way back (the same
+values; a venue never prints them). Not recorded, hence not rebuilt: a book event's `seq` (0 here)
+and `origin_ts` (taken as the ingest time, which it is for market data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from schemas.events import BookDeltaReceived, BookSnapshotReceived, TickerUpdated, TradeReceived
+from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
+
+MarketEvent = TradeReceived | BookSnapshotReceived | BookDeltaReceived | TickerUpdated
+RANK = {MD_BOOK: 0, MD_TRADES: 1, MD_TICKERS: 2}
+
+
+class SourceError(Exception):
+    """The data cannot be read (store down, no such session); the message is one line for a person."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """Which recorded data a backtest reads."""
+
+    symbols: tuple[str, ...]
+    from_ns: int
+    to_ns: int
+    prefix: str = ""
+
+
+def _sort_key(event: Any, topic: str, partition: int, offset: int) -> tuple[int, int, int, int]:
+    return (event.ts_ingest, RANK[topic], partition, offset)
+
+
+# ------------------------------------------------------------------ the log
+
+
+async def from_log(bootstrap: str, query: Query) -> list[MarketEvent]:
+    """The md topics of `query.prefix`, read from the beginning to their end offsets."""
+    from aiokafka.errors import KafkaError
+
+    from services.runtime.bus import make_consumer, partitions_of, read_to_end
+    from services.runtime.codec import decode
+    from services.runtime.errors import DecodeError
+
+    consumer = make_consumer(bootstrap, None, client="aiokafka")  # topics() and the aiokafka errors below
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        raise SourceError(f"cannot reach the Kafka broker at {bootstrap}: {type(exc).__name__}") from None
+    keyed: list[tuple[tuple[int, int, int, int], MarketEvent]] = []
+    wanted = set(query.symbols)
+    try:
+        topics = [query.prefix + t for t in (MD_TRADES, MD_BOOK, MD_TICKERS)]
+        existing = await consumer.topics()
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            raise SourceError(f"no topic {missing[0]!r} on {bootstrap}: check --topic-prefix (the session)")
+        tps = await partitions_of(consumer, topics)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        async for tp, records in read_to_end(consumer, tps, ends):
+            topic = tp.topic[len(query.prefix):]
+            for record in records:
+                if record.offset >= ends[tp]:
+                    continue
+                try:
+                    event = decode(record.value)
+                except DecodeError:
+                    continue  # ingest never wrote it; the services dead-lettered it live too
+                if getattr(event, "symbol", None) in wanted and query.from_ns <= event.ts_event < query.to_ns:
+                    keyed.append((_sort_key(event, topic, tp.partition, record.offset), event))  # type: ignore[arg-type]
+    except KafkaError as exc:
+        raise SourceError(f"reading the log failed: {type(exc).__name__} {exc}") from None
+    finally:
+        await consumer.stop()
+    keyed.sort(key=lambda pair: pair[0])
+    return [event for _, event in keyed]
+
+
+# ------------------------------------------------------------------ the store
+
+
+def from_store(store_url: str, default_path: Path, query: Query) -> list[MarketEvent]:
+    """The recorded md tables of `query.prefix` in the chDB store or on a ClickHouse server."""
+    from services.cli.sql import QueryFailed, fetch
+    from services.recorder.query import QueryLimits
+
+    def rows(sql: str) -> list[list[Any]]:
+        try:
+            data = fetch(sql, store_url, "JSONCompactEachRow", default_path, QueryLimits(timeout_seconds=600))
+        except QueryFailed as exc:
+            raise SourceError(str(exc)) from None
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    symbols = ", ".join(_quote(s) for s in query.symbols)
+    where = (f"symbol IN ({symbols}) AND ts_event >= fromUnixTimestamp64Nano({query.from_ns}, 'UTC') "
+             f"AND ts_event < fromUnixTimestamp64Nano({min(query.to_ns, 2**62)}, 'UTC')")
+    position = ("_partition, _offset, toString(toUnixTimestamp64Nano(ts_event)), "
+                "toString(toUnixTimestamp64Nano(ts_ingest))")
+    keyed: list[tuple[tuple[int, int, int, int], MarketEvent]] = []
+    for r in rows(f"SELECT {position}, symbol, venue, category, trade_id, side, toString(price), toString(qty), id "
+                  f"FROM hean.trades WHERE _topic = {_quote(query.prefix + MD_TRADES)} AND {where}"):
+        event = TradeReceived(id=r[11], ts_event=int(r[2]), ts_ingest=int(r[3]), origin_ts=int(r[3]), symbol=r[4],
+                              venue=r[5], category=r[6], trade_id=r[7], side=r[8], price=_num(r[9]), qty=_num(r[10]))
+        keyed.append((_sort_key(event, MD_TRADES, r[0], r[1]), event))
+    levels: dict[str, tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]] = {}
+    for event_id, side, price, size in rows(
+            f"SELECT id, toString(side), toString(price), toString(size) FROM hean.book_levels "
+            f"WHERE _topic = {_quote(query.prefix + MD_BOOK)} AND {where} ORDER BY _partition, _offset"):
+        bids, asks = levels.setdefault(event_id, ([], []))
+        (bids if side == "bid" else asks).append((_num(price), _num(size)))
+    top = ("toString(bid_price), toString(bid_size), toString(ask_price), toString(ask_size)")
+    for r in rows(f"SELECT {position}, symbol, venue, category, depth, update_id, toString(kind), {top}, id "
+                  f"FROM hean.book_top WHERE _topic = {_quote(query.prefix + MD_BOOK)} AND {where}"):
+        bids, asks = levels.get(r[14], ([], []))
+        kind = BookSnapshotReceived if r[9] == "snapshot" else BookDeltaReceived
+        event = kind(id=r[14], ts_event=int(r[2]), ts_ingest=int(r[3]), origin_ts=int(r[3]), symbol=r[4], venue=r[5],
+                     category=r[6], depth=int(r[7]), update_id=int(r[8]), seq=0,
+                     bids=sorted(bids, reverse=True), asks=sorted(asks),
+                     best_bid=_level(r[10], r[11]), best_ask=_level(r[12], r[13]))
+        keyed.append((_sort_key(event, MD_BOOK, r[0], r[1]), event))
+    prices = ("last_price", "mark_price", "index_price", "bid1_price", "bid1_size", "ask1_price", "ask1_size",
+              "volume_24h", "turnover_24h", "funding_rate", "open_interest")
+    for r in rows(f"SELECT {position}, symbol, venue, category, {', '.join(f'toString({p})' for p in prices)}, id "
+                  f"FROM hean.tickers WHERE _topic = {_quote(query.prefix + MD_TICKERS)} AND {where}"):
+        values = {p: _optional(v) for p, v in zip(prices, r[7:18], strict=True)}
+        event = TickerUpdated(id=r[18], ts_event=int(r[2]), ts_ingest=int(r[3]), origin_ts=int(r[3]), symbol=r[4],
+                              venue=r[5], category=r[6], **values)
+        keyed.append((_sort_key(event, MD_TICKERS, r[0], r[1]), event))
+    keyed.sort(key=lambda pair: pair[0])
+    return [event for _, event in keyed]
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _num(text: str) -> Decimal:
+    """A Decimal(38, 18) column's text with the scale's trailing zeros trimmed (value unchanged)."""
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return Decimal(text)
+
+
+def _optional(text: str | None) -> Decimal | None:
+    return None if text is None or text in ("", "\\N", "NULL") else _num(text)
+
+
+def _level(price: str | None, size: str | None) -> tuple[Decimal, Decimal] | None:
+    p, s = _optional(price), _optional(size)
+    return None if p is None or s is None else (p, s)
+
+
+def symbols_in(events: Sequence[MarketEvent]) -> set[str]:
+    return {e.symbol for e in events}
+
+
+def count_by_topic(events: Iterable[MarketEvent]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in events:
+        topic = MD_TRADES if isinstance(event, TradeReceived) else MD_TICKERS if isinstance(event, TickerUpdated) \
+            else MD_BOOK
+        counts[topic] = counts.get(topic, 0) + 1
+    return counts

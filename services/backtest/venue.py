@@ -1,0 +1,278 @@
+"""The backtest's fill model: the venue's answers to approved decisions, on the recorded market.
+
+It stands where execution and the exchange stand live, and answers with the orders.events
+execution would publish (ack, partial fill, fill, cancel, reject). The rules are the simulator's,
+from the same module (services/matching):
+  - a marketable order walks the recorded book at its arrival (decision time + `latency_ns`) and
+    takes the liquidity (the next recorded update overwrites the levels it touched);
+  - PostOnly that would cross, FOK that cannot fill whole: cancelled at placement, no ack;
+    the unfilled rest of a market or IOC order is cancelled (EC_NoImmediateQtyToFill);
+  - a resting order fills by queue position (services/matching/queue.py) once per market step,
+    a step being the recorded events of one symbol at one venue time;
+  - fees from the instrument (maker or taker rate times the fill's value), exact Decimal;
+  - refusals as the venue's retCodes: 10001 (instrument rules), 110017 (reduce-only with nothing
+    to reduce), 110094 (notional below the minimum).
+An approved intent of a type this model does not know stops the run (UnsupportedIntent): a new
+intent type must get its venue answer here before a backtest can trust it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from schemas.events import (
+    BookDeltaReceived,
+    BookSnapshotReceived,
+    CancelOrder,
+    Event,
+    IntentApproved,
+    OrderAcknowledged,
+    OrderCancelled,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderRejected,
+    SubmitOrder,
+    TradeReceived,
+    derive_id,
+)
+from services.backtest.instruments import Rules, instrument_rules
+from services.execution.core import link_id_for
+from services.matching import book as matching
+from services.matching.queue import queue_on_arrival, step_fill
+from services.runtime.errors import InvariantViolation
+
+ZERO = Decimal(0)
+POST_ONLY_CROSSED = "EC_PostOnlyWillTakeLiquidity"
+FOK_NOT_FILLED = "EC_CancelForNoFullFill"
+IOC_REST = "EC_NoImmediateQtyToFill"
+CANCEL_BY_USER = "CancelByUser"
+
+
+class UnsupportedIntent(InvariantViolation):
+    """An approved intent the fill model has no venue answer for: the backtest must not guess."""
+
+
+@dataclass
+class Book:
+    """One symbol's recorded L2 book (price → size), folded from snapshots and deltas."""
+
+    bids: dict[Decimal, Decimal] = field(default_factory=dict)
+    asks: dict[Decimal, Decimal] = field(default_factory=dict)
+
+    def apply(self, event: BookSnapshotReceived | BookDeltaReceived) -> None:
+        if isinstance(event, BookSnapshotReceived):
+            self.bids, self.asks = dict(event.bids), dict(event.asks)
+            return
+        for side, levels in ((self.bids, event.bids), (self.asks, event.asks)):
+            for price, size in levels:
+                if size:
+                    side[price] = size
+                else:
+                    side.pop(price, None)
+
+    def best_bid(self) -> Decimal | None:
+        return max(self.bids) if self.bids else None
+
+    def best_ask(self) -> Decimal | None:
+        return min(self.asks) if self.asks else None
+
+
+@dataclass
+class Order:
+    """A resting (or just placed) order at the modelled venue."""
+
+    intent: SubmitOrder
+    order_id: str
+    cum_qty: Decimal = ZERO
+    queue_ahead: Decimal = ZERO
+    open: bool = True
+
+    @property
+    def leaves(self) -> Decimal:
+        return self.intent.qty - self.cum_qty if self.open else ZERO
+
+
+class FillModel:
+    """The modelled venue: books, resting orders, pending arrivals, positions for reduce-only."""
+
+    def __init__(self, latency_ns: int = 0, rules: Callable[[str], Rules | None] = instrument_rules) -> None:
+        if latency_ns < 0:
+            raise ValueError(f"latency must be >= 0 ns, got {latency_ns}")
+        self.latency_ns = latency_ns
+        self.rules = rules
+        self.books: dict[str, Book] = {}
+        self.orders: dict[str, Order] = {}  # by intent id, in placement order (the simulator's order)
+        self.positions: dict[str, Decimal] = {}
+        self.pending: list[tuple[int, int, IntentApproved]] = []  # (arrival ns, sequence, decision)
+        self.now_ns = 0
+        self.ingest_ns = 0
+        self._executions = 0
+        self._arrivals = 0
+
+    # ------------------------------------------------------------------ the market
+
+    def on_step(self, events: Sequence[Any]) -> list[Event]:
+        """One market step: the recorded events of one symbol at one venue time. Orders that arrive
+        before it meet the book as it was; then the step's books apply and resting orders fill by
+        queue position against its trades and the book it left. Returns the order events."""
+        first = events[0]
+        reports = self._arrive_before(first.ts_event)
+        self.now_ns, self.ingest_ns = first.ts_event, first.ts_ingest
+        symbol = first.symbol
+        book = self.books.setdefault(symbol, Book())
+        trades: list[tuple[str, Decimal, Decimal]] = []
+        for event in events:
+            if isinstance(event, BookSnapshotReceived | BookDeltaReceived):
+                book.apply(event)
+            elif isinstance(event, TradeReceived):
+                trades.append((event.side, event.price, event.qty))
+        for order in list(self.orders.values()):
+            intent = order.intent
+            if not order.open or intent.symbol != symbol or intent.price is None:
+                continue
+            own, opposite = (book.bids, book.best_ask()) if intent.side == "Buy" else (book.asks, book.best_bid())
+            filled, order.queue_ahead = step_fill(intent.side, intent.price, order.leaves, order.queue_ahead,
+                                                  trades, own.get(intent.price), opposite)
+            if filled:
+                reports.append(self._fill(order, filled, intent.price, maker=True))
+        return reports
+
+    def finish(self) -> list[Event]:
+        """Orders still in flight when the data ends arrive at the last book (none with zero latency)."""
+        return self._arrive_before(None)
+
+    # ------------------------------------------------------------------ decisions
+
+    def on_decision(self, decision: IntentApproved) -> list[Event]:
+        """An approved intent reaches the venue now (zero latency) or after `latency_ns`."""
+        intent = decision.intent
+        if not isinstance(intent, SubmitOrder | CancelOrder):
+            raise UnsupportedIntent(f"the fill model has no venue answer for {type(intent).__name__} "
+                                    f"(intent {intent.id}); add one in services/backtest/venue.py")
+        if self.latency_ns == 0:
+            return self._act(intent)
+        self._arrivals += 1
+        self.pending.append((decision.ts_event + self.latency_ns, self._arrivals, decision))
+        return []
+
+    def _arrive_before(self, ts_ns: int | None) -> list[Event]:
+        due = [p for p in self.pending if ts_ns is None or p[0] < ts_ns]
+        if not due:
+            return []
+        self.pending = [p for p in self.pending if not (ts_ns is None or p[0] < ts_ns)]
+        reports: list[Event] = []
+        for arrival, _, decision in sorted(due, key=lambda p: (p[0], p[1])):
+            self.now_ns = max(self.now_ns, arrival)
+            reports += self._act(decision.intent)
+        return reports
+
+    def _act(self, intent: SubmitOrder | CancelOrder) -> list[Event]:
+        if isinstance(intent, CancelOrder):
+            order = self.orders.get(intent.intent_id)
+            if order is None or not order.open:
+                return []  # the venue answers 110001; execution reports nothing
+            order.open = False
+            return [self._cancelled(order, CANCEL_BY_USER)]
+        return self._place(intent)
+
+    def _place(self, intent: SubmitOrder) -> list[Event]:
+        rules = self.rules(intent.symbol)
+        if rules is None:
+            return [self._rejected(intent, 10001, f"params error: symbol {intent.symbol!r} is not listed")]
+        if intent.qty % rules.qty_step or intent.qty < rules.min_qty:
+            return [self._rejected(intent, 10001, f"params error: qty {intent.qty} must be a multiple of "
+                                                  f"{rules.qty_step} of at least {rules.min_qty}")]
+        price = intent.price if intent.order_type == "Limit" else None
+        if price is not None and (price <= 0 or price % rules.tick_size):
+            return [self._rejected(intent, 10001, f"params error: price {price} must be a positive multiple of "
+                                                  f"{rules.tick_size}")]
+        qty = intent.qty
+        if intent.reduce_only:
+            held = self.positions.get(intent.symbol, ZERO)
+            closable = -held if intent.side == "Buy" else held
+            if closable <= 0:
+                return [self._rejected(intent, 110017, "reduce-only order would not reduce the position")]
+            qty = min(qty, closable)
+        book = self.books.setdefault(intent.symbol, Book())
+        best_bid, best_ask = book.best_bid(), book.best_ask()
+        reference = price if price is not None else (best_ask if intent.side == "Buy" else best_bid)
+        if reference is None or reference * qty < rules.min_notional:
+            return [self._rejected(intent, 110094, f"Order notional value below the lower limit "
+                                                   f"{rules.min_notional}")]
+        placed = intent if qty == intent.qty else _with_qty(intent, qty)
+        order = Order(placed, derive_id("backtest-order", intent.id))
+        self.orders[intent.id] = order
+        crosses = matching.crosses(intent.side, price, best_bid, best_ask)
+        tif = intent.time_in_force if intent.order_type == "Limit" else "IOC"
+        opposite = book.asks if intent.side == "Buy" else book.bids
+        if tif == "PostOnly" and crosses:
+            order.open = False
+            return [self._cancelled(order, POST_ONLY_CROSSED)]
+        if tif == "FOK" and matching.available(opposite, intent.side, price) < qty:
+            order.open = False
+            return [self._cancelled(order, FOK_NOT_FILLED)]
+        reports: list[Event] = [self._ack(order)]
+        if crosses:
+            for level, take in matching.walk(opposite, intent.side, price, qty):
+                matching.remove(opposite, [(level, take)])
+                reports.append(self._fill(order, take, level, maker=False))
+        if order.open and (intent.order_type == "Market" or tif in ("IOC", "FOK")):
+            order.open = False
+            reports.append(self._cancelled(order, IOC_REST))
+        elif order.open and price is not None:
+            own = book.bids if intent.side == "Buy" else book.asks
+            order.queue_ahead = queue_on_arrival(own.get(price), ZERO)
+        return reports
+
+    # ------------------------------------------------------------------ reports
+
+    def _common(self, order: Order) -> dict[str, Any]:
+        intent = order.intent
+        return {"ts_event": self.now_ns, "ts_ingest": self.ingest_ns, "origin_ts": intent.origin_ts,
+                "account": intent.account, "symbol": intent.symbol, "intent_id": intent.id,
+                "order_link_id": link_id_for(intent.id), "order_id": order.order_id}
+
+    def _ack(self, order: Order) -> Event:
+        intent = order.intent
+        return OrderAcknowledged(id=derive_id("exec-ack", order.order_id), **self._common(order), side=intent.side,
+                                 order_type=intent.order_type, qty=intent.qty,
+                                 price=intent.price if intent.order_type == "Limit" else None)
+
+    def _fill(self, order: Order, qty: Decimal, price: Decimal, maker: bool) -> Event:
+        intent = order.intent
+        rules = self.rules(intent.symbol)
+        assert rules is not None  # placed orders passed the instrument check
+        fee = price * qty * (rules.maker_fee if maker else rules.taker_fee)
+        order.cum_qty += qty
+        signed = qty if intent.side == "Buy" else -qty
+        self.positions[intent.symbol] = self.positions.get(intent.symbol, ZERO) + signed
+        self._executions += 1
+        exec_id = derive_id("backtest-exec", order.order_id, self._executions)
+        fill = {"exec_id": exec_id, "side": intent.side, "fill_qty": qty, "fill_price": price, "fee": fee,
+                "is_maker": maker, "cum_qty": order.cum_qty}
+        if order.cum_qty == intent.qty:
+            order.open = False
+            return OrderFilled(id=derive_id("exec-fill", exec_id), **self._common(order), **fill)
+        return OrderPartiallyFilled(id=derive_id("exec-fill", exec_id), **self._common(order),
+                                    leaves_qty=intent.qty - order.cum_qty, **fill)
+
+    def _cancelled(self, order: Order, reason: str) -> Event:
+        return OrderCancelled(id=derive_id("exec-cancel", order.order_id), **self._common(order), reason=reason,
+                              cum_qty=order.cum_qty)
+
+    def _rejected(self, intent: SubmitOrder, ret_code: int, reason: str) -> Event:
+        """As execution reports a refused create (its id derives from the intent: the same as live)."""
+        return OrderRejected(id=derive_id("exec-reject", intent.id), ts_event=self.now_ns, ts_ingest=self.ingest_ns,
+                             origin_ts=intent.origin_ts, account=intent.account, symbol=intent.symbol,
+                             intent_id=intent.id, order_link_id=link_id_for(intent.id), ret_code=ret_code,
+                             reason=reason)
+
+
+def _with_qty(intent: SubmitOrder, qty: Decimal) -> SubmitOrder:
+    """A reduce-only order trimmed to what it can close, as the venue trims it."""
+    import msgspec
+
+    return msgspec.structs.replace(intent, qty=qty)
