@@ -120,6 +120,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with on: also close every position with reduce-only market orders")
     kill.add_argument("--topic-prefix", help="prefix of every topic name (default: the current session)")
 
+    orders = sub.add_parser("orders", help="every order with its state, folded from the log")
+    orders.add_argument("--account", help="only this account's orders")
+    orders.add_argument("--open", action="store_true", help="only orders still working")
+    orders.add_argument("--topic-prefix", help="prefix of every topic name (default: the current session)")
+
+    order = sub.add_parser("order", help="an operator's manual order through risk: submit, amend or cancel")
+    order.add_argument("action", choices=["submit", "amend", "cancel"])
+    order.add_argument("--account", required=True)
+    order.add_argument("--symbol", required=True)
+    order.add_argument("--side", help="submit: Buy or Sell")
+    order.add_argument("--qty", help="submit: the quantity; amend: the new whole quantity")
+    order.add_argument("--price", help="submit: the limit price (none: a market order); amend: the new price")
+    order.add_argument("--type", choices=["Limit", "Market"], help="submit: default Limit with --price, else Market")
+    order.add_argument("--tif", default="GTC", help="submit: GTC (default), IOC, FOK or PostOnly")
+    order.add_argument("--reduce-only", action="store_true", help="submit: only reduce the position")
+    order.add_argument("--intent", help="amend, cancel: the order's intent id (as `hean orders` shows)")
+    order.add_argument("--all", action="store_true", help="cancel: every open order of the account on the symbol")
+    order.add_argument("--wait", type=float, default=10.0, help="seconds to follow the log for the outcome")
+    order.add_argument("--topic-prefix", help="prefix of every topic name (default: the current session)")
+
     up = sub.add_parser("up", help="the whole local stack as supervised processes, live in the terminal")
     up.add_argument("--duration", type=float, default=0, help="seconds to run, then summarize (0 = until Ctrl-C)")
     up.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT", help="comma-separated symbols to trade")
@@ -187,6 +207,14 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         if args.flatten and args.state != "on":
             raise SystemExit("hean kill-switch: --flatten goes with 'on'")
         return kill_switch(args.state, args.account, args.reason, _reader_prefix(args.topic_prefix), args.flatten)
+    if args.command == "orders":
+        from services.cli.orders import list_orders
+
+        return list_orders(_reader_prefix(args.topic_prefix), args.account, args.open)
+    if args.command == "order":
+        from services.cli.orders import run_order_command
+
+        return run_order_command(args, _reader_prefix(args.topic_prefix))
     if args.command == "sql":
         return _sql(args)
     if args.command == "up":
