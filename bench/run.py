@@ -11,6 +11,7 @@ Measures, in one run on this machine against the local broker:
   tick_to_order, accounting_replay, strategy_scaling   trading-loop figures (bench/trading.py)
   account_scaling   risk and accounting: one instance vs one per account (bench/scaling.py)
   storage    bytes per trade row, candle query times over 1M trades (bench/recorder_bench.py)
+  recorder_speed   the recorder end to end from the topic vs a bare insert of the same rows (same file)
   kafka_hops   the floor under tick-to-order: relays that only consume and re-produce (bench/hops.py)
 """
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import hops  # noqa: E402  (bench/hops.py: the Kafka-hop floor under tick-to-order)
 import marketdata  # noqa: E402  (bench/marketdata.py: issue 3's figures)
 import recorder_bench  # noqa: E402  (bench/recorder_bench.py: bytes per trade row, candle query times)
+import requotes  # noqa: E402  (bench/requotes.py: the maker's venue requests, cancel + new vs amend)
 import scaling  # noqa: E402  (bench/scaling.py: risk and accounting, one instance vs one per account)
 import trading  # noqa: E402  (bench/trading.py: issue 4's figures)
 from aiokafka import AIOKafkaProducer  # noqa: E402
@@ -216,9 +218,11 @@ def main(only: list[str]) -> int:
         "strategy_scaling": lambda: asyncio.run(trading.bench_strategy_scaling(settings)),
         "account_scaling": lambda: asyncio.run(scaling.bench_account_scaling(settings)),
         "storage": lambda: recorder_bench.measure(1_000_000),
+        "recorder_speed": lambda: asyncio.run(recorder_bench.measure_speed(settings)),
         "tick_to_order": lambda: asyncio.run(trading.bench_tick_to_order(settings)),
         "tick_to_order_light": lambda: asyncio.run(trading.bench_tick_to_order(settings, market_rate=20.0)),
         "kafka_hops": lambda: asyncio.run(hops.bench_kafka_hops(settings.kafka_bootstrap)),
+        "requote_requests": lambda: asyncio.run(requotes.bench_requote_requests(settings)),
     }
     unknown = set(only) - set(groups)
     if unknown:
