@@ -32,6 +32,8 @@ class TableSpec:
     columns: tuple[tuple[str, str], ...]
     getters: tuple[Callable[[Any], Any], ...]
     explode: Callable[[Any], list[Any]] | None = None
+    fields: tuple[str, ...] = ()
+    """Per event column, the field it holds as it is, or '' (see tables.Column.field)."""
 
     @property
     def column_names(self) -> list[str]:
@@ -79,7 +81,8 @@ def _spec(table: TableDef) -> TableSpec:
         raise RuntimeError(f"Expected the columns {expected} in schemas/clickhouse for {table.name}, found "
                            f"{tuple(n for n, _ in columns)}; regenerate: python -m services.recorder.tables")
     accepts = reduce(or_, table.events)
-    return TableSpec(table.name, table.topic, accepts, columns, tuple(c.get for c in table.columns), table.explode)
+    return TableSpec(table.name, table.topic, accepts, columns, tuple(c.get for c in table.columns), table.explode,
+                     tuple(c.field for c in table.columns))
 
 
 TABLES: tuple[TableSpec, ...] = tuple(_spec(t) for t in TABLE_DEFS)
