@@ -19,7 +19,6 @@ part of what the strategy says is worse than none.
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -85,10 +84,22 @@ class Outcome:
         return self.log.get(topic, [])
 
 
-def steps(events: Iterable[Any]) -> Iterable[list[Any]]:
-    """Consecutive market events of one symbol at one venue time: one market step."""
-    for _, group in itertools.groupby(events, key=lambda e: (e.symbol, e.ts_event)):
-        yield list(group)
+STEP_WINDOW_NS = 5_000_000
+
+
+def steps(events: Iterable[Any], window_ns: int = STEP_WINDOW_NS) -> Iterable[list[Any]]:
+    """Market steps: runs of consecutive events of one symbol whose venue times lie within
+    `window_ns` of the run's first. One venue instant prints its book, trades and ticker with
+    slightly different stamps (Bybit's book carries the matching engine's cts, a few ms before
+    the trades' time; the simulator mimics it), so equal stamps would split one step in two."""
+    group: list[Any] = []
+    for event in events:
+        if group and (event.symbol != group[0].symbol or abs(event.ts_event - group[0].ts_event) > window_ns):
+            yield group
+            group = []
+        group.append(event)
+    if group:
+        yield group
 
 
 def run(setup: Setup, events: Iterable[Any], progress: Callable[[int], None] | None = None,

@@ -7,14 +7,16 @@ the trade or book event that caused them) come out as they did live.
 
 From the store: `trades`, `book_top` (one row per book event: kind, top of book) with
 `book_levels` (its levels) and `tickers`, selected by the session's topic prefix (`_topic`).
-The store keeps prices as Decimal(38, 18); trailing zeros are trimmed on the way back (the same
-values; a venue never prints them). Not recorded, hence not rebuilt: a book event's `seq` (0 here)
-and `origin_ts` (taken as the ingest time, which it is for market data).
+The store keeps prices as Decimal(38, 18); on the way back they take the instrument's digits
+again (prices the tick's, sizes the lot's, as the venue printed them; trimmed where the symbol has
+no rules), so everything computed from them prints as it did live. Not recorded, hence not
+rebuilt: a book event's `seq` (0 here) and `origin_ts` (taken as the ingest time, which it is for
+market data).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -117,15 +119,17 @@ def from_store(store_url: str, default_path: Path, query: Query) -> list[MarketE
     keyed: list[tuple[tuple[int, int, int, int], MarketEvent]] = []
     for r in rows(f"SELECT {position}, symbol, venue, category, trade_id, side, toString(price), toString(qty), id "
                   f"FROM hean.trades WHERE _topic = {_quote(query.prefix + MD_TRADES)} AND {where}"):
+        price, qty = _digits(r[4])
         event = TradeReceived(id=r[11], ts_event=int(r[2]), ts_ingest=int(r[3]), origin_ts=int(r[3]), symbol=r[4],
-                              venue=r[5], category=r[6], trade_id=r[7], side=r[8], price=_num(r[9]), qty=_num(r[10]))
+                              venue=r[5], category=r[6], trade_id=r[7], side=r[8], price=price(r[9]), qty=qty(r[10]))
         keyed.append((_sort_key(event, MD_TRADES, r[0], r[1]), event))
     levels: dict[str, tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]] = {}
-    for event_id, side, price, size in rows(
-            f"SELECT id, toString(side), toString(price), toString(size) FROM hean.book_levels "
+    for symbol, event_id, side, price, size in rows(
+            f"SELECT symbol, id, toString(side), toString(price), toString(size) FROM hean.book_levels "
             f"WHERE _topic = {_quote(query.prefix + MD_BOOK)} AND {where} ORDER BY _partition, _offset"):
         bids, asks = levels.setdefault(event_id, ([], []))
-        (bids if side == "bid" else asks).append((_num(price), _num(size)))
+        as_price, as_size = _digits(symbol)
+        (bids if side == "bid" else asks).append((as_price(price), as_size(size)))
     top = ("toString(bid_price), toString(bid_size), toString(ask_price), toString(ask_size)")
     for r in rows(f"SELECT {position}, symbol, venue, category, depth, update_id, toString(kind), {top}, id "
                   f"FROM hean.book_top WHERE _topic = {_quote(query.prefix + MD_BOOK)} AND {where}"):
@@ -134,13 +138,15 @@ def from_store(store_url: str, default_path: Path, query: Query) -> list[MarketE
         event = kind(id=r[14], ts_event=int(r[2]), ts_ingest=int(r[3]), origin_ts=int(r[3]), symbol=r[4], venue=r[5],
                      category=r[6], depth=int(r[7]), update_id=int(r[8]), seq=0,
                      bids=sorted(bids, reverse=True), asks=sorted(asks),
-                     best_bid=_level(r[10], r[11]), best_ask=_level(r[12], r[13]))
+                     best_bid=_level(r[4], r[10], r[11]), best_ask=_level(r[4], r[12], r[13]))
         keyed.append((_sort_key(event, MD_BOOK, r[0], r[1]), event))
     prices = ("last_price", "mark_price", "index_price", "bid1_price", "bid1_size", "ask1_price", "ask1_size",
               "volume_24h", "turnover_24h", "funding_rate", "open_interest")
     for r in rows(f"SELECT {position}, symbol, venue, category, {', '.join(f'toString({p})' for p in prices)}, id "
                   f"FROM hean.tickers WHERE _topic = {_quote(query.prefix + MD_TICKERS)} AND {where}"):
-        values = {p: _optional(v) for p, v in zip(prices, r[7:18], strict=True)}
+        as_price, as_size = _digits(r[4])
+        values = {p: _optional(v, as_size if p.endswith("_size") else as_price if p.endswith("_price") else _num)
+                  for p, v in zip(prices, r[7:18], strict=True)}
         event = TickerUpdated(id=r[18], ts_event=int(r[2]), ts_ingest=int(r[3]), origin_ts=int(r[3]), symbol=r[4],
                               venue=r[5], category=r[6], **values)
         keyed.append((_sort_key(event, MD_TICKERS, r[0], r[1]), event))
@@ -159,12 +165,24 @@ def _num(text: str) -> Decimal:
     return Decimal(text)
 
 
-def _optional(text: str | None) -> Decimal | None:
-    return None if text is None or text in ("", "\\N", "NULL") else _num(text)
+def _digits(symbol: str) -> tuple[Callable[[str], Decimal], Callable[[str], Decimal]]:
+    """(price, size) readers giving the symbol's tick and lot digits (trimmed without rules)."""
+    from services.backtest.instruments import instrument_rules
+
+    rules = instrument_rules(symbol)
+    if rules is None:
+        return _num, _num
+    tick, step = rules.tick_size, rules.qty_step
+    return (lambda text: _num(text).quantize(tick)), (lambda text: _num(text).quantize(step))
 
 
-def _level(price: str | None, size: str | None) -> tuple[Decimal, Decimal] | None:
-    p, s = _optional(price), _optional(size)
+def _optional(text: str | None, read: Callable[[str], Decimal] = _num) -> Decimal | None:
+    return None if text is None or text in ("", "\\N", "NULL") else read(text)
+
+
+def _level(symbol: str, price: str | None, size: str | None) -> tuple[Decimal, Decimal] | None:
+    as_price, as_size = _digits(symbol)
+    p, s = _optional(price, as_price), _optional(size, as_size)
     return None if p is None or s is None else (p, s)
 
 

@@ -11,7 +11,12 @@ from the same module (services/matching):
     a step being the recorded events of one symbol at one venue time;
   - fees from the instrument (maker or taker rate times the fill's value), exact Decimal;
   - refusals as the venue's retCodes: 10001 (instrument rules), 110017 (reduce-only with nothing
-    to reduce), 110094 (notional below the minimum).
+    to reduce), 110094 (notional below the minimum);
+  - an amend changes a resting order in place (OrderAmended, as execution reports the venue's
+    answer; 110001 for an order that is gone, 10001 for bad terms): a new price or a larger qty
+    goes to the back of the queue at its price, a smaller qty keeps its place, a crossing price
+    trades at once (a PostOnly order is cancelled instead); a cancel-all cancels every open order
+    of the account on the symbol.
 An approved intent of a type this model does not know stops the run (UnsupportedIntent): a new
 intent type must get its venue answer here before a backtest can trust it.
 """
@@ -23,13 +28,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from schemas.events import (
+    AmendOrder,
     BookDeltaReceived,
     BookSnapshotReceived,
+    CancelAllOrders,
     CancelOrder,
     Event,
     IntentApproved,
     OrderAcknowledged,
+    OrderAmended,
+    OrderAmendRejected,
     OrderCancelled,
     OrderFilled,
     OrderPartiallyFilled,
@@ -120,7 +131,8 @@ class FillModel:
         queue position against its trades and the book it left. Returns the order events."""
         first = events[0]
         reports = self._arrive_before(first.ts_event)
-        self.now_ns, self.ingest_ns = first.ts_event, first.ts_ingest
+        # The venue's time of the step: its latest stamp (a book's cts comes a few ms before the trades').
+        self.now_ns, self.ingest_ns = max(e.ts_event for e in events), first.ts_ingest
         symbol = first.symbol
         book = self.books.setdefault(symbol, Book())
         trades: list[tuple[str, Decimal, Decimal]] = []
@@ -149,7 +161,7 @@ class FillModel:
     def on_decision(self, decision: IntentApproved) -> list[Event]:
         """An approved intent reaches the venue now (zero latency) or after `latency_ns`."""
         intent = decision.intent
-        if not isinstance(intent, SubmitOrder | CancelOrder):
+        if not isinstance(intent, SubmitOrder | CancelOrder | AmendOrder | CancelAllOrders):
             raise UnsupportedIntent(f"the fill model has no venue answer for {type(intent).__name__} "
                                     f"(intent {intent.id}); add one in services/backtest/venue.py")
         if self.latency_ns == 0:
@@ -169,7 +181,15 @@ class FillModel:
             reports += self._act(decision.intent)
         return reports
 
-    def _act(self, intent: SubmitOrder | CancelOrder) -> list[Event]:
+    def _act(self, intent: Any) -> list[Event]:
+        if isinstance(intent, AmendOrder):
+            return self._amend(intent)
+        if isinstance(intent, CancelAllOrders):
+            gone = [o for o in self.orders.values()
+                    if o.open and o.intent.symbol == intent.symbol and o.intent.account == intent.account]
+            for order in gone:
+                order.open = False
+            return [self._cancelled(order, CANCEL_BY_USER) for order in gone]
         if isinstance(intent, CancelOrder):
             order = self.orders.get(intent.intent_id)
             if order is None or not order.open:
@@ -227,6 +247,60 @@ class FillModel:
             order.queue_ahead = queue_on_arrival(own.get(price), ZERO)
         return reports
 
+    def _amend(self, amend: AmendOrder) -> list[Event]:
+        """The simulator's /v5/order/amend on the modelled order (module docstring)."""
+        order = self.orders.get(amend.intent_id)
+        if order is None or not order.open or order.intent.symbol != amend.symbol:
+            return [self._amend_refused(amend, 110001, "Order does not exist.")]
+        rules = self.rules(amend.symbol)
+        assert rules is not None  # the order was placed, so its symbol is listed
+        old = order.intent
+        qty, price = old.qty, old.price
+        if amend.qty is not None:
+            if amend.qty % rules.qty_step or amend.qty < rules.min_qty:
+                return [self._amend_refused(amend, 10001, f"params error: qty {amend.qty} must be a multiple of "
+                                                          f"{rules.qty_step} of at least {rules.min_qty}")]
+            if amend.qty <= order.cum_qty:
+                return [self._amend_refused(amend, 10001, f"params error: qty {amend.qty} must exceed the filled "
+                                                          f"qty {order.cum_qty}")]
+            qty = amend.qty
+        if amend.price is not None:
+            if old.price is None or old.order_type != "Limit":
+                return [self._amend_refused(amend, 10001, "params error: a market order has no price to amend")]
+            if amend.price % rules.tick_size:
+                return [self._amend_refused(amend, 10001, f"params error: price {amend.price} must be a positive "
+                                                          f"multiple of {rules.tick_size}")]
+            price = amend.price
+        reports: list[Event] = [OrderAmended(id=derive_id("exec-amend", amend.id), **self._amend_common(amend),
+                                             qty=amend.qty, price=amend.price)]
+        if (qty, price) == (old.qty, old.price):
+            return reports  # "remains unchanged": execution takes that as the amend done
+        requeue = price != old.price or qty > old.qty
+        order.intent = msgspec.structs.replace(old, qty=qty, price=price)
+        book = self.books.setdefault(amend.symbol, Book())
+        assert price is not None
+        if matching.crosses(old.side, price, book.best_bid(), book.best_ask()):
+            if old.time_in_force == "PostOnly":
+                order.open = False
+                return [*reports, self._cancelled(order, POST_ONLY_CROSSED)]
+            opposite = book.asks if old.side == "Buy" else book.bids
+            for level, take in matching.walk(opposite, old.side, price, order.leaves):
+                matching.remove(opposite, [(level, take)])
+                reports.append(self._fill(order, take, level, maker=False))
+        if order.open and requeue:
+            own = book.bids if old.side == "Buy" else book.asks
+            order.queue_ahead = queue_on_arrival(own.get(price), ZERO)
+        return reports
+
+    def _amend_common(self, amend: AmendOrder) -> dict[str, Any]:
+        return {"ts_event": self.now_ns, "ts_ingest": self.ingest_ns, "origin_ts": amend.origin_ts,
+                "account": amend.account, "symbol": amend.symbol, "intent_id": amend.intent_id,
+                "order_link_id": link_id_for(amend.intent_id)}
+
+    def _amend_refused(self, amend: AmendOrder, code: int, reason: str) -> Event:
+        return OrderAmendRejected(id=derive_id("exec-amend-reject", amend.id), **self._amend_common(amend),
+                                  ret_code=code, reason=reason)
+
     # ------------------------------------------------------------------ reports
 
     def _common(self, order: Order) -> dict[str, Any]:
@@ -237,16 +311,20 @@ class FillModel:
 
     def _ack(self, order: Order) -> Event:
         intent = order.intent
+        rules = self.rules(intent.symbol)
+        assert rules is not None
+        price = intent.price.quantize(rules.tick_size) if intent.order_type == "Limit" and intent.price else None
         return OrderAcknowledged(id=derive_id("exec-ack", order.order_id), **self._common(order), side=intent.side,
-                                 order_type=intent.order_type, qty=intent.qty,
-                                 price=intent.price if intent.order_type == "Limit" else None)
+                                 order_type=intent.order_type, qty=intent.qty.quantize(rules.qty_step), price=price)
 
     def _fill(self, order: Order, qty: Decimal, price: Decimal, maker: bool) -> Event:
         intent = order.intent
         rules = self.rules(intent.symbol)
         assert rules is not None  # placed orders passed the instrument check
-        fee = price * qty * (rules.maker_fee if maker else rules.taker_fee)
-        order.cum_qty += qty
+        # As the venue prints them: prices on the tick's digits, sizes on the lot's, fees trimmed.
+        qty, price = qty.quantize(rules.qty_step), price.quantize(rules.tick_size)
+        fee = _trimmed(price * qty * (rules.maker_fee if maker else rules.taker_fee))
+        order.cum_qty = (order.cum_qty + qty).quantize(rules.qty_step)
         signed = qty if intent.side == "Buy" else -qty
         self.positions[intent.symbol] = self.positions.get(intent.symbol, ZERO) + signed
         self._executions += 1
@@ -260,8 +338,10 @@ class FillModel:
                                     leaves_qty=intent.qty - order.cum_qty, **fill)
 
     def _cancelled(self, order: Order, reason: str) -> Event:
+        rules = self.rules(order.intent.symbol)
+        cum = order.cum_qty.quantize(rules.qty_step) if rules is not None else order.cum_qty
         return OrderCancelled(id=derive_id("exec-cancel", order.order_id), **self._common(order), reason=reason,
-                              cum_qty=order.cum_qty)
+                              cum_qty=cum)
 
     def _rejected(self, intent: SubmitOrder, ret_code: int, reason: str) -> Event:
         """As execution reports a refused create (its id derives from the intent: the same as live)."""
@@ -271,8 +351,12 @@ class FillModel:
                              reason=reason)
 
 
+def _trimmed(value: Decimal) -> Decimal:
+    """Plain digits without trailing zeros, as the venue prints a fee."""
+    text = format(value, "f")
+    return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)
+
+
 def _with_qty(intent: SubmitOrder, qty: Decimal) -> SubmitOrder:
     """A reduce-only order trimmed to what it can close, as the venue trims it."""
-    import msgspec
-
     return msgspec.structs.replace(intent, qty=qty)
