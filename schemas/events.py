@@ -25,6 +25,12 @@ import msgspec
 
 SCHEMA_MAJOR = 1
 """The major version this code reads and writes. A different major is refused with a typed error."""
+SCHEMA_MINOR = 1
+"""Additive revisions within the major, which every reader of the major decodes (a missing field
+takes its default, an unknown one is ignored), so they travel without a version on the wire:
+  1.0  the events of issues 1-13;
+  1.1  `venue` on intents, order events and positions (InstrumentId = venue + symbol; events
+       written before it decode with venue "bybit", the only venue then); ref.instrument."""
 
 Side = Literal["Buy", "Sell"]
 OrderType = Literal["Limit", "Market"]
@@ -132,6 +138,7 @@ class SubmitOrder(Event, frozen=True, kw_only=True, tag="order.submit"):
 
     account: str
     strategy: str
+    venue: str = "bybit"
     symbol: str
     side: Side
     order_type: OrderType
@@ -146,6 +153,7 @@ class CancelOrder(Event, frozen=True, kw_only=True, tag="order.cancel"):
 
     account: str
     strategy: str
+    venue: str = "bybit"
     symbol: str
     intent_id: str
 
@@ -157,6 +165,7 @@ class AmendOrder(Event, frozen=True, kw_only=True, tag="order.amend"):
 
     account: str
     strategy: str
+    venue: str = "bybit"
     symbol: str
     intent_id: str
     qty: Decimal | None = None
@@ -176,6 +185,7 @@ class CancelAllOrders(Event, frozen=True, kw_only=True, tag="order.cancel_all"):
 
     account: str
     strategy: str
+    venue: str = "bybit"
     symbol: str
 
 
@@ -205,6 +215,7 @@ class OrderEvent(Event, frozen=True, kw_only=True):
     """Fields every execution report carries."""
 
     account: str
+    venue: str = "bybit"
     symbol: str
     intent_id: str
     order_link_id: str
@@ -297,6 +308,7 @@ class PositionUpdated(Event, frozen=True, kw_only=True, tag="position.updated"):
     """A symbol's position after a fill or a mark change. `qty` is signed (short < 0)."""
 
     account: str
+    venue: str = "bybit"
     symbol: str
     qty: Decimal
     avg_entry_price: Decimal
@@ -315,6 +327,40 @@ class AccountUpdated(Event, frozen=True, kw_only=True, tag="account.updated"):
     unrealized_pnl: Decimal
     fees: Decimal
     gross_exposure: Decimal
+
+
+# ---------------------------------------------------------------- reference data (ingest → ref.instruments)
+
+
+class InstrumentDefined(Event, frozen=True, kw_only=True, tag="ref.instrument"):
+    """A market's trading rules as its venue states them (Bybit: instruments-info), on the
+    compacted ref.instruments topic keyed by symbol: the latest record per symbol is the rule.
+    Produced at ingest start and whenever the venue's answer changes; `status` other than
+    "Trading" means no new orders. Fees are rates on notional; `multiplier` the contract size."""
+
+    venue: str
+    symbol: str
+    kind: Literal["linear_perpetual", "spot"]
+    base_coin: str
+    quote_coin: str
+    tick_size: Decimal
+    lot_step: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal
+    maker_fee: Decimal
+    taker_fee: Decimal
+    multiplier: Decimal = Decimal(1)
+    status: str = "Trading"
+
+    def __post_init__(self) -> None:
+        """Rules no venue could mean are refused at decoding (a dead letter), never folded."""
+        for name in ("tick_size", "lot_step", "min_qty", "max_qty", "multiplier"):
+            value: Decimal = getattr(self, name)
+            if not (value.is_finite() and value > 0):
+                raise ValueError(f"Expected a positive {name} for {self.venue}:{self.symbol}, found {value}")
+        if self.min_qty > self.max_qty or not self.min_notional.is_finite():
+            raise ValueError(f"Expected min_qty <= max_qty and a finite min_notional for {self.venue}:{self.symbol}")
 
 
 # ---------------------------------------------------------------- control
@@ -394,6 +440,7 @@ AnyEvent = (
     | OrderAmendRejected
     | PositionUpdated
     | AccountUpdated
+    | InstrumentDefined
     | TradingHalted
     | TradingResumed
     | DeadLettered

@@ -17,7 +17,11 @@ DAY_MS = 24 * 3600 * 1000
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic's fixed shape. `retention_ms` of -1 keeps the log forever (replayable state)."""
+    """A topic's fixed shape. `retention_ms` of -1 keeps the log forever (replayable state).
+
+    `compact` topics keep the latest record per key (reference data: the current rule for each
+    instrument), so a consumer that replays from the beginning reads every key's latest value
+    without the history before it."""
 
     name: str
     key: str
@@ -26,10 +30,11 @@ class TopicSpec:
     producer: str
     consumers: tuple[str, ...]
     description: str
+    compact: bool = False
 
     def config(self) -> dict[str, str]:
         """Broker-side topic config applied at creation."""
-        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "compact" if self.compact else "delete"}
 
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -51,6 +56,11 @@ TOPICS: tuple[TopicSpec, ...] = (
               ("every service",), "kill switch, halt and resume"),
     TopicSpec("dlq", "source topic", 1, 30 * DAY_MS, "any service",
               ("operator",), "records a service could not process, with the reason"),
+    # Keyed by symbol and co-partitioned with md.*, so a strategy instance owning partition p
+    # reads the rules of exactly the symbols it trades.
+    TopicSpec("ref.instruments", "symbol", SYMBOL_PARTITIONS, -1, "ingest",
+              ("strategy", "risk"), "instrument rules from the venue (tick, lot, minimums, fees)",
+              compact=True),
     TopicSpec("demo.trades", "symbol", SYMBOL_PARTITIONS, DAY_MS, "hean demo",
               ("tally",), "synthetic trades for the runtime demo and benchmarks"),
     TopicSpec("demo.tallies", "symbol", SYMBOL_PARTITIONS, DAY_MS, "tally",
@@ -68,6 +78,7 @@ ORDERS_EVENTS = "orders.events"
 ACCOUNTING_POSITIONS = "accounting.positions"
 CONTROL = "control"
 DLQ = "dlq"
+REF_INSTRUMENTS = "ref.instruments"
 DEMO_TRADES = "demo.trades"
 DEMO_TALLIES = "demo.tallies"
 

@@ -14,6 +14,17 @@ _submit = ev.SubmitOrder(id="intent-1", **ENVELOPE, account="acc1", strategy="em
 _order = {"account": "acc1", "symbol": "BTCUSDT", "intent_id": "intent-1", "order_link_id": "hean-abc",
           "order_id": "o1"}
 
+
+def instrument_defined(symbol: str = "BTCUSDT", ts: int = 1) -> ev.InstrumentDefined:
+    """A ref.instruments record with BTCUSDT's rules on the simulator (tick 0.10, lot 0.001, min 5 USDT),
+    for tests that feed risk or a strategy without an ingest in front of them."""
+    return ev.InstrumentDefined(id=f"instrument-{symbol}", ts_event=ts, ts_ingest=ts, venue="bybit", symbol=symbol,
+                                kind="linear_perpetual", base_coin=symbol.removesuffix("USDT"), quote_coin="USDT",
+                                tick_size=Decimal("0.10"), lot_step=Decimal("0.001"), min_qty=Decimal("0.001"),
+                                max_qty=Decimal("1190.000"), min_notional=Decimal("5"), maker_fee=Decimal("0.0002"),
+                                taker_fee=Decimal("0.00055"))
+
+
 SAMPLES: dict[type, ev.Event] = {
     ev.TradeReceived: ev.TradeReceived(id="t1", **ENVELOPE, symbol="BTCUSDT", trade_id="x1", side="Sell",
                                        price=Decimal("16578.50"), qty=Decimal("0.001")),
@@ -57,6 +68,7 @@ SAMPLES: dict[type, ev.Event] = {
     ev.AccountUpdated: ev.AccountUpdated(id="a1", **ENVELOPE, account="acc1", equity=Decimal("10001.2114"),
                                          realized_pnl=Decimal("1.25"), unrealized_pnl=Decimal("0.1004"),
                                          fees=Decimal("0.139"), gross_exposure=Decimal("649.90")),
+    ev.InstrumentDefined: instrument_defined(),
     ev.TradingHalted: ev.TradingHalted(id="h1", **ENVELOPE, account="acc1", reason="daily loss", actor="risk"),
     ev.TradingResumed: ev.TradingResumed(id="h2", **ENVELOPE, account="acc1", reason="reviewed", actor="ops"),
     ev.DeadLettered: ev.DeadLettered(id="q1", **ENVELOPE, service="tally", source_topic="demo.trades",

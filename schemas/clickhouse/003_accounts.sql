@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS {db}.positions
     ts_ingest       DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
     origin_ts       DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
     account         LowCardinality(String),
+    venue           LowCardinality(String),
     symbol          LowCardinality(String),
     qty             Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
     avg_entry_price Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),

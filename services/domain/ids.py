@@ -39,10 +39,10 @@ def market_ticker_id(venue: str, category: str, topic: str, cross_seq: int, ts: 
     return derive_id(venue, category, topic, cross_seq, ts)
 
 
-def instrument_event_id(instrument: str, digest: str) -> str:
-    """An InstrumentDefined from the instrument and a digest of its rules: the same rules read again
-    (every ingest start) give the same id, a change gives a new one."""
-    return derive_id("instrument", instrument, digest)
+def instrument_event_id(instrument: str, rules: tuple[object, ...]) -> str:
+    """A ref.instruments record from the instrument and its rules (not the time): reading the same
+    rules again (every ingest start) gives the same id, a change gives a new one."""
+    return derive_id("instrument", instrument, derive_id(*rules))
 
 
 # ---------------------------------------------------------------- strategies

@@ -13,6 +13,9 @@ from typing import Literal
 
 import msgspec
 
+from schemas.events import InstrumentDefined
+from services.domain.ids import instrument_event_id
+
 InstrumentKind = Literal["linear_perpetual", "spot"]
 ONE = Decimal(1)
 
@@ -130,3 +133,20 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         if price <= 0 or price % self.tick_size:
             return "tick_size", f"price {price} is not a positive multiple of {self.tick_size}"
         return None
+
+
+_RULES = ("kind", "base_coin", "quote_coin", "tick_size", "lot_step", "min_qty", "max_qty", "min_notional",
+          "maker_fee", "taker_fee", "multiplier", "status")
+
+
+def defined(instrument: Instrument, ts_event: int, ts_ingest: int) -> InstrumentDefined:
+    """The ref.instruments record of an instrument (its id: ids.instrument_event_id)."""
+    rules = {name: getattr(instrument, name) for name in _RULES}
+    event_id = instrument_event_id(str(instrument.id), tuple(rules.values()))
+    return InstrumentDefined(id=event_id, ts_event=ts_event,
+                             ts_ingest=ts_ingest, venue=instrument.id.venue, symbol=instrument.id.symbol, **rules)
+
+
+def from_defined(event: InstrumentDefined) -> Instrument:
+    """The instrument a ref.instruments record states; rules that break an invariant raise ValueError."""
+    return Instrument(id=InstrumentId(event.venue, event.symbol), **{name: getattr(event, name) for name in _RULES})

@@ -1,4 +1,5 @@
-"""The ingest shell: Bybit V5 public WebSocket in, md.trades / md.book / md.tickers out.
+"""The ingest shell: Bybit V5 public WebSocket in, md.trades / md.book / md.tickers out, and the
+venue's instruments-info into ref.instruments before the streams start (services/ingest/reference.py).
 
 One connection per instance (instances split symbols by config). Pings every `ping_interval`;
 no pong within `pong_timeout` of a ping, or no frame at all for `stale_after` seconds → reconnect
@@ -23,6 +24,7 @@ import random
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import orjson
@@ -30,8 +32,9 @@ import websockets
 from prometheus_client import Counter, Gauge
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from schemas.topics import DLQ
+from schemas.topics import DLQ, REF_INSTRUMENTS
 from services.ingest.core import MalformedFrame, Normalizer
+from services.ingest.reference import InstrumentFeed, topic_exists
 from services.runtime.bus import DeliveryWatch, dead_letter_raw, make_producer
 from services.runtime.codec import encode
 from services.runtime.errors import ConfigError
@@ -57,6 +60,11 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     breaker_failures: int = 8
     breaker_open_seconds: float = 30.0
     record_frames: str = ""
+    # The venue's public REST, for instruments-info → ref.instruments (read before the streams
+    # start, then every refresh): "" derives it from `url`, "off" publishes no reference data.
+    rest_url: str = ""
+    instruments_refresh_seconds: float = 300.0
+    instruments_wait_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if self.depth not in (1, 50, 200, 1000):
@@ -65,10 +73,27 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             raise ConfigError("INGEST_SYMBOLS must name at least one symbol")
         if not self.url.startswith(("ws://", "wss://")) or "/v5/public/" not in self.url:
             raise ConfigError(f"INGEST_URL must be a Bybit V5 public WebSocket URL, was {self.url!r}")
+        if self.rest_url not in ("", "off") and not self.rest_url.startswith(("http://", "https://")):
+            raise ConfigError(f"INGEST_REST_URL must be the venue's http(s) REST base URL, was {self.rest_url!r}")
+        if self.instruments_refresh_seconds <= 0:
+            raise ConfigError(f"INGEST_INSTRUMENTS_REFRESH_SECONDS must be positive, was "
+                              f"{self.instruments_refresh_seconds}")
 
     @property
     def category(self) -> str:
         return self.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+
+    @property
+    def instruments_url(self) -> str:
+        """The public REST base URL: the simulator serves it on its WebSocket port, and Bybit's
+        stream hosts have api hosts beside them (stream.bybit.com → api.bybit.com)."""
+        if self.rest_url:
+            return "" if self.rest_url == "off" else self.rest_url
+        parts = urlsplit(self.url)
+        host = parts.netloc
+        if host.startswith("stream"):
+            host = "api" + host[len("stream"):]
+        return f"{'https' if parts.scheme == 'wss' else 'http'}://{host}"
 
     def topics(self) -> list[str]:
         topics = [f"orderbook.{self.depth}.{s}" for s in self.symbols]
@@ -93,6 +118,10 @@ class IngestMetrics:
                             ["service", "symbol"], registry=r)
         self.venue_errors = Counter("hean_ws_failed_acks_total", "Failure acks from the venue", ["service"],
                                     registry=r)
+        self.instrument_failures = Counter("hean_instruments_failures_total",
+                                           "instruments-info reads or publishes that failed (retried)", ["service"],
+                                           registry=r)
+        self.instrument_failures.labels("ingest")
         self.breaker_open = Gauge("hean_ws_breaker_open", "1 while the reconnect circuit breaker is open",
                                   ["service"], registry=r)
         for cause in ("closed", "connect_failed", "stale", "pong_timeout"):
@@ -131,9 +160,11 @@ class Ingest:
         if self.config.record_frames:
             self._recorder = Path(self.config.record_frames).open("ab")  # noqa: SIM115 - closed below
             self._record_started = time.monotonic()
-        self.metrics.base.up.labels("ingest").set(1)
+        refresher: asyncio.Task[None] | None = None
         backoff = self.config.backoff_initial
         try:
+            refresher = await self._start_reference_data(producer, stop)
+            self.metrics.base.up.labels("ingest").set(1)
             while not stop.is_set():
                 cause = await self._connection(producer, stop)
                 if stop.is_set():
@@ -153,11 +184,34 @@ class Ingest:
                 await _sleep_or_stop(stop, backoff * random.uniform(0.5, 1.5))
         finally:
             self.metrics.base.up.labels("ingest").set(0)
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
             await producer.flush()
             await producer.stop()
             if self._recorder is not None:
                 self._recorder.close()
         self.delivery.check()  # a stop must not hide records the broker never took
+
+    async def _start_reference_data(self, producer: Any, stop: asyncio.Event) -> asyncio.Task[None] | None:
+        """Start publishing the venue's instruments, and give the first publish up to
+        `instruments_wait_seconds` so a symbol's rules reach the log before its first book."""
+        config = self.config
+        rest_url = config.instruments_url
+        if not rest_url:
+            return None
+        if not await topic_exists(self.settings.kafka_bootstrap, self.prefix + REF_INSTRUMENTS):
+            log.warning("no topic %s; no reference data published (create it: hean topics create)",
+                        self.prefix + REF_INSTRUMENTS)
+            return None
+        failures = self.metrics.instrument_failures.labels("ingest")
+        feed = InstrumentFeed(rest_url, config.category, config.symbols, self.prefix,
+                              config.instruments_refresh_seconds, on_failure=failures.inc)
+        task = asyncio.create_task(feed.run(producer, stop), name="instruments")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(feed.first.wait(), config.instruments_wait_seconds)
+        return task
 
     async def _connection(self, producer: Any, stop: asyncio.Event) -> str:
         """One connection's life; returns why it ended (the reconnect cause)."""

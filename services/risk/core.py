@@ -2,8 +2,9 @@
 
 Checks, in order; the first that fails names the rule in IntentRejected.rule:
   halted          the account is halted (kill switch or operator); only reduce-only orders pass
-  unknown_symbol  no instrument rules for the symbol
-  qty_step / min_qty / tick_size   the venue's instrument rules
+  unknown_symbol  no instrument rules for the symbol (ref.instruments, or RISK_INSTRUMENTS)
+  not_trading     the venue's instrument status is not Trading
+  qty_step / min_qty / max_qty / tick_size   the venue's instrument rules
   max_order_qty   the order's quantity
   no_market_price a market order with no mid to value it
   price_band      a limit price further than `price_band` (a fraction) from the mid
@@ -49,6 +50,7 @@ from schemas.events import (
     CancelAllOrders,
     CancelOrder,
     Event,
+    InstrumentDefined,
     IntentApproved,
     IntentRejected,
     OrderAmendRejected,
@@ -59,9 +61,10 @@ from schemas.events import (
     SubmitOrder,
     TradingHalted,
     TradingResumed,
-    derive_id,
 )
 from schemas.topics import CONTROL, ORDERS_DECISIONS
+from services.domain.ids import decision_id, halt_cancel_id, halt_flatten_id, risk_halt_id
+from services.domain.instrument import from_defined
 from services.domain.position import FLAT, Position, apply_fill, signed_qty
 from services.runtime.service import Emit, join_disjoint
 
@@ -71,10 +74,21 @@ NS_PER_S = 10**9
 
 
 class InstrumentRules(msgspec.Struct, frozen=True):
+    """What risk checks of an instrument: folded from ref.instruments (`rules_of`), or configured."""
+
     tick_size: Decimal
     qty_step: Decimal
     min_qty: Decimal
     min_notional: Decimal
+    max_qty: Decimal | None = None
+    trading: bool = True
+
+
+def rules_of(event: InstrumentDefined) -> InstrumentRules:
+    """The rules a ref.instruments record states, validated by the domain's Instrument."""
+    instrument = from_defined(event)
+    return InstrumentRules(instrument.tick_size, instrument.lot_step, instrument.min_qty, instrument.min_notional,
+                           instrument.max_qty, instrument.status == "Trading")
 
 
 class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,7 +106,8 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RiskParams(RiskLimits, frozen=True, kw_only=True):
-    instruments: dict[str, InstrumentRules]
+    # Configured rules, for symbols whose venue publishes none on ref.instruments (which wins).
+    instruments: dict[str, InstrumentRules] = {}
 
 
 class Working(msgspec.Struct, frozen=True):
@@ -134,10 +149,11 @@ class AccountRisk(msgspec.Struct, frozen=True):
 class RiskState(msgspec.Struct, frozen=True):
     accounts: dict[str, AccountRisk] = {}
     mids: dict[str, Decimal] = {}
+    instruments: dict[str, InstrumentRules] = {}  # the venue's, folded from ref.instruments
 
 
 def initial_state() -> RiskState:
-    return RiskState(accounts={}, mids={})
+    return RiskState(accounts={}, mids={}, instruments={})
 
 
 def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState, list[Emit]]:
@@ -151,7 +167,12 @@ def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState,
         mid = (event.best_bid[0] + event.best_ask[0]) / 2
         if state.mids.get(event.symbol) == mid:
             return state, []
-        return RiskState(state.accounts, {**state.mids, event.symbol: mid}), []
+        return RiskState(state.accounts, {**state.mids, event.symbol: mid}, state.instruments), []
+    if isinstance(event, InstrumentDefined):
+        rules = rules_of(event)
+        if state.instruments.get(event.symbol) == rules:
+            return state, []
+        return RiskState(state.accounts, state.mids, {**state.instruments, event.symbol: rules}), []
     if isinstance(event, OrderPartiallyFilled | OrderFilled | OrderCancelled | OrderRejected):
         return _replace(state, event.account, _apply_order_event(_account(state, event.account), event)), []
     if isinstance(event, OrderAmendRejected):
@@ -181,10 +202,10 @@ def _halt(state: RiskState, halt: TradingHalted) -> tuple[RiskState, list[Emit]]
     common = {"ts_event": halt.ts_event, "ts_ingest": halt.ts_ingest, "origin_ts": halt.origin_ts,
               "account": halt.account, "strategy": OWN_STRATEGY}
     intents: list[SubmitOrder | CancelOrder] = [
-        CancelOrder(id=derive_id("halt-cancel", halt.id, intent_id), symbol=order.symbol, intent_id=intent_id,
+        CancelOrder(id=halt_cancel_id(halt.id, intent_id), symbol=order.symbol, intent_id=intent_id,
                     **common) for intent_id, order in sorted(working.items())]
     if halt.flatten:
-        intents += [SubmitOrder(id=derive_id("halt-flatten", halt.id, symbol), symbol=symbol,
+        intents += [SubmitOrder(id=halt_flatten_id(halt.id, symbol), symbol=symbol,
                                 side="Sell" if qty > 0 else "Buy", order_type="Market", qty=abs(qty),
                                 time_in_force="IOC", reduce_only=True, **common)
                     for symbol, qty in sorted(_quantities(account).items()) if qty]
@@ -192,7 +213,7 @@ def _halt(state: RiskState, halt: TradingHalted) -> tuple[RiskState, list[Emit]]
     # the topics interleaved, and a replay reads them in another order. What the halt did is in the
     # log (these decisions), and reading them back is what the state folds (_read_back).
     emits = [Emit(ORDERS_DECISIONS, intent.symbol, IntentApproved(
-        id=derive_id("risk", intent.id), intent=intent, ts_event=halt.ts_event, ts_ingest=halt.ts_ingest,
+        id=decision_id(intent.id), intent=intent, ts_event=halt.ts_event, ts_ingest=halt.ts_ingest,
         origin_ts=halt.origin_ts)) for intent in intents]
     return _replace(state, halt.account, account), emits
 
@@ -212,7 +233,8 @@ def merge_accounts(parts: Sequence[RiskState]) -> RiskState:
     same books, their mids agree. An account held by two parts is refused, not guessed."""
     accounts = join_disjoint((part.accounts for part in parts), "risk accounts")
     mids = {symbol: mid for part in parts for symbol, mid in part.mids.items()}
-    return RiskState(accounts=accounts, mids=mids)
+    instruments = {symbol: rules for part in parts for symbol, rules in part.instruments.items()}
+    return RiskState(accounts=accounts, mids=mids, instruments=instruments)
 
 
 def _read_back(state: RiskState, decision: IntentApproved | IntentRejected) -> RiskState:
@@ -254,7 +276,7 @@ def _account(state: RiskState, name: str) -> AccountRisk:
 
 
 def _replace(state: RiskState, name: str, account: AccountRisk) -> RiskState:
-    return RiskState({**state.accounts, name: account}, state.mids)
+    return RiskState({**state.accounts, name: account}, state.mids, state.instruments)
 
 
 def _decide(state: RiskState, intent: AnyIntent, p: RiskParams) -> tuple[RiskState, list[Emit]]:
@@ -264,7 +286,7 @@ def _decide(state: RiskState, intent: AnyIntent, p: RiskParams) -> tuple[RiskSta
         # Its decision is already folded (a replay read it first): deciding again changes nothing.
         early = tuple(e for e in account.early if e != intent.id)
         return _replace(state, intent.account, msgspec.structs.replace(account, early=early)), []
-    common = {"id": derive_id("risk", intent.id), "intent": intent, "ts_event": intent.ts_event,
+    common = {"id": decision_id(intent.id), "intent": intent, "ts_event": intent.ts_event,
               "ts_ingest": intent.ts_ingest, "origin_ts": intent.origin_ts}
     reserved: Working | None = None
     if intent.strategy == OWN_STRATEGY:  # the name marks risk's own orders; a strategy may not take it
@@ -291,13 +313,17 @@ def _check(state: RiskState, account: AccountRisk, o: SubmitOrder, p: RiskParams
     """(rule, detail); rule is '' when every check passes. Pending approvals count as working."""
     if (account.halted or account.halt_sent) and not o.reduce_only:
         return "halted", f"account halted: {account.halt_reason or 'daily loss limit'}"
-    rules = p.instruments.get(o.symbol)
+    rules = state.instruments.get(o.symbol) or p.instruments.get(o.symbol)
     if rules is None:
         return "unknown_symbol", f"no instrument rules for {o.symbol}"
+    if not rules.trading:
+        return "not_trading", f"{o.symbol} is not trading on the venue"
     if o.qty % rules.qty_step:
         return "qty_step", f"qty {o.qty} is not a multiple of {rules.qty_step}"
     if o.qty < rules.min_qty:
         return "min_qty", f"qty {o.qty} < {rules.min_qty}"
+    if rules.max_qty is not None and o.qty > rules.max_qty:
+        return "max_qty", f"qty {o.qty} > the venue's maximum {rules.max_qty}"
     if o.price is not None and o.price % rules.tick_size:
         return "tick_size", f"price {o.price} is not a multiple of {rules.tick_size}"
     if o.qty > p.max_order_qty:
@@ -437,7 +463,7 @@ def _on_equity(state: RiskState, update: AccountUpdated, p: RiskParams) -> tuple
     reason = f"daily loss {loss} >= limit {p.daily_loss_limit}" if loss >= p.daily_loss_limit \
         else f"max_drawdown: {drawdown} below the equity peak {peak} >= limit {p.max_drawdown}"
     account = msgspec.structs.replace(account, halt_sent=True)  # halted once the halt is read back
-    halt = TradingHalted(id=derive_id("risk-halt", update.id), ts_event=update.ts_event, ts_ingest=update.ts_ingest,
+    halt = TradingHalted(id=risk_halt_id(update.id), ts_event=update.ts_event, ts_ingest=update.ts_ingest,
                          origin_ts=update.origin_ts, account=update.account, reason=reason, actor="risk")
     return _replace(state, update.account, account), [Emit(CONTROL, update.account, halt)]
 

@@ -1,6 +1,6 @@
-"""Wires the risk core: intents, its own decisions (read back), order events, books (mids), account
-equity and control in; decisions (and kill-switch halts) out. One state: one active risk instance
-per set of accounts."""
+"""Wires the risk core: intents, its own decisions (read back), order events, books (mids),
+account equity, control and the venue's instruments (ref.instruments) in; decisions (and
+kill-switch halts) out. One state: one active risk instance per set of accounts."""
 
 from __future__ import annotations
 
@@ -14,11 +14,20 @@ from schemas.events import (
     DecisionEvent,
     Event,
     ExecutionEvent,
+    InstrumentDefined,
     IntentApproved,
     IntentEvent,
     IntentRejected,
 )
-from schemas.topics import ACCOUNTING_POSITIONS, CONTROL, MD_BOOK, ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_INTENTS
+from schemas.topics import (
+    ACCOUNTING_POSITIONS,
+    CONTROL,
+    MD_BOOK,
+    ORDERS_DECISIONS,
+    ORDERS_EVENTS,
+    ORDERS_INTENTS,
+    REF_INSTRUMENTS,
+)
 from services.risk import core
 from services.risk.config import RiskConfig
 from services.runtime.service import Reading, ServiceDef
@@ -30,9 +39,10 @@ def definition(config: RiskConfig | None = None) -> ServiceDef[core.RiskState]:
     config = config or load_settings(RiskConfig, "RISK")
     return ServiceDef(
         name="risk",
-        inputs=(ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, MD_BOOK, ACCOUNTING_POSITIONS, CONTROL),
+        inputs=(ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, MD_BOOK, ACCOUNTING_POSITIONS, CONTROL,
+                REF_INSTRUMENTS),
         accepts=IntentEvent | DecisionEvent | ExecutionEvent | BookSnapshotReceived | BookDeltaReceived
-        | AccountUpdated | ControlEvent,
+        | AccountUpdated | ControlEvent | InstrumentDefined,
         state_type=core.RiskState,
         initial_state=core.initial_state,
         step=partial(core.step, params=config.params()),

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import msgspec
 
-from services.exchange_sim.market import DEFAULT_INSTRUMENTS
 from services.runtime.errors import ConfigError
 from services.strategy.core import StrategyParams
 from services.strategy.ema import EmaParams
@@ -29,21 +28,23 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # keeps the maker well under the venue's order-rate limit (Bybit's 10 requests/s per endpoint).
     maker_min_requote_ms: int = 1_000
     maker_amend: bool = True
-    tick_sizes: tuple[str, ...] = tuple(f"{s}={i.tick_size}" for s, i in DEFAULT_INSTRUMENTS.items())
+    # SYMBOL=TICK entries that override the venue's tick size (ref.instruments); a maker symbol
+    # without one quotes on the grid of the instrument it folded from the log.
+    tick_sizes: tuple[str, ...] = ()
 
     def params(self) -> StrategyParams:
-        """The core's parameters; a maker symbol without a tick size fails at start, by name."""
-        ticks = dict(entry.split("=", 1) for entry in self.tick_sizes)
-        missing = [s for s in self.maker_symbols if s not in ticks]
-        if missing:
-            raise ConfigError(f"STRATEGY_TICK_SIZES has no tick size for {missing} (entries SYMBOL=TICK)")
+        """The core's parameters; a malformed tick size fails at start, by name."""
+        try:
+            ticks = {symbol: Decimal(tick) for symbol, tick in (entry.split("=", 1) for entry in self.tick_sizes)}
+        except (ValueError, ArithmeticError):
+            raise ConfigError(f"STRATEGY_TICK_SIZES entries must be SYMBOL=TICK, were {self.tick_sizes}") from None
         try:
             sizes = {symbol: Decimal(qty) for symbol, qty in (entry.split("=", 1) for entry in self.ema_qtys)}
             ema = EmaParams(account=self.account, fast=self.ema_fast, slow=self.ema_slow, qty=self.ema_qty,
                             qty_by_symbol=sizes) if self.ema else None
         except (ValueError, ArithmeticError) as exc:
             raise ConfigError(f"STRATEGY_EMA_FAST/SLOW/QTYS: {exc}") from None
-        makers = {s: MakerParams(account=self.account, tick_size=Decimal(ticks[s]), qty=self.maker_qty,
+        makers = {s: MakerParams(account=self.account, tick_size=ticks.get(s, Decimal(0)), qty=self.maker_qty,
                                  half_spread_ticks=self.maker_half_spread_ticks,
                                  max_position=self.maker_max_position,
                                  min_requote_ns=self.maker_min_requote_ms * 1_000_000, amend=self.maker_amend)

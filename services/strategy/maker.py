@@ -34,7 +34,7 @@ ZERO = Decimal(0)
 
 class MakerParams(msgspec.Struct, frozen=True, kw_only=True):
     account: str
-    tick_size: Decimal
+    tick_size: Decimal = ZERO  # 0: the instrument's (the core sets it from ref.instruments)
     qty: Decimal = Decimal("0.01")
     half_spread_ticks: int = 2
     skew_ticks: int = 2

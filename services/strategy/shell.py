@@ -1,4 +1,5 @@
-"""Wires the strategy core: md.trades + md.book + orders.events → orders.intents, per partition.
+"""Wires the strategy core: md.trades + md.book + orders.events + ref.instruments → orders.intents,
+per partition.
 
 All inputs are keyed by symbol and co-partitioned, so instances in one group share the symbols
 and each partition's state moves with it on a rebalance (per-partition snapshots).
@@ -8,8 +9,15 @@ from __future__ import annotations
 
 from functools import partial
 
-from schemas.events import BookDeltaReceived, BookSnapshotReceived, Event, ExecutionEvent, TradeReceived
-from schemas.topics import MD_BOOK, MD_TRADES, ORDERS_EVENTS
+from schemas.events import (
+    BookDeltaReceived,
+    BookSnapshotReceived,
+    Event,
+    ExecutionEvent,
+    InstrumentDefined,
+    TradeReceived,
+)
+from schemas.topics import MD_BOOK, MD_TRADES, ORDERS_EVENTS, REF_INSTRUMENTS
 from services.runtime.service import ServiceDef
 from services.runtime.settings import load_settings
 from services.strategy import core
@@ -21,8 +29,8 @@ def definition(config: StrategyConfig | None = None) -> ServiceDef[core.Strategy
     config = config or load_settings(StrategyConfig, "STRATEGY")
     return ServiceDef(
         name="strategy",
-        inputs=(MD_TRADES, MD_BOOK, ORDERS_EVENTS),
-        accepts=TradeReceived | BookSnapshotReceived | BookDeltaReceived | ExecutionEvent,
+        inputs=(MD_TRADES, MD_BOOK, ORDERS_EVENTS, REF_INSTRUMENTS),
+        accepts=TradeReceived | BookSnapshotReceived | BookDeltaReceived | ExecutionEvent | InstrumentDefined,
         state_type=core.StrategyState,
         initial_state=core.initial_state,
         step=partial(core.step, params=config.params()),

@@ -53,6 +53,7 @@ from schemas.topics import (
     ORDERS_DECISIONS,
     ORDERS_EVENTS,
     ORDERS_INTENTS,
+    REF_INSTRUMENTS,
 )
 from services.accounting.shell import definition as accounting_definition
 from services.recorder.core import BY_TOPIC
@@ -68,6 +69,7 @@ from services.runtime.settings import RuntimeSettings
 from services.strategy.config import StrategyConfig
 from services.strategy.shell import definition as strategy_definition
 from tests.conftest import create_topics, read_topic, wait_caught_up, wait_consumed
+from tests.samples import instrument_defined
 
 pytestmark = pytest.mark.integration
 
@@ -129,6 +131,8 @@ def valid_event(topic: str, i: int, symbol: str) -> Event:
         if i % 2 == 0:
             return TradingHalted(**env, account=ACCOUNT, reason="test", actor="ops", kill_switch=False)
         return TradingResumed(**env, account=ACCOUNT, reason="test", actor="ops")
+    if topic == REF_INSTRUMENTS:
+        return msgspec.structs.replace(instrument_defined(symbol, T0 + i), id=env["id"])
     raise AssertionError(f"no valid events for {topic}")
 
 

@@ -20,6 +20,7 @@ from schemas.topics import (
     ORDERS_DECISIONS,
     ORDERS_EVENTS,
     ORDERS_INTENTS,
+    REF_INSTRUMENTS,
 )
 from services.risk.shell import definition
 from services.runtime.bus import make_producer
@@ -28,6 +29,7 @@ from services.runtime.run import ServiceRunner, replay
 from services.runtime.service import StartFrom
 from services.runtime.settings import RuntimeSettings
 from tests.conftest import create_topics, read_topic, wait_consumed
+from tests.samples import instrument_defined
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -35,7 +37,7 @@ D = Decimal
 
 async def test_decisions_kill_switch_and_replay(bootstrap: str, redis_url: str, prefix: str) -> None:
     await create_topics(bootstrap, prefix, (ORDERS_INTENTS, ORDERS_EVENTS, MD_BOOK, ACCOUNTING_POSITIONS, CONTROL,
-                                            ORDERS_DECISIONS, DLQ))
+                                            ORDERS_DECISIONS, DLQ, REF_INSTRUMENTS))
     settings = RuntimeSettings(kafka_bootstrap=bootstrap, redis_url=redis_url, topic_prefix=prefix)
     service = definition()
     runner = ServiceRunner(service, settings)
@@ -64,6 +66,7 @@ async def test_decisions_kill_switch_and_replay(bootstrap: str, redis_url: str, 
     book = BookSnapshotReceived(id="b", ts_event=0, ts_ingest=0, symbol="BTCUSDT", depth=50, update_id=1, seq=1,
                                 bids=[(D("64999.9"), D(1))], asks=[(D("65000.1"), D(1))],
                                 best_bid=(D("64999.9"), D(1)), best_ask=(D("65000.1"), D(1)))
+    await send(REF_INSTRUMENTS, "BTCUSDT", instrument_defined("BTCUSDT", ts=0))  # the venue's rules, from the log
     await send(MD_BOOK, "BTCUSDT", book)
     await asyncio.sleep(1.0)  # the mid is known before the first intent (separate topics, no order between them)
     await send(ORDERS_INTENTS, "BTCUSDT", intent(1, "0.010"))

@@ -33,6 +33,7 @@ from schemas.topics import (
     ORDERS_DECISIONS,
     ORDERS_EVENTS,
     ORDERS_INTENTS,
+    REF_INSTRUMENTS,
 )
 from services.registry import definition
 from services.runtime.bus import make_producer, send_and_wait
@@ -40,12 +41,14 @@ from services.runtime.codec import decode, encode
 from services.runtime.run import ServiceRunner
 from services.runtime.settings import RuntimeSettings
 from tests.conftest import create_topics, read_topic, wait_consumed, wait_no_open_transactions
+from tests.samples import instrument_defined
 
 pytestmark = pytest.mark.integration
 D = Decimal
 ACCOUNTS = ("acc-a", "acc-b")
 OUTPUT = {"risk": ORDERS_DECISIONS, "accounting": ACCOUNTING_POSITIONS}
-INPUTS = {"risk": (ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, MD_BOOK, ACCOUNTING_POSITIONS, CONTROL),
+INPUTS = {"risk": (ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, MD_BOOK, ACCOUNTING_POSITIONS, CONTROL,
+                  REF_INSTRUMENTS),
           "accounting": (ORDERS_EVENTS, MD_TICKERS)}
 FEED_TOPIC = {"risk": ORDERS_INTENTS, "accounting": ORDERS_EVENTS}
 
@@ -64,7 +67,7 @@ def same_partition_symbols(count: int, partitions: int = 6) -> list[str]:
 def risk_feed() -> tuple[list[tuple[str, str, Any]], list[tuple[str, str, Any]]]:
     """A book first (the price band needs a mid), then intents of both accounts, interleaved:
     most pass, the large ones break max_notional, bursts run into the rate limit."""
-    symbol = "BTCUSDT"  # one of risk's instruments
+    symbol = "BTCUSDT"  # its rules come first, on ref.instruments
     book = BookSnapshotReceived(id="book", ts_event=1, ts_ingest=1, symbol=symbol, depth=50, update_id=1, seq=1,
                                 bids=[(D("64999.9"), D(10))], asks=[(D("65000.1"), D(10))],
                                 best_bid=(D("64999.9"), D(10)), best_ask=(D("65000.1"), D(10)))
@@ -78,7 +81,7 @@ def risk_feed() -> tuple[list[tuple[str, str, Any]], list[tuple[str, str, Any]]]
         intents.append((ORDERS_INTENTS, symbol, SubmitOrder(
             id=f"i{n}", ts_event=ts, ts_ingest=ts, account=account, strategy="s", symbol=symbol,
             side=rng.choice(("Buy", "Sell")), order_type="Limit", qty=qty, price=D("65000.0"))))
-    return [(MD_BOOK, symbol, book)], intents
+    return [(REF_INSTRUMENTS, symbol, instrument_defined(symbol)), (MD_BOOK, symbol, book)], intents
 
 
 def accounting_feed() -> tuple[list[tuple[str, str, Any]], list[tuple[str, str, Any]]]:

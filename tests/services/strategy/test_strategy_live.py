@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from schemas.events import AmendOrder, SubmitOrder
-from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_EVENTS, ORDERS_INTENTS
+from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_EVENTS, ORDERS_INTENTS, REF_INSTRUMENTS
 from services.exchange_sim.server import SimConfig, Simulator
 from services.ingest.shell import Ingest, IngestConfig
 from services.runtime.codec import decode
@@ -23,7 +23,8 @@ pytestmark = pytest.mark.integration
 
 async def test_strategy_trades_the_live_feed_and_replays_to_the_same_state(bootstrap: str, redis_url: str,
                                                                             prefix: str) -> None:
-    await create_topics(bootstrap, prefix, (MD_TRADES, MD_BOOK, MD_TICKERS, DLQ, ORDERS_EVENTS, ORDERS_INTENTS))
+    await create_topics(bootstrap, prefix, (MD_TRADES, MD_BOOK, MD_TICKERS, DLQ, ORDERS_EVENTS, ORDERS_INTENTS,
+                                            REF_INSTRUMENTS))
     sim = Simulator(SimConfig(port=0, rest_port=0, rate=100, symbols=("BTCUSDT", "ETHUSDT"), seed=6))
     port = await sim.start()
     settings = RuntimeSettings(kafka_bootstrap=bootstrap, redis_url=redis_url, topic_prefix=prefix,
