@@ -9,7 +9,8 @@ import pytest
 
 from services.cli.main import build_parser, main
 
-SUBCOMMANDS = ["infra", "topics", "schemas", "run", "replay", "state", "sql", "kill-switch", "up", "demo"]
+SUBCOMMANDS = ["infra", "topics", "schemas", "run", "replay", "state", "sql", "kill-switch", "up", "demo", "orders",
+               "order", "backtest"]
 
 
 def test_every_subcommand_is_listed() -> None:
