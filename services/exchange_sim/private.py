@@ -16,7 +16,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
@@ -70,6 +70,12 @@ class PrivateApi:
         if url.path.startswith("/v5/market/") and request.method == "GET":
             result = public_rest(self.sim, url.path, url.query)
             return HttpResponse(result.status, orjson.dumps(result.body))
+        if url.path.startswith("/fapi/") and self.sim.binance is not None:
+            if request.method != "GET":
+                return _json(405, {"code": -1000, "msg": f"{request.method} is not allowed on {url.path}"})
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            result = self.sim.binance.rest(url.path, query)
+            return HttpResponse(result.status, orjson.dumps(result.body), {"content-type": "application/json"})
         route = ROUTES.get(url.path)
         if route is None:
             return _json(404, envelope({}, 10017, "Route not found."))

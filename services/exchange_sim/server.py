@@ -42,6 +42,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from services.exchange_sim import persist
+from services.exchange_sim.binance import BinanceVenue
 from services.exchange_sim.feeds import DEPTHS, BookStream, TickerStream, trade_frame, trade_rows
 from services.exchange_sim.http import HttpServer
 from services.exchange_sim.market import Market
@@ -83,6 +84,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # Where the venue keeps its state across restarts (persist.py); "" keeps it in memory only.
     state_file: str = ""
     state_every_seconds: float = 1.0
+    # The Binance USDⓈ-M futures dialect (binance.py): its own market on the same symbols,
+    # streams at /stream and /ws/…, depth snapshots at /fapi/v1/depth on the REST port.
+    binance: bool = False
 
     def secrets(self) -> dict[str, str]:
         """API key → secret, from "key:secret" entries (the simulator's own test credentials)."""
@@ -124,6 +128,8 @@ class Simulator:
                                read_timeout=config.rest_read_timeout)
         self.rest_port = 0
         self.private_ws = PrivateSocket(self)
+        self.binance = (BinanceVenue(self, config.symbols, config.seed + 1, config.levels, config.rate)
+                        if config.binance else None)
         self.private_sessions = self.private_ws.sessions
         self.trades: dict[str, deque[dict[str, Any]]] = {s: deque(maxlen=TRADE_MEMORY) for s in self.symbols}
         self.lockstep_ms = config.epoch_ms
@@ -218,6 +224,8 @@ class Simulator:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - asyncio.get_running_loop().time()))
             if self.clock() < self.stalled_until:
+                if self.binance is not None:
+                    self.binance.flush(self.venue_ms())
                 continue
             for symbol in self.symbols:
                 self.tick(symbol)
@@ -256,6 +264,8 @@ class Simulator:
                                         "side": r["S"], "time": str(ts), "isBlockTrade": False,
                                         "isRPITrade": False, "seq": str(seq)} for r in rows)
         self.trade_counter += len(fills)
+        if self.binance is not None:
+            self.binance.tick(symbol, ts)
 
     def _send(self, category: str, topic: str, frame: bytes) -> None:
         targets = self.subscribers.get((category, topic))
@@ -301,6 +311,8 @@ class Simulator:
             for (_, s, d), stream in self.books.items():
                 if s in symbols and d > 1:
                     stream.pending_gap = True
+            if self.binance is not None:
+                self.binance.inject_gap(symbols)
         elif kind == "reset":
             for (category, s, _), stream in self.books.items():
                 if s in symbols:
@@ -328,9 +340,13 @@ class Simulator:
     # ------------------------------------------------------------------ websocket
 
     async def _connection(self, connection: ServerConnection) -> None:
-        path = urlsplit(connection.request.path).path if connection.request else ""
+        target = urlsplit(connection.request.path) if connection.request else urlsplit("")
+        path = target.path
         if path == "/v5/private":
             await self.private_ws.serve(connection)
+            return
+        if self.binance is not None and (path == "/stream" or path.startswith("/ws/")):
+            await self.binance.serve(connection, path, target.query)
             return
         category = path.rsplit("/", 1)[-1]
         conn_id = str(uuid.uuid4())
@@ -432,6 +448,8 @@ class Simulator:
         url = urlsplit(request.path)
         if url.path in ("/v5/public/linear", "/v5/public/spot", "/v5/private"):
             return None
+        if self.binance is not None and (url.path == "/stream" or url.path.startswith("/ws/")):
+            return None
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/sim/fault":
             try:
@@ -452,6 +470,8 @@ class Simulator:
                 result = RestResult(400, {"error": str(exc)})
         elif url.path == "/sim/ledger":
             result = RestResult(200, self.engine.ledger())
+        elif url.path.startswith("/fapi/") and self.binance is not None:
+            result = self.binance.rest(url.path, query)
         else:
             result = public_rest(self, url.path, query)
         response = connection.respond(result.status, orjson.dumps(result.body).decode())

@@ -37,7 +37,7 @@ from services.ingest.core import MalformedFrame, Normalizer
 from services.ingest.reference import InstrumentFeed, topic_exists
 from services.runtime.bus import DeliveryWatch, dead_letter_raw, make_producer
 from services.runtime.codec import encode
-from services.runtime.errors import ConfigError
+from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
 
@@ -48,6 +48,10 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """Settings (env prefix INGEST_). `url` is real Bybit or the simulator: config only."""
 
     url: str = "ws://127.0.0.1:8801/v5/public/linear"
+    # bybit (the V5 public stream at `url`) or binance (USDⓈ-M futures: combined streams at `url`,
+    # e.g. wss://fstream.binance.com/stream, depth snapshots from `rest_url`; services/ingest/binance.py)
+    venue: str = "bybit"
+    depth_speed: str = "100ms"
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
     depth: int = 50
     trades: bool = True
@@ -67,10 +71,15 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     instruments_wait_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.depth not in (1, 50, 200, 1000):
-            raise ConfigError(f"INGEST_DEPTH must be 1, 50, 200 or 1000, was {self.depth}")
         if not self.symbols:
             raise ConfigError("INGEST_SYMBOLS must name at least one symbol")
+        if self.venue == "binance":
+            self._check_binance()
+            return
+        if self.venue != "bybit":
+            raise ConfigError(f"INGEST_VENUE must be bybit or binance, was {self.venue!r}")
+        if self.depth not in (1, 50, 200, 1000):
+            raise ConfigError(f"INGEST_DEPTH must be 1, 50, 200 or 1000, was {self.depth}")
         if not self.url.startswith(("ws://", "wss://")) or "/v5/public/" not in self.url:
             raise ConfigError(f"INGEST_URL must be a Bybit V5 public WebSocket URL, was {self.url!r}")
         if self.rest_url not in ("", "off") and not self.rest_url.startswith(("http://", "https://")):
@@ -79,19 +88,36 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             raise ConfigError(f"INGEST_INSTRUMENTS_REFRESH_SECONDS must be positive, was "
                               f"{self.instruments_refresh_seconds}")
 
+    def _check_binance(self) -> None:
+        if self.depth not in (5, 10, 20, 50, 100, 500, 1000):
+            raise ConfigError(f"INGEST_DEPTH (the depth snapshot's limit) must be 5, 10, 20, 50, 100, 500 or 1000 "
+                              f"on binance, was {self.depth}")
+        if not self.url.startswith(("ws://", "wss://")) or not self.url.rstrip("/").endswith("/stream"):
+            raise ConfigError(f"INGEST_URL must be Binance's combined-stream URL (…/stream), was {self.url!r}")
+        if self.rest_url == "off" or (self.rest_url and not self.rest_url.startswith(("http://", "https://"))):
+            raise ConfigError(f"INGEST_REST_URL must be Binance's http(s) REST base URL (its depth snapshots start "
+                              f"every book), was {self.rest_url!r}")
+        if self.depth_speed not in ("100ms", "250ms", "500ms"):
+            raise ConfigError(f"INGEST_DEPTH_SPEED must be 100ms, 250ms or 500ms, was {self.depth_speed!r}")
+
     @property
     def category(self) -> str:
+        if self.venue == "binance":
+            return "linear"  # USDⓈ-M futures are linear perpetuals
         return self.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
 
     @property
     def instruments_url(self) -> str:
-        """The public REST base URL: the simulator serves it on its WebSocket port, and Bybit's
-        stream hosts have api hosts beside them (stream.bybit.com → api.bybit.com)."""
+        """The public REST base URL: the simulator serves it on its WebSocket port, and the venues'
+        stream hosts have REST hosts beside them (stream.bybit.com → api.bybit.com,
+        fstream.binance.com → fapi.binance.com)."""
         if self.rest_url:
             return "" if self.rest_url == "off" else self.rest_url
         parts = urlsplit(self.url)
         host = parts.netloc
-        if host.startswith("stream"):
+        if host.startswith("fstream."):
+            host = "fapi." + host[len("fstream."):]
+        elif host.startswith("stream"):
             host = "api" + host[len("stream"):]
         return f"{'https' if parts.scheme == 'wss' else 'http'}://{host}"
 
@@ -199,7 +225,7 @@ class Ingest:
         `instruments_wait_seconds` so a symbol's rules reach the log before its first book."""
         config = self.config
         rest_url = config.instruments_url
-        if not rest_url:
+        if not rest_url or config.venue != "bybit":  # Binance's exchangeInfo is not read yet
             return None
         if not await topic_exists(self.settings.kafka_bootstrap, self.prefix + REF_INSTRUMENTS):
             log.warning("no topic %s; no reference data published (create it: hean topics create)",
@@ -328,22 +354,27 @@ class Ingest:
             await ws.send(orjson.dumps({"op": "unsubscribe", "args": [topic]}).decode())
             await ws.send(orjson.dumps({"op": "subscribe", "req_id": "hean-resub", "args": [topic]}).decode())
         if result.events:
-            # Per-event send: the producer's accumulator (linger) batches them across frames; a
-            # closed batch per frame would cost one produce request per frame.
-            counters = self._out_counters
-            watch = self.delivery.watch
-            for topic, key, event in result.events:
-                watch(await producer.send(self.prefix + topic, encode(event), key=key.encode()))
-                counter = counters.get(topic)
-                if counter is None:
-                    counter = counters[topic] = self.metrics.base.events_out.labels("ingest", self.prefix + topic)
-                counter.inc()
-            self.published += len(result.events)
+            await self.publish(producer, result.events)
 
-    async def _dead_letter(self, producer: Any, raw: str | bytes, exc: MalformedFrame, recv_ns: int) -> None:
+    async def publish(self, producer: Any, events: list[tuple[str, str, Any]]) -> None:
+        """Send (topic, key, event) triples in order, each delivery watched and counted.
+
+        Per-event send: the producer's accumulator (linger) batches them across frames; a closed
+        batch per frame would cost one produce request per frame."""
+        counters = self._out_counters
+        watch = self.delivery.watch
+        for topic, key, event in events:
+            watch(await producer.send(self.prefix + topic, encode(event), key=key.encode()))
+            counter = counters.get(topic)
+            if counter is None:
+                counter = counters[topic] = self.metrics.base.events_out.labels("ingest", self.prefix + topic)
+            counter.inc()
+        self.published += len(events)
+
+    async def _dead_letter(self, producer: Any, raw: str | bytes, exc: DecodeError, recv_ns: int) -> None:
         payload = raw.encode() if isinstance(raw, str) else raw
-        topic, key, value = dead_letter_raw("ingest", f"bybit.ws.{self.config.category}", exc.reason, str(exc),
-                                            payload, recv_ns, self.prefix + DLQ)
+        topic, key, value = dead_letter_raw("ingest", f"{self.config.venue}.ws.{self.config.category}", exc.reason,
+                                            str(exc), payload, recv_ns, self.prefix + DLQ)
         self.delivery.watch(await producer.send(topic, value, key=key))
         self.metrics.base.dlq.labels("ingest", exc.reason).inc()
 

@@ -1,0 +1,274 @@
+"""The simulator's Binance USDⓈ-M futures dialect: public market data only, on its own market.
+
+Binance and Bybit are different venues with different books, so this dialect runs its own seeded
+market (the simulator's seed + 1) over the same symbols, stepped by the same tick loop. A client
+sees what it sees on fstream.binance.com / fapi.binance.com:
+
+    ws://HOST:PORT/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade/btcusdt@bookTicker
+        combined streams, each message {"stream": name, "data": payload}
+    ws://HOST:PORT/ws/btcusdt@aggTrade          one raw stream (payload alone)
+    {"method": "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST_SUBSCRIPTIONS", "params": [...], "id": n}
+        answered {"result": null | [...], "id": n}; a bad request {"code": 2, "msg": ..., "id": n}
+    GET /fapi/v1/depth?symbol=BTCUSDT&limit=5|10|20|50|100|500|1000   {lastUpdateId, E, T, bids, asks}
+    GET /fapi/v1/ping · /fapi/v1/time; errors as Binance sends them: HTTP 400 {"code": -1121, ...}
+
+Depth: the venue's update id grows by the number of levels each market step changed; a diff stream
+publishes every 100/250/500 ms (of market steps at the simulator's rate) every level updated since
+its last event with its quantity now — also a level that changed and changed back, as Binance does:
+a client that applies the event to a snapshot taken inside the window must overwrite what that
+snapshot saw — chained by pu = its previous u. A REST snapshot is the book *now*, so when it is taken
+between two events its lastUpdateId falls inside the next event's U..u — the case Binance's sync
+rules are written for. Fault `gap` drops one depth event per stream (its next event's pu no longer
+matches), the case a client must resync from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import orjson
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+
+from services.exchange_sim.market import Fill, Market, SymbolMarket
+from services.exchange_sim.rest import RestResult
+
+if TYPE_CHECKING:
+    from services.exchange_sim.server import Simulator
+
+log = logging.getLogger(__name__)
+SPEEDS_MS = {"@depth@100ms": 100, "@depth": 250, "@depth@500ms": 500}
+LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+MAX_STREAMS = 200  # Binance's limit per connection
+
+
+class _DepthFeed:
+    """One diff-depth stream of one symbol at one speed: the levels updated since its last event, and its u."""
+
+    def __init__(self, update_id: int, every_steps: int) -> None:
+        self.bids: set[int] = set()
+        self.asks: set[int] = set()
+        self.update_id = update_id
+        self.every_steps = every_steps
+        self.steps = 0
+        self.drop_next = False
+
+
+class BinanceVenue:
+    """Market, streams and depth REST of the Binance dialect."""
+
+    def __init__(self, sim: Simulator, symbols: tuple[str, ...], seed: int, levels: int, rate: float) -> None:
+        self.sim = sim
+        market = Market(seed=seed, levels=levels)
+        self.markets: dict[str, SymbolMarket] = {s: market.symbols[s] for s in symbols}
+        self.update_ids = dict.fromkeys(symbols, 1_000)
+        self.views = {s: self._view(s) for s in symbols}
+        every = {name: max(1, round(ms * rate / 1000)) for name, ms in SPEEDS_MS.items()}
+        self.depth = {(s, name): _DepthFeed(self.update_ids[s], every[name])
+                      for s in symbols for name in SPEEDS_MS}
+        self.tops: dict[str, tuple[int, int, int, int]] = {}
+        self.agg_id = dict.fromkeys(symbols, 0)
+        self.trade_id = dict.fromkeys(symbols, 0)
+        self.subscribers: dict[str, set[ServerConnection]] = defaultdict(set)
+        self.combined: dict[ServerConnection, bool] = {}  # combined streams wrap each payload
+        self.stats: dict[str, int] = defaultdict(int)
+
+    # ------------------------------------------------------------------ market
+
+    def _view(self, symbol: str) -> tuple[dict[int, int], dict[int, int]]:
+        market = self.markets[symbol]
+        return dict(market.bids), dict(market.asks)
+
+    def tick(self, symbol: str, ts_ms: int) -> None:
+        """One market step: trades, the venue's update id, and whatever streams are due."""
+        market = self.markets[symbol]
+        fills = market.step()
+        before, now = self.views[symbol], self._view(symbol)
+        changed_bids, changed_asks = _changed_prices(before[0], now[0]), _changed_prices(before[1], now[1])
+        self.views[symbol] = now
+        self.update_ids[symbol] += len(changed_bids) + len(changed_asks)
+        lower = symbol.lower()
+        if fills:
+            name = f"{lower}@aggTrade"
+            for payload in self._agg_trades(symbol, fills, ts_ms):
+                self._send(name, payload)
+        for suffix in SPEEDS_MS:
+            feed = self.depth[(symbol, suffix)]
+            feed.bids |= changed_bids
+            feed.asks |= changed_asks
+            feed.steps += 1
+            if feed.steps >= feed.every_steps:
+                feed.steps = 0
+                self._publish_depth(symbol, suffix, feed, now, ts_ms)
+        top = (market.best_bid(), market.bids[market.best_bid()], market.best_ask(), market.asks[market.best_ask()])
+        if self.tops.get(symbol) != top:
+            self.tops[symbol] = top
+            inst = market.instrument
+            self._send(f"{lower}@bookTicker", {
+                "e": "bookTicker", "u": self.update_ids[symbol], "E": ts_ms, "T": ts_ms - 1, "s": symbol,
+                "b": inst.price_text(top[0]), "B": inst.qty_text(top[1]), "a": inst.price_text(top[2]),
+                "A": inst.qty_text(top[3])})
+
+    def _agg_trades(self, symbol: str, fills: list[Fill], ts_ms: int) -> list[dict[str, Any]]:
+        """One aggregate trade per price level a taker took (Binance aggregates by price and taker)."""
+        inst = self.markets[symbol].instrument
+        out = []
+        for fill in fills:
+            self.agg_id[symbol] += 1
+            first = self.trade_id[symbol] + 1
+            self.trade_id[symbol] += 1 + fill.qty % 3  # a level taken from one to three resting orders
+            out.append({"e": "aggTrade", "E": ts_ms, "s": symbol, "a": self.agg_id[symbol],
+                        "p": inst.price_text(fill.price), "q": inst.qty_text(fill.qty), "f": first,
+                        "l": self.trade_id[symbol], "T": ts_ms - 1, "m": fill.side == "Sell"})
+        return out
+
+    def _publish_depth(self, symbol: str, suffix: str, feed: _DepthFeed,
+                       now: tuple[dict[int, int], dict[int, int]], ts_ms: int) -> None:
+        inst = self.markets[symbol].instrument
+        final = self.update_ids[symbol]
+        if final == feed.update_id:
+            return  # nothing changed since the last event
+        bids = [[inst.price_text(p), inst.qty_text(now[0].get(p, 0))] for p in sorted(feed.bids, reverse=True)]
+        asks = [[inst.price_text(p), inst.qty_text(now[1].get(p, 0))] for p in sorted(feed.asks)]
+        payload = {"e": "depthUpdate", "E": ts_ms, "T": ts_ms - 1, "s": symbol, "U": feed.update_id + 1,
+                   "u": final, "pu": feed.update_id, "b": bids, "a": asks}
+        feed.bids, feed.asks = set(), set()
+        previous, feed.update_id = feed.update_id, final
+        if feed.drop_next:  # fault: this event never reaches anyone, the next one's pu gives it away
+            feed.drop_next = False
+            self.stats["depth_dropped"] += 1
+            log.info("binance depth event dropped (fault gap)", extra={"symbol": symbol, "pu": previous})
+            return
+        self._send(f"{symbol.lower()}{suffix}", payload)
+
+    def flush(self, ts_ms: int) -> None:
+        """Publish what changed but is not yet out (a venue pushes its diffs every interval whether
+        or not the market moves; called while the market stands still)."""
+        for (symbol, suffix), feed in self.depth.items():
+            if feed.update_id != self.update_ids[symbol]:
+                feed.steps = 0
+                self._publish_depth(symbol, suffix, feed, self.views[symbol], ts_ms)
+
+    def inject_gap(self, symbols: list[str]) -> None:
+        for (symbol, _), feed in self.depth.items():
+            if symbol in symbols:
+                feed.drop_next = True
+
+    # ------------------------------------------------------------------ REST
+
+    def rest(self, path: str, query: dict[str, str]) -> RestResult:
+        if path == "/fapi/v1/ping":
+            return RestResult(200, {})
+        if path == "/fapi/v1/time":
+            return RestResult(200, {"serverTime": self.sim.venue_ms()})
+        if path == "/fapi/v1/depth":
+            return self._depth_snapshot(query)
+        return RestResult(404, {"code": -5000, "msg": f"Path {path}, Method GET is invalid"})
+
+    def _depth_snapshot(self, query: dict[str, str]) -> RestResult:
+        symbol = query.get("symbol", "")
+        if not symbol:
+            return RestResult(400, {"code": -1102, "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, "
+                                                          "or malformed."})
+        if symbol not in self.markets:
+            return RestResult(400, {"code": -1121, "msg": "Invalid symbol."})
+        raw = query.get("limit", "500")
+        if not raw.isdigit() or int(raw) not in LIMITS:
+            return RestResult(400, {"code": -1130, "msg": f"Data sent for parameter 'limit' is not valid; "
+                                                          f"valid limits are {list(LIMITS)}."})
+        self.stats["depth_snapshots"] += 1
+        market, limit = self.markets[symbol], int(raw)
+        inst = market.instrument
+        now = self.sim.venue_ms()
+        return RestResult(200, {
+            "lastUpdateId": self.update_ids[symbol], "E": now, "T": now - 1,
+            "bids": [[inst.price_text(p), inst.qty_text(market.bids[p])]
+                     for p in sorted(market.bids, reverse=True)[:limit]],
+            "asks": [[inst.price_text(p), inst.qty_text(market.asks[p])] for p in sorted(market.asks)[:limit]]})
+
+    # ------------------------------------------------------------------ WebSocket
+
+    def valid_stream(self, name: str) -> bool:
+        symbol, _, kind = name.partition("@")
+        if symbol.upper() not in self.markets or symbol != symbol.lower():
+            return False
+        return kind in ("aggTrade", "bookTicker") or f"@{kind}" in SPEEDS_MS
+
+    async def serve(self, connection: ServerConnection, path: str, query: str) -> None:
+        combined = path == "/stream"
+        names = parse_qs(query).get("streams", [""])[-1].split("/") if combined else [path[len("/ws/"):]]
+        names = [n for n in names if n]
+        mine: set[str] = set()
+        if any(not self.valid_stream(n) for n in names) or len(names) > MAX_STREAMS:
+            await connection.close(1008, "Invalid stream name")  # Binance refuses the handshake's streams
+            return
+        self._subscribe(connection, names, mine, combined)
+        self.stats["connections"] += 1
+        try:
+            async for raw in connection:
+                await connection.send(self._on_message(connection, raw, mine, combined))
+        except ConnectionClosed:
+            pass
+        finally:
+            for name in mine:
+                self.subscribers[name].discard(connection)
+            self.combined.pop(connection, None)
+
+    def _subscribe(self, connection: ServerConnection, names: list[str], mine: set[str], combined: bool) -> None:
+        for name in names:
+            self.subscribers[name].add(connection)
+            mine.add(name)
+        self.combined[connection] = combined
+
+    def _on_message(self, connection: ServerConnection, raw: str | bytes, mine: set[str], combined: bool) -> str:
+        try:
+            request = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return orjson.dumps({"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"}).decode()
+        if not isinstance(request, dict):
+            return orjson.dumps({"code": 2, "msg": "Invalid request: request must be an object"}).decode()
+        request_id = request.get("id")
+        if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, int | str)):
+            return orjson.dumps({"code": 1, "msg": "Invalid value type: expected u64 or string", "id": None}).decode()
+        method, params = request.get("method"), request.get("params", [])
+        if method == "LIST_SUBSCRIPTIONS":
+            return orjson.dumps({"result": sorted(mine), "id": request_id}).decode()
+        if method not in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            return orjson.dumps({"code": 2, "msg": f"Invalid request: unknown method {method!r}",
+                                 "id": request_id}).decode()
+        if not isinstance(params, list) or not params or not all(isinstance(p, str) for p in params):
+            return orjson.dumps({"code": 2, "msg": "Invalid request: params must be a list of stream names",
+                                 "id": request_id}).decode()
+        invalid = [p for p in params if not self.valid_stream(p)]
+        if invalid:
+            return orjson.dumps({"code": 2, "msg": f"Invalid request: invalid stream names {invalid}",
+                                 "id": request_id}).decode()
+        if method == "SUBSCRIBE":
+            if len(mine | set(params)) > MAX_STREAMS:
+                return orjson.dumps({"code": 2, "msg": f"Invalid request: more than {MAX_STREAMS} streams",
+                                     "id": request_id}).decode()
+            self._subscribe(connection, params, mine, combined)
+        else:
+            for name in params:
+                mine.discard(name)
+                self.subscribers[name].discard(connection)
+        return orjson.dumps({"result": None, "id": request_id}).decode()
+
+    def _send(self, name: str, payload: dict[str, Any]) -> None:
+        targets = self.subscribers.get(name)
+        if not targets:
+            return
+        raw = [c for c in targets if not self.combined.get(c, True)]
+        wrapped = [c for c in targets if self.combined.get(c, True)]
+        if wrapped:
+            broadcast(wrapped, orjson.dumps({"stream": name, "data": payload}).decode())
+        if raw:
+            broadcast(raw, orjson.dumps(payload).decode())
+        self.stats["frames_sent"] += len(targets)
+
+
+def _changed_prices(before: dict[int, int], after: dict[int, int]) -> set[int]:
+    return {p for p, q in after.items() if before.get(p) != q} | (before.keys() - after.keys())

@@ -1,0 +1,152 @@
+"""Ingest for Binance USDⓈ-M futures public market data: the same shell, another connection.
+
+Everything but the connection is the Bybit ingest's (`Ingest`: producer, delivery watch, reconnect
+with backoff and breaker, dead letters, metrics); what differs is how Binance is read:
+  - one combined-stream connection (`INGEST_URL`/stream?streams=…) for diff depth, aggTrade and
+    bookTicker of every symbol; heartbeats are WebSocket pings (Binance answers them at the protocol
+    level): no pong within `pong_timeout` → reconnect, cause pong_timeout;
+  - books need a REST snapshot (/fapi/v1/depth at `INGEST_REST_URL`, by default the stream host's REST
+    twin) to start and after every gap; the sync rules live in services/venues/binance/depth.py.
+    A snapshot fetch runs beside the stream,
+    and one lock keeps "normalize + send" whole, so a symbol's snapshot event always precedes the
+    deltas that chain onto it in md.book;
+  - a failed snapshot fetch is logged and counted (hean_ws_failed_acks_total) and asked again on the
+    next update; a malformed frame or snapshot is dead-lettered with source binance.ws.linear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import httpx
+import orjson
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from services.ingest.shell import Ingest
+from services.venues.binance.streams import BinanceNormalizer, MalformedBinanceFrame, StreamResult, stream_names
+
+log = logging.getLogger(__name__)
+RETRY_SNAPSHOT_SECONDS = 0.5
+
+
+class BinanceIngest(Ingest):
+    """`Ingest` with Binance's connection: combined streams plus REST depth snapshots."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = asyncio.Lock()
+        self.snapshots_fetched = 0
+
+    async def _connection(self, producer: Any, stop: asyncio.Event) -> str:
+        config = self.config
+        names = stream_names(config.symbols, config.depth_speed, config.trades, config.tickers)
+        url = f"{config.url.rstrip('/')}?streams={'/'.join(names)}"
+        try:
+            ws = await websockets.connect(url, ping_interval=config.ping_interval, ping_timeout=config.pong_timeout,
+                                          max_size=2**24, open_timeout=10)
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            log.warning("connect to %s failed: %s", config.url, exc)
+            return "connect_failed"
+        normalizer = BinanceNormalizer(config.symbols, config.depth)
+        self._last_frame = time.monotonic()
+        self._ping_unanswered_since = None  # pings are the protocol's here (websockets keeps them)
+        ended = {"cause": "closed"}
+        watchdog = asyncio.create_task(self._watch(ws, stop, ended), name="watchdog")
+        watchdog.add_done_callback(lambda t: self._task_ended(t, ws, ended))
+        fetches: dict[str, asyncio.Task[None]] = {}
+        async with httpx.AsyncClient(base_url=config.instruments_url, timeout=10) as http:
+            try:
+                log.info("connected", extra={"url": config.url, "streams": len(names)})
+                self.connected.set()
+                self.metrics.base.ready.labels("ingest").set(1)
+                try:
+                    async for raw in ws:
+                        self._last_frame = time.monotonic()
+                        try:
+                            await self._binance_frame(raw, normalizer, producer, http, fetches)
+                        finally:
+                            self._frames.inc()
+                        self.delivery.check()
+                except ConnectionClosed as exc:
+                    if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1011:
+                        ended["cause"] = "pong_timeout"  # websockets' keepalive gave up on the pong
+                        log.warning("no pong within %s s; reconnecting", config.pong_timeout)
+                    else:
+                        log.warning("connection closed: %s", exc)
+                return ended["cause"]
+            finally:
+                self.connected.clear()
+                self.metrics.base.ready.labels("ingest").set(0)
+                watchdog.cancel()
+                for task in fetches.values():
+                    task.cancel()
+                for task in fetches.values():
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                with contextlib.suppress(Exception):
+                    await ws.close()
+
+    async def _binance_frame(self, raw: str | bytes, normalizer: BinanceNormalizer, producer: Any,
+                             http: httpx.AsyncClient, fetches: dict[str, asyncio.Task[None]]) -> None:
+        recv_ns = time.time_ns()
+        async with self._lock:
+            try:
+                result = normalizer.on_frame(raw, recv_ns)
+            except MalformedBinanceFrame as exc:
+                self.metrics.malformed.labels("ingest").inc()
+                log.warning("malformed frame skipped: %s; frame %r", exc, raw[:200])
+                await self._dead_letter(producer, raw, exc, recv_ns)
+                return
+            await self._settle(result, normalizer, producer, http, fetches)
+
+    async def _settle(self, result: StreamResult, normalizer: BinanceNormalizer, producer: Any,
+                      http: httpx.AsyncClient, fetches: dict[str, asyncio.Task[None]]) -> None:
+        """Publish what a frame or snapshot produced; start the snapshot fetches it asks for."""
+        if result.control is not None and ("code" in result.control or "error" in result.control):
+            self.metrics.venue_errors.labels("ingest").inc()
+            log.warning("venue refused a request: %s", result.control)
+        if result.gaps:
+            log.warning("book out of sync, resynchronising from a new snapshot: %s", "; ".join(result.reasons))
+            for symbol in result.need_snapshot:
+                self.metrics.gaps.labels("ingest", symbol).inc()
+        if result.events:
+            await self.publish(producer, result.events)
+        for symbol in result.need_snapshot:
+            running = fetches.get(symbol)
+            if running is None or running.done():
+                delay = RETRY_SNAPSHOT_SECONDS if result.gaps else 0.0
+                fetches[symbol] = asyncio.create_task(self._snapshot(symbol, delay, normalizer, producer, http,
+                                                                     fetches), name=f"snapshot-{symbol}")
+
+    async def _snapshot(self, symbol: str, delay: float, normalizer: BinanceNormalizer, producer: Any,
+                        http: httpx.AsyncClient, fetches: dict[str, asyncio.Task[None]]) -> None:
+        """Fetch one depth snapshot and apply it (with what was buffered meanwhile)."""
+        if delay:
+            await asyncio.sleep(delay)  # a fresh gap: give the stream a moment to carry the events past it
+        try:
+            response = await http.get("/fapi/v1/depth", params={"symbol": symbol, "limit": self.config.depth})
+            payload = orjson.loads(response.content)
+            if response.status_code != 200:
+                raise RuntimeError(f"HTTP {response.status_code}: {payload}")
+        except (httpx.HTTPError, orjson.JSONDecodeError, RuntimeError) as exc:
+            self.metrics.venue_errors.labels("ingest").inc()
+            log.warning("depth snapshot of %s failed (asked again on the next update): %s", symbol, exc)
+            normalizer.snapshot_failed(symbol)
+            return
+        recv_ns = time.time_ns()
+        async with self._lock:
+            self.snapshots_fetched += 1
+            try:
+                result = normalizer.on_snapshot(symbol, payload, recv_ns)
+            except MalformedBinanceFrame as exc:
+                self.metrics.malformed.labels("ingest").inc()
+                normalizer.snapshot_failed(symbol)
+                await self._dead_letter(producer, response.content, exc, recv_ns)
+                return
+            fetches.pop(symbol, None)  # done: a gap in what it applied may start the next one
+            await self._settle(result, normalizer, producer, http, fetches)

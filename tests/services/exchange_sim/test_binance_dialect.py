@@ -1,0 +1,76 @@
+"""The simulator's Binance USDⓈ-M futures dialect, as a Binance client sees it over real sockets:
+combined and raw streams, SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS and their errors, and the
+depth snapshot REST with Binance's error codes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from services.exchange_sim.server import SimConfig, Simulator
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=("BTCUSDT",), seed=3, binance=True))
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+async def test_combined_stream_chains_depth_by_pu_and_wraps_each_payload(sim: Simulator) -> None:
+    url = f"ws://127.0.0.1:{sim.port}/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade/btcusdt@bookTicker"
+    seen: dict[str, list[dict]] = {}
+    async with websockets.connect(url) as ws:
+        while len(seen.get("btcusdt@depth@100ms", [])) < 5:
+            message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            seen.setdefault(message["stream"], []).append(message["data"])
+    depth = seen["btcusdt@depth@100ms"]
+    assert all(d["e"] == "depthUpdate" and d["U"] <= d["u"] for d in depth)
+    assert all(b["pu"] == a["u"] and b["U"] == a["u"] + 1 for a, b in itertools.pairwise(depth))
+    assert {d["e"] for d in seen.get("btcusdt@bookTicker", [])} <= {"bookTicker"}
+
+
+async def test_subscribe_list_unsubscribe_and_their_errors(sim: Simulator) -> None:
+    async with websockets.connect(f"ws://127.0.0.1:{sim.port}/ws/btcusdt@aggTrade") as ws:
+        async def ask(request: object) -> dict:
+            await ws.send(orjson.dumps(request).decode())
+            while True:  # skip stream payloads until the reply
+                message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+                if "e" not in message:
+                    return message
+
+        ok = {"result": None, "id": 1}
+        assert await ask({"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 1}) == ok
+        listed = await ask({"method": "LIST_SUBSCRIPTIONS", "id": 2})
+        assert listed == {"result": ["btcusdt@aggTrade", "btcusdt@bookTicker"], "id": 2}
+        assert await ask({"method": "UNSUBSCRIBE", "params": ["btcusdt@aggTrade"], "id": 3}) == {**ok, "id": 3}
+        assert (await ask({"method": "LIST_SUBSCRIPTIONS", "id": 4}))["result"] == ["btcusdt@bookTicker"]
+        bad = await ask({"method": "SUBSCRIBE", "params": ["dogeusdt@aggTrade"], "id": 5})
+        assert bad["code"] == 2 and bad["id"] == 5 and "invalid stream" in bad["msg"]
+        assert (await ask({"method": "FLY", "id": 6}))["code"] == 2
+        await ws.send("{not json")
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["code"] == 3
+    with pytest.raises(ConnectionClosed):  # an unknown stream in the URL is refused outright
+        async with websockets.connect(f"ws://127.0.0.1:{sim.port}/ws/nope@aggTrade") as ws:
+            await asyncio.wait_for(ws.recv(), 5)
+
+
+async def test_depth_snapshot_rest_and_binance_error_codes(sim: Simulator) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim.rest_port}") as http:
+        book = (await http.get("/fapi/v1/depth", params={"symbol": "BTCUSDT", "limit": 5})).json()
+        assert len(book["bids"]) == len(book["asks"]) == 5 and isinstance(book["lastUpdateId"], int)
+        assert float(book["bids"][0][0]) < float(book["asks"][0][0])
+        for params, status, code in [({"symbol": "DOGEUSDT"}, 400, -1121), ({}, 400, -1102),
+                                     ({"symbol": "BTCUSDT", "limit": 7}, 400, -1130)]:
+            response = await http.get("/fapi/v1/depth", params=params)
+            assert (response.status_code, response.json()["code"]) == (status, code), params
+        assert (await http.get("/fapi/v1/ping")).json() == {}
+        assert (await http.post("/fapi/v1/depth")).status_code == 405
