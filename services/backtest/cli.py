@@ -176,7 +176,9 @@ def _account(built: Any) -> str:
 
 
 def _grid(pairs: Sequence[str]) -> list[dict[str, str]]:
-    """--grid NAME=A,B,C ... → every combination, as parameter dicts."""
+    """--grid NAME=A,B,C ... → every combination, as parameter dicts ([] without --grid)."""
+    if not pairs:
+        return []
     axes: list[tuple[str, list[str]]] = []
     for pair in pairs:
         name, sep, values = pair.partition("=")

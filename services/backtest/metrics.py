@@ -71,10 +71,11 @@ def fills(outcome: Outcome, account: str) -> list[OrderFilled | OrderPartiallyFi
 
 
 def sample(curve: Sequence[tuple[int, Decimal]], start_ns: int, end_ns: int, bar_ns: int) -> list[float]:
-    """The last equity at the end of each bar from start to end (the curve is time ordered)."""
+    """The equity at the start, then the last equity at the end of each bar up to the end (the
+    curve is time ordered)."""
     values: list[float] = []
     i, last = 0, float(curve[0][1])
-    t = start_ns + bar_ns
+    t = start_ns
     while True:
         while i < len(curve) and curve[i][0] <= t:
             last = float(curve[i][1])

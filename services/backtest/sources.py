@@ -172,8 +172,18 @@ def _digits(symbol: str) -> tuple[Callable[[str], Decimal], Callable[[str], Deci
     rules = instrument_rules(symbol)
     if rules is None:
         return _num, _num
-    tick, step = rules.tick_size, rules.qty_step
-    return (lambda text: _num(text).quantize(tick)), (lambda text: _num(text).quantize(step))
+    return _on_grid(rules.tick_size), _on_grid(rules.qty_step)
+
+
+def _on_grid(unit: Decimal) -> Callable[[str], Decimal]:
+    """A reader printing on `unit`'s digits; a value off that grid keeps its own (never rounded)."""
+    def read(text: str) -> Decimal:
+        value = _num(text)
+        if value.as_tuple().exponent >= unit.as_tuple().exponent:  # type: ignore[operator]
+            return value.quantize(unit)
+        return value
+
+    return read
 
 
 def _optional(text: str | None, read: Callable[[str], Decimal] = _num) -> Decimal | None:

@@ -313,18 +313,18 @@ class FillModel:
         intent = order.intent
         rules = self.rules(intent.symbol)
         assert rules is not None
-        price = intent.price.quantize(rules.tick_size) if intent.order_type == "Limit" and intent.price else None
+        price = _digits(intent.price, rules.tick_size) if intent.order_type == "Limit" and intent.price else None
         return OrderAcknowledged(id=derive_id("exec-ack", order.order_id), **self._common(order), side=intent.side,
-                                 order_type=intent.order_type, qty=intent.qty.quantize(rules.qty_step), price=price)
+                                 order_type=intent.order_type, qty=_digits(intent.qty, rules.qty_step), price=price)
 
     def _fill(self, order: Order, qty: Decimal, price: Decimal, maker: bool) -> Event:
         intent = order.intent
         rules = self.rules(intent.symbol)
         assert rules is not None  # placed orders passed the instrument check
         # As the venue prints them: prices on the tick's digits, sizes on the lot's, fees trimmed.
-        qty, price = qty.quantize(rules.qty_step), price.quantize(rules.tick_size)
+        qty, price = _digits(qty, rules.qty_step), _digits(price, rules.tick_size)
         fee = _trimmed(price * qty * (rules.maker_fee if maker else rules.taker_fee))
-        order.cum_qty = (order.cum_qty + qty).quantize(rules.qty_step)
+        order.cum_qty = _digits(order.cum_qty + qty, rules.qty_step)
         signed = qty if intent.side == "Buy" else -qty
         self.positions[intent.symbol] = self.positions.get(intent.symbol, ZERO) + signed
         self._executions += 1
@@ -339,7 +339,7 @@ class FillModel:
 
     def _cancelled(self, order: Order, reason: str) -> Event:
         rules = self.rules(order.intent.symbol)
-        cum = order.cum_qty.quantize(rules.qty_step) if rules is not None else order.cum_qty
+        cum = _digits(order.cum_qty, rules.qty_step) if rules is not None else order.cum_qty
         return OrderCancelled(id=derive_id("exec-cancel", order.order_id), **self._common(order), reason=reason,
                               cum_qty=cum)
 
@@ -349,6 +349,13 @@ class FillModel:
                              origin_ts=intent.origin_ts, account=intent.account, symbol=intent.symbol,
                              intent_id=intent.id, order_link_id=link_id_for(intent.id), ret_code=ret_code,
                              reason=reason)
+
+
+def _digits(value: Decimal, unit: Decimal) -> Decimal:
+    """`value` printed on `unit`'s digits, as the venue prints it; a value off that grid (recorded
+    data finer than these rules) keeps its own digits: never rounded."""
+    on_grid = value.quantize(unit)
+    return on_grid if on_grid == value else value
 
 
 def _trimmed(value: Decimal) -> Decimal:

@@ -71,6 +71,7 @@ class RunRecord:
     kills: list[tuple[int, str]] = field(default_factory=list)
     restarts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    prefix: str = ""  # the run's topics (a backtest of its recorded ticks reads them)
 
     def counts(self) -> dict[str, int]:
         """Headline figures: orders and fills at the venue, records per topic."""
@@ -156,7 +157,7 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
                for s in SERVICES}
     return RunRecord(ledger=ledger, records=records, duplicates=duplicates, state_hashes=states,
                      replay_hashes=replays, frames=frames, kills=kills, restarts=restarts,
-                     seconds=time.monotonic() - started)
+                     seconds=time.monotonic() - started, prefix=prefix)
 
 
 def differences(clean: RunRecord, chaos: RunRecord) -> list[str]:
