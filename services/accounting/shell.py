@@ -13,6 +13,7 @@ from schemas.events import ExecutionEvent, TickerUpdated
 from schemas.topics import MD_TICKERS, ORDERS_EVENTS
 from services.accounting import core
 from services.accounting.config import AccountingConfig
+from services.domain.venues import only_venue, only_venue_fold
 from services.runtime.service import Reading, ServiceDef
 from services.runtime.settings import load_settings
 
@@ -26,8 +27,8 @@ def definition(config: AccountingConfig | None = None) -> ServiceDef[core.Accoun
         accepts=ExecutionEvent | TickerUpdated,
         state_type=core.AccountingState,
         initial_state=core.initial_state,
-        step=partial(core.step, starting_balance=config.starting_balance),
-        fold=core.fold,
+        step=only_venue(partial(core.step, starting_balance=config.starting_balance)),
+        fold=only_venue_fold(core.fold),
         order_free=True,  # fills and marks fold into per-symbol keys; tests/services/accounting checks it
         combine=core.combine,
         partitioned=False,

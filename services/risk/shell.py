@@ -28,6 +28,7 @@ from schemas.topics import (
     ORDERS_INTENTS,
     REF_INSTRUMENTS,
 )
+from services.domain.venues import only_venue
 from services.risk import core
 from services.risk.config import RiskConfig
 from services.runtime.service import Reading, ServiceDef
@@ -45,7 +46,7 @@ def definition(config: RiskConfig | None = None) -> ServiceDef[core.RiskState]:
         | AccountUpdated | ControlEvent | InstrumentDefined,
         state_type=core.RiskState,
         initial_state=core.initial_state,
-        step=partial(core.step, params=config.params()),
+        step=only_venue(partial(core.step, params=config.params())),
         partitioned=False,
         summarize=core.summarize,
         account_of=core.account_of,

@@ -18,6 +18,7 @@ from schemas.events import (
     TradeReceived,
 )
 from schemas.topics import MD_BOOK, MD_TRADES, ORDERS_EVENTS, REF_INSTRUMENTS
+from services.domain.venues import only_venue
 from services.runtime.service import ServiceDef
 from services.runtime.settings import load_settings
 from services.strategy import core
@@ -33,7 +34,7 @@ def definition(config: StrategyConfig | None = None) -> ServiceDef[core.Strategy
         accepts=TradeReceived | BookSnapshotReceived | BookDeltaReceived | ExecutionEvent | InstrumentDefined,
         state_type=core.StrategyState,
         initial_state=core.initial_state,
-        step=partial(core.step, params=config.params()),
+        step=only_venue(partial(core.step, params=config.params())),
         partitioned=True,
         summarize=core.summarize,
         classify=classify,
