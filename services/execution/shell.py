@@ -36,9 +36,9 @@ from schemas.events import (
     IntentApproved,
     OrderRejected,
     SubmitOrder,
-    derive_id,
 )
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
+from services.domain.ids import local_reject_id
 from services.execution.amends import send_amends, stale_report
 from services.execution.client import BybitRest, VenueError
 from services.execution.core import create_request, link_id_for
@@ -396,7 +396,7 @@ class Execution:
         self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
         self.metrics.order_events.labels("execution", "OrderRejected").inc()
         now = time.time_ns()
-        rejected = OrderRejected(id=derive_id("exec-reject", intent.id), ts_event=now, ts_ingest=now,
+        rejected = OrderRejected(id=local_reject_id(intent.id), ts_event=now, ts_ingest=now,
                                  origin_ts=intent.origin_ts, account=intent.account, symbol=intent.symbol,
                                  intent_id=intent.id, order_link_id=link_id, ret_code=ret_code, reason=reason)
         self.reports.published.add(rejected.id)
