@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--venue", default="sim", choices=["sim", "bybit-testnet", "bybit"],
                     help="where to trade: the bundled simulator (default), Bybit's testnet or Bybit itself "
                          "(needs EXECUTION_API_KEY and EXECUTION_API_SECRET; docs/REAL-VENUE.md)")
+    up.add_argument("--binance", action="store_true",
+                    help="also ingest Binance USDⓈ-M futures market data (the simulator's Binance dialect; "
+                         "Binance itself with a real venue) and show both venues' books side by side")
     up.add_argument("--new-session", action="store_true",
                     help="start a fresh session (new topics, a fresh simulator account) instead of continuing")
 
@@ -237,11 +240,12 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         session.remember(home, prefix, args.venue)
         print(f"hean up: {'continuing' if continued else 'new'} session {prefix!r} on {args.venue}"
               + (" (--new-session starts a fresh one)" if continued else ""), flush=True)
-        return up(args.duration, prefix, symbols, not args.no_recorder, home, _scale(args.scale), args.venue)
+        return up(args.duration, prefix, symbols, not args.no_recorder, home, _scale(args.scale), args.venue,
+                  args.binance)
     if args.command == "backtest":
         from services.backtest.cli import main as backtest
 
-        configure_logging("backtest", level="WARNING")
+        configure_logging("backtest", level="ERROR")  # a client library's retry warning is not the one line
         return backtest(args)
     if args.command == "demo":
         from services.cli.demo import run_demo

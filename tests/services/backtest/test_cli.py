@@ -24,7 +24,7 @@ FROM, TO = str(T0 // 10**6), str(T0 // 10**6 + 3_600_000)
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     """A chDB store holding a synthetic session's md topics, as the recorder writes them."""
     path = tmp_path_factory.mktemp("backtest") / "chdb"
-    events = session(400)
+    events = session(200)
     store = ChdbStore(path)
     try:
         for topic, tables in (("md.trades", ("trades",)), ("md.book", ("book_top", "book_levels")),
