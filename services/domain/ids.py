@@ -17,10 +17,10 @@ from schemas.events import derive_id
 
 __all__ = [
     "account_update_id", "dead_letter_id", "decision_id", "derive_id", "ema_intent_id", "exec_ack_id",
-    "exec_cancel_id", "exec_fill_id", "exec_reject_id", "halt_cancel_id", "halt_flatten_id", "instrument_event_id",
-    "intent_id_of", "link_id_for", "local_reject_id", "maker_cancel_id", "maker_quote_id", "market_book_id",
-    "market_ticker_id", "market_trade_id", "operator_control_id", "position_update_id", "raw_dead_letter_id",
-    "risk_halt_id",
+    "exec_amend_id", "exec_amend_reject_id", "exec_cancel_id", "exec_fill_id", "exec_reject_id", "halt_cancel_id",
+    "halt_flatten_id", "instrument_event_id", "intent_id_of", "link_id_for", "local_reject_id", "maker_amend_id",
+    "maker_cancel_id", "maker_quote_id", "market_book_id", "market_ticker_id", "market_trade_id",
+    "operator_control_id", "position_update_id", "raw_dead_letter_id", "risk_halt_id",
 ]
 
 # ---------------------------------------------------------------- market data (ingest)
@@ -58,6 +58,10 @@ def maker_quote_id(account: str, symbol: str, book_event_id: str, side: str) -> 
 
 def maker_cancel_id(quote_intent_id: str) -> str:
     return derive_id("maker-cancel", quote_intent_id)
+
+
+def maker_amend_id(quote_intent_id: str, book_event_id: str) -> str:
+    return derive_id("maker-amend", quote_intent_id, book_event_id)
 
 
 # ---------------------------------------------------------------- risk
@@ -120,6 +124,15 @@ def exec_cancel_id(order_id: str) -> str:
 
 def exec_reject_id(order_id: str) -> str:
     return derive_id("exec-reject", order_id)
+
+
+def exec_amend_id(amend_intent_id: str) -> str:
+    """The venue's acceptance of an amend, from the amend intent (one answer per amend)."""
+    return derive_id("exec-amend", amend_intent_id)
+
+
+def exec_amend_reject_id(amend_intent_id: str) -> str:
+    return derive_id("exec-amend-reject", amend_intent_id)
 
 
 def local_reject_id(intent_id: str) -> str:

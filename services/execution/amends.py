@@ -17,7 +17,8 @@ import time
 
 import msgspec
 
-from schemas.events import AmendOrder, OrderAmended, OrderAmendRejected, derive_id
+from schemas.events import AmendOrder, OrderAmended, OrderAmendRejected
+from services.domain.ids import exec_amend_id, exec_amend_reject_id
 from services.execution.client import BybitRest, VenueError
 from services.execution.core import amend_request, link_id_for
 
@@ -30,8 +31,8 @@ def amend_report(intent: AmendOrder, code: int, message: str, now_ns: int) -> Or
     common = {"ts_event": now_ns, "ts_ingest": now_ns, "origin_ts": intent.origin_ts, "account": intent.account,
               "symbol": intent.symbol, "intent_id": intent.intent_id, "order_link_id": link_id_for(intent.intent_id)}
     if code == 0 or (code == PARAMS_ERROR and UNCHANGED in message):
-        return OrderAmended(id=derive_id("exec-amend", intent.id), qty=intent.qty, price=intent.price, **common)
-    return OrderAmendRejected(id=derive_id("exec-amend-reject", intent.id), ret_code=code, reason=message, **common)
+        return OrderAmended(id=exec_amend_id(intent.id), qty=intent.qty, price=intent.price, **common)
+    return OrderAmendRejected(id=exec_amend_reject_id(intent.id), ret_code=code, reason=message, **common)
 
 
 def stale_report(intent: AmendOrder, waited_s: float, now_ns: int) -> OrderAmendRejected:

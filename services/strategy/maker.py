@@ -24,9 +24,8 @@ from schemas.events import (
     Event,
     OrderAmendRejected,
     SubmitOrder,
-    derive_id,
 )
-from services.domain.ids import maker_cancel_id, maker_quote_id
+from services.domain.ids import maker_amend_id, maker_cancel_id, maker_quote_id
 from services.strategy.orders import OwnOrders
 
 ZERO = Decimal(0)
@@ -90,7 +89,7 @@ def on_book(state: MakerState, book: BookSnapshotReceived | BookDeltaReceived,
         common = {"ts_event": book.ts_event, "ts_ingest": book.ts_ingest, "origin_ts": book.origin_ts,
                   "account": p.account, "strategy": "maker", "symbol": book.symbol}
         if current is not None and allowed and p.amend:
-            intents.append(AmendOrder(id=derive_id("maker-amend", current.intent_id, book.id), price=price,
+            intents.append(AmendOrder(id=maker_amend_id(current.intent_id, book.id), price=price,
                                       intent_id=current.intent_id, **common))
             quotes[side] = Quote(current.intent_id, price)
             continue
