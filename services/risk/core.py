@@ -13,6 +13,8 @@ Checks, in order; the first that fails names the rule in IntentRejected.rule:
   max_gross_exposure   sum of |expected position| * mid over the account's symbols, with this order
   max_open_orders the account's working orders
   order_rate      more than `rate_per_second` approvals in the last second of event time
+  strategy_loss   the intent's strategy lost `max_strategy_loss` on the account (its fills' cash plus
+                  holdings at mid; not for reduce-only; see strategy_pnl.py)
 Cancels and cancel-alls always pass: they only reduce risk. An amend's new terms go through the
 same rules as a new order for the whole new quantity (its filled part counted once, in the
 position); it needs a working order to amend (unknown_order), and a halted account only lets an
@@ -66,6 +68,7 @@ from schemas.topics import CONTROL, ORDERS_DECISIONS
 from services.domain.ids import decision_id, halt_cancel_id, halt_flatten_id, risk_halt_id
 from services.domain.instrument import from_defined
 from services.domain.position import FLAT, Position, apply_fill, signed_qty
+from services.risk.strategy_pnl import Flows
 from services.runtime.service import Emit, join_disjoint
 
 ZERO = Decimal(0)
@@ -103,6 +106,7 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     rate_per_second: int = 20
     daily_loss_limit: Decimal = Decimal("2000")
     max_drawdown: Decimal = Decimal("5000")  # from the account's equity peak, over all days
+    max_strategy_loss: Decimal = Decimal("1000")  # a strategy's PnL (cash + holdings at mid) on the account
 
 
 class RiskParams(RiskLimits, frozen=True, kw_only=True):
@@ -144,6 +148,9 @@ class AccountRisk(msgspec.Struct, frozen=True):
     early: tuple[str, ...] = ()  # decisions read back before their intent (happens in replays)
     halt_sent: bool = False
     equity_peak: Decimal | None = None  # the highest equity seen (for max_drawdown)
+    strategy_of: dict[str, str] = {}  # intent id → strategy, for approved orders not yet ended
+    strategy_flows: dict[str, Flows] = {}  # strategy → its fills' cash and quantities (max_strategy_loss)
+    unowned: dict[str, Flows] = {}  # fills read before their order's approval, by intent id
 
 
 class RiskState(msgspec.Struct, frozen=True):
@@ -255,6 +262,7 @@ def _read_back(state: RiskState, decision: IntentApproved | IntentRejected) -> R
     if isinstance(intent, AmendOrder):
         return _replace(state, intent.account, msgspec.structs.replace(
             _amended(account, intent), recent=recent, pending=pending))
+    account = _own(account, intent)
     if intent.id in account.closed:
         closed = tuple(c for c in account.closed if c != intent.id)
         account = msgspec.structs.replace(account, closed=closed, recent=recent, pending=pending)
@@ -313,6 +321,10 @@ def _check(state: RiskState, account: AccountRisk, o: SubmitOrder, p: RiskParams
     """(rule, detail); rule is '' when every check passes. Pending approvals count as working."""
     if (account.halted or account.halt_sent) and not o.reduce_only:
         return "halted", f"account halted: {account.halt_reason or 'daily loss limit'}"
+    flows = account.strategy_flows.get(o.strategy)
+    pnl = flows.pnl(state.mids) if flows is not None and not o.reduce_only else None
+    if pnl is not None and -pnl >= p.max_strategy_loss:
+        return "strategy_loss", f"strategy {o.strategy} PnL {pnl} at mid: a loss at the limit {p.max_strategy_loss}"
     rules = state.instruments.get(o.symbol) or p.instruments.get(o.symbol)
     if rules is None:
         return "unknown_symbol", f"no instrument rules for {o.symbol}"
@@ -429,8 +441,38 @@ def _expected(account: AccountRisk) -> dict[str, Decimal]:
     return expected
 
 
+def _own(account: AccountRisk, intent: SubmitOrder) -> AccountRisk:
+    """Read back an approved order: its strategy owns its fills from now on, and those read
+    before (kept aside under the intent) join the strategy's flows. An order already ended keeps
+    no owner: no fill can follow its end."""
+    flows = dict(account.strategy_flows)
+    unowned = account.unowned
+    if intent.id in unowned:
+        flows[intent.strategy] = flows.get(intent.strategy, Flows()).merge(unowned[intent.id])
+        unowned = {k: v for k, v in unowned.items() if k != intent.id}
+    owners = account.strategy_of if intent.id in account.closed else {**account.strategy_of,
+                                                                        intent.id: intent.strategy}
+    return msgspec.structs.replace(account, strategy_flows=flows, unowned=unowned, strategy_of=owners)
+
+
+def _attribute(account: AccountRisk, event: OrderPartiallyFilled | OrderFilled) -> AccountRisk:
+    """A fill into its strategy's flows, or aside under its intent until the approval is read."""
+    owner = account.strategy_of.get(event.intent_id)
+    fill = (event.symbol, event.side, event.fill_qty, event.fill_price, event.fee)
+    if owner is not None:
+        flows = {**account.strategy_flows, owner: account.strategy_flows.get(owner, Flows()).add_fill(*fill)}
+        return msgspec.structs.replace(account, strategy_flows=flows)
+    unowned = {**account.unowned, event.intent_id: account.unowned.get(event.intent_id, Flows()).add_fill(*fill)}
+    return msgspec.structs.replace(account, unowned=unowned)
+
+
 def _apply_order_event(account: AccountRisk, event: Event) -> AccountRisk:
     intent_id = getattr(event, "intent_id", "")
+    if isinstance(event, OrderPartiallyFilled | OrderFilled) and intent_id:
+        account = _attribute(account, event)
+    if not isinstance(event, OrderPartiallyFilled) and intent_id in account.strategy_of:
+        account = msgspec.structs.replace(account, strategy_of={
+            k: v for k, v in account.strategy_of.items() if k != intent_id})
     positions, working, closed = account.positions, account.working, account.closed
     terminal = not isinstance(event, OrderPartiallyFilled)
     known = intent_id in working
