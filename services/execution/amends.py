@@ -28,8 +28,11 @@ PARAMS_ERROR = 10001
 
 def amend_report(intent: AmendOrder, code: int, message: str, now_ns: int) -> OrderAmended | OrderAmendRejected:
     """The orders.events report of one amend from the venue's (retCode, retMsg) for it."""
-    common = {"ts_event": now_ns, "ts_ingest": now_ns, "origin_ts": intent.origin_ts, "account": intent.account,
-              "symbol": intent.symbol, "intent_id": intent.intent_id, "order_link_id": link_id_for(intent.intent_id)}
+    # Event time is the amend's own: the venue's answer would give another time to an amend resent
+    # after a crash, and the report must be the same record however often it is derived.
+    common = {"ts_event": intent.ts_event, "ts_ingest": now_ns, "origin_ts": intent.origin_ts,
+              "account": intent.account, "symbol": intent.symbol, "intent_id": intent.intent_id,
+              "order_link_id": link_id_for(intent.intent_id)}
     if code == 0 or (code == PARAMS_ERROR and UNCHANGED in message):
         return OrderAmended(id=exec_amend_id(intent.id), qty=intent.qty, price=intent.price, **common)
     return OrderAmendRejected(id=exec_amend_reject_id(intent.id), ret_code=code, reason=message, **common)
