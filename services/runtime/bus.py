@@ -19,8 +19,9 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
-from schemas.events import DeadLettered, derive_id
+from schemas.events import DeadLettered
 from schemas.topics import TOPICS, TopicSpec
+from services.domain.ids import dead_letter_id, raw_dead_letter_id
 from services.runtime.codec import encode
 from services.runtime.errors import DeliveryFailed
 
@@ -232,7 +233,7 @@ def dead_letter(record: Any, service: str, reason: str, error: str, dlq_topic: s
     payload, error = _payload_and_error(record.value or b"", error,
                                         f"{record.topic}:{record.partition}:{record.offset}")
     letter = DeadLettered(
-        id=derive_id("dlq", record.topic, record.partition, record.offset),
+        id=dead_letter_id(record.topic, record.partition, record.offset),
         ts_event=(record.timestamp or 0) * 1_000_000, ts_ingest=time.time_ns(), service=service,
         source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
         reason=reason, error=error, payload=payload,
@@ -244,7 +245,7 @@ def dead_letter_raw(service: str, source: str, reason: str, error: str, payload:
                     dlq_topic: str) -> tuple[str, bytes, bytes]:
     """The dlq record for input that never was a log record (a venue WebSocket frame): `source`
     names where it came from ("bybit.ws.private"); its id derives from source, time and bytes."""
-    letter_id = derive_id("dlq", source, recv_ns, payload[:64])
+    letter_id = raw_dead_letter_id(source, recv_ns, payload[:64])
     payload, error = _payload_and_error(payload, error, f"{source} at {recv_ns} ns (not kept elsewhere)")
     letter = DeadLettered(id=letter_id, ts_event=recv_ns, ts_ingest=recv_ns,
                           service=service, source_topic=source, source_partition=-1, source_offset=-1,
