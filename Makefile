@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HEAN := $(VENV)/bin/hean
 DURATION ?= 0
+UP_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: install infra-up infra-down run test bench lint schemas up down
@@ -18,7 +19,7 @@ infra-down:
 
 ## the main job: the local stack plus every service, live in the terminal (DURATION=60: run 60 s, print a summary)
 run: infra-up
-	@$(HEAN) up --duration $(DURATION)
+	@$(HEAN) up --duration $(DURATION) $(UP_ARGS)
 
 ## install what is missing, start the local stack, run every test
 test: infra-up

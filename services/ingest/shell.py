@@ -22,6 +22,7 @@ import contextlib
 import logging
 import random
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ import websockets
 from prometheus_client import Counter, Gauge
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from schemas.topics import DLQ, REF_INSTRUMENTS
+from schemas.topics import DLQ, MD_BOOK, REF_INSTRUMENTS
 from services.ingest.core import MalformedFrame, Normalizer
 from services.ingest.reference import InstrumentFeed, topic_exists
 from services.runtime.bus import DeliveryWatch, dead_letter_raw, make_producer
@@ -150,6 +151,11 @@ class IngestMetrics:
         self.instrument_failures.labels("ingest")
         self.breaker_open = Gauge("hean_ws_breaker_open", "1 while the reconnect circuit breaker is open",
                                   ["service"], registry=r)
+        # The top of each published book, for the live view's venues side by side.
+        self.best_bid = Gauge("hean_book_best_bid", "Best bid of the last published book event",
+                              ["service", "venue", "symbol"], registry=r)
+        self.best_ask = Gauge("hean_book_best_ask", "Best ask of the last published book event",
+                              ["service", "venue", "symbol"], registry=r)
         for cause in ("closed", "connect_failed", "stale", "pong_timeout"):
             self.reconnects.labels("ingest", cause)
         for series in (self.frames, self.malformed, self.venue_errors):
@@ -174,6 +180,7 @@ class Ingest:
         self._last_frame = 0.0
         self._ping_unanswered_since: float | None = None  # when the oldest unanswered ping went out
         self._out_counters: dict[str, Any] = {}
+        self._top_gauges: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._recorder: Any = None
         self._record_started = 0.0
         failures = self.metrics.base.produce_failures.labels("ingest")
@@ -369,7 +376,17 @@ class Ingest:
             if counter is None:
                 counter = counters[topic] = self.metrics.base.events_out.labels("ingest", self.prefix + topic)
             counter.inc()
+            if topic == MD_BOOK and event.best_bid is not None and event.best_ask is not None:
+                self._top(event.venue, event.symbol, event.best_bid[0], event.best_ask[0])
         self.published += len(events)
+
+    def _top(self, venue: str, symbol: str, bid: Decimal, ask: Decimal) -> None:
+        gauges = self._top_gauges.get((venue, symbol))
+        if gauges is None:
+            gauges = self._top_gauges[(venue, symbol)] = (self.metrics.best_bid.labels("ingest", venue, symbol),
+                                                          self.metrics.best_ask.labels("ingest", venue, symbol))
+        gauges[0].set(float(bid))
+        gauges[1].set(float(ask))
 
     async def _dead_letter(self, producer: Any, raw: str | bytes, exc: DecodeError, recv_ns: int) -> None:
         payload = raw.encode() if isinstance(raw, str) else raw

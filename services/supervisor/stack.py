@@ -37,6 +37,7 @@ HAS_METRICS = frozenset(ORDER) - {"exchange-sim"}
 # execution by standby (one active per account, the rest wait on the lease), ingest by symbol set
 # (instance i takes every N-th symbol). Risk and accounting scale by account (HEAN_ACCOUNTS), and
 # `hean up` trades one account; the recorder's chDB store is opened by one process.
+BINANCE_STREAM = "wss://fstream.binance.com/stream"  # USDⓈ-M futures, public
 SCALES_BY = {"strategy": "partition", "execution": "standby", "ingest": "symbol set"}
 
 
@@ -61,6 +62,7 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     scale: dict[str, int] = field(default_factory=dict)  # service → instances (default 1 each)
     venue: str = "sim"  # sim (the bundled simulator) or a real venue of VENUES
+    binance: bool = False  # also Binance USDⓈ-M market data (the simulator's dialect, or Binance with a real venue)
 
     def __post_init__(self) -> None:
         if self.venue != "sim" and self.venue not in VENUES:
@@ -120,6 +122,8 @@ def plan(config: StackConfig) -> dict[str, Service]:
     if real is not None:  # a real venue: no simulator, its URLs; the keys come from the user's environment
         own["ingest"]["INGEST_URL"] = real.public_ws
         own["execution"] = {"EXECUTION_REST_URL": real.rest, "EXECUTION_WS_URL": real.private_ws}
+    if config.binance:
+        own["exchange-sim"]["EXCHANGE_SIM_BINANCE"] = "true"
     services: dict[str, Service] = {}
     for name in ORDER:
         if (name == "recorder" and not config.recorder) or (name == "exchange-sim" and real is not None):
@@ -137,6 +141,14 @@ def plan(config: StackConfig) -> dict[str, Service]:
             if name == "ingest" and count > 1:
                 env["INGEST_SYMBOLS"] = ",".join(config.symbols[i::count])
             services[key] = Service(Child(key, argv, env, config.home / "logs"), port)
+    if config.binance:  # market data only: recorded and shown beside Bybit's, not traded (domain/venues.py)
+        port = free_port()
+        url = BINANCE_STREAM if real is not None else f"ws://127.0.0.1:{ws_port}/stream"
+        env = {**common, "INGEST_VENUE": "binance", "INGEST_URL": url, "INGEST_SYMBOLS": symbols,
+               "INGEST_DEPTH": "1000", **config.extra_env}
+        argv = [sys.executable, "-m", "services.cli.main", "run", "ingest", "--instance", "binance",
+                "--metrics-port", str(port)]
+        services["ingest-binance"] = Service(Child("ingest-binance", argv, env, config.home / "logs"), port)
     return services
 
 

@@ -76,6 +76,31 @@ class View:
         table.add_row("halted accounts", ", ".join(halted) or "none")
         return table
 
+    def books(self, stack: Stack) -> Table | None:
+        """Each venue's top of book per symbol, side by side (None with one venue only)."""
+        bids: dict[tuple[str, str], float] = {}
+        asks: dict[tuple[str, str], float] = {}
+        for service in stack.services.values():
+            bids.update(by_label(service.samples.rows("hean_book_best_bid"), "symbol", "venue"))
+            asks.update(by_label(service.samples.rows("hean_book_best_ask"), "symbol", "venue"))
+        venues = sorted({venue for _, venue in bids})
+        if len(venues) < 2:
+            return None
+        table = Table(title="books: best bid / ask by venue")
+        table.add_column("symbol")
+        for venue in venues:
+            table.add_column(venue, justify="right")
+        table.add_column(f"mid {venues[0]} - {venues[1]}", justify="right")
+        for symbol in sorted({symbol for symbol, _ in bids}):
+            cells, mids = [], []
+            for venue in venues:
+                bid, ask = bids.get((symbol, venue)), asks.get((symbol, venue))
+                cells.append(f"{bid:,.2f} / {ask:,.2f}" if bid is not None and ask is not None else "-")
+                mids.append((bid + ask) / 2 if bid is not None and ask is not None else None)
+            gap = f"{mids[0] - mids[1]:+,.2f}" if mids[0] is not None and mids[1] is not None else "-"
+            table.add_row(symbol, *cells, gap)
+        return table
+
     def positions(self, stack: Stack) -> Table:
         accounting = stack.samples_of("accounting")
         table = Table(title="positions and PnL")
@@ -95,7 +120,9 @@ class View:
         elapsed = time.monotonic() - stack.started
         header = (f"[b]HEAN[/] local stack, {elapsed:,.0f} s, session prefix {stack.config.prefix!r}; "
                   f"logs in {stack.config.home / 'logs'}; Ctrl-C stops")
-        return Group(header, self.services(stack), self.topics(stack), self.trading(stack), self.positions(stack))
+        books = self.books(stack)
+        return Group(header, self.services(stack), self.topics(stack), *([books] if books else []),
+                     self.trading(stack), self.positions(stack))
 
     def status_line(self, stack: Stack) -> str:
         """One line for headless runs (every few seconds)."""
@@ -112,7 +139,9 @@ class View:
 
 def summary(console: Console, view: View, stack: Stack, healthy: bool) -> None:
     """The final report of a run (for scripts and CI): every table once, then the verdict."""
-    for table in (view.services(stack), view.topics(stack), view.trading(stack), view.positions(stack)):
+    books = view.books(stack)
+    for table in (view.services(stack), view.topics(stack), *([books] if books else []), view.trading(stack),
+                  view.positions(stack)):
         console.print(table)
     restarts = sum(s.child.restarts for s in stack.services.values())
     verdict = "all services healthy" if healthy else "NOT all services healthy (see the table and .hean/logs)"
