@@ -27,6 +27,7 @@ test: infra-up
 
 ## benchmarks → bench/results/latest.json and a printed table (ONLY="tick_to_order ..." for some groups)
 bench: infra-up
+	@bash bench/nautilus/install.sh
 	@$(PY) bench/run.py $(ONLY)
 
 lint: install

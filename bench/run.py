@@ -13,6 +13,8 @@ Measures, in one run on this machine against the local broker:
   storage    bytes per trade row, candle query times over 1M trades (bench/recorder_bench.py)
   recorder_speed   the recorder end to end from the topic vs a bare insert of the same rows (same file)
   kafka_hops   the floor under tick-to-order: relays that only consume and re-produce (bench/hops.py)
+  backtest   the backtester's ticks/s (EMA cross, 1M trades) vs NautilusTrader's EMA cross example on the
+             same trades, same run (bench/backtest_bench.py; Nautilus in bench/.venv-nautilus)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import backtest_bench  # noqa: E402  (bench/backtest_bench.py: HEAN's backtester vs NautilusTrader)
 import hops  # noqa: E402  (bench/hops.py: the Kafka-hop floor under tick-to-order)
 import marketdata  # noqa: E402  (bench/marketdata.py: issue 3's figures)
 import recorder_bench  # noqa: E402  (bench/recorder_bench.py: bytes per trade row, candle query times)
@@ -223,6 +226,7 @@ def main(only: list[str]) -> int:
         "tick_to_order_light": lambda: asyncio.run(trading.bench_tick_to_order(settings, market_rate=20.0)),
         "kafka_hops": lambda: asyncio.run(hops.bench_kafka_hops(settings.kafka_bootstrap)),
         "requote_requests": lambda: asyncio.run(requotes.bench_requote_requests(settings)),
+        "backtest": lambda: backtest_bench.measure(1_000_000),
     }
     unknown = set(only) - set(groups)
     if unknown:
