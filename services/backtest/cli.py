@@ -75,11 +75,17 @@ def add_parser(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the command; a BadInput (or a source or store failure) is one line and exit 2."""
+    import logging
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # client libraries' retry warnings are not the one line
     try:
         return _main(args)
     except BadInput as exc:
         print(f"hean backtest: {exc}", file=sys.stderr)
         return 2
+    finally:
+        logging.disable(previous)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -104,7 +110,8 @@ def _main(args: argparse.Namespace) -> int:
     prefix = _prefix(args.topic_prefix)
     store_url = args.store or os.environ.get("RECORDER_STORE", "")
     query = Query(symbols=symbols, from_ns=args.from_ns, to_ns=args.to_ns, prefix=prefix)
-    events = _load(args.source, query, store_url, home)
+    recorded = _load(args.source, query, store_url, home)
+    events = recorded.events
     if not events:
         raise BadInput(f"no market data for {','.join(symbols)} in [{args.from_ns // 10**6}, {args.to_ns // 10**6}) ms "
                        f"of session {prefix!r} in the {args.source}")
@@ -112,19 +119,20 @@ def _main(args: argparse.Namespace) -> int:
                    "from_ns": args.from_ns, "to_ns": args.to_ns, "latency_ms": args.latency_ms,
                    "code_version": _code_version(), "market_events": len(events), "prefix": prefix}
     if grid:
-        return _sweep(args, description, grid, events, store_url, home)
-    return _single(args, description, events, store_url, home)
+        return _sweep(args, description, grid, recorded, store_url, home)
+    return _single(args, description, recorded, store_url, home)
 
 
-def _single(args: argparse.Namespace, description: dict[str, Any], events: list[Any], store_url: str,
+def _single(args: argparse.Namespace, description: dict[str, Any], recorded: Any, store_url: str,
             home: Path) -> int:
     from rich.console import Console
 
-    from services.backtest import loop, metrics, report, runs, setup
+    from schemas.topics import ORDERS_DECISIONS, ORDERS_INTENTS
+    from services.backtest import metrics, report, runs, setup
 
     built = setup.build(args.strategy, description["params"], description["symbols"], args.latency_ms)
-    outcome = _run_with_progress(built, events)
-    account = _account(built)
+    outcome = _run_with_progress(built, recorded)
+    account = built.account()
     figures = metrics.compute(outcome, account, built.starting_balance)
     rid = runs.run_id(description)
     title = f"backtest {args.strategy} {','.join(description['symbols'])} ({rid[:12]})"
@@ -136,13 +144,13 @@ def _single(args: argparse.Namespace, description: dict[str, Any], events: list[
     if args.json:
         import orjson
 
-        print(orjson.dumps({"run_id": rid, **figures.as_dict(), "intents": len(outcome.of(loop.ORDERS_INTENTS)),
-                            "decisions": len(outcome.of(loop.ORDERS_DECISIONS))}, default=str).decode())
+        print(orjson.dumps({"run_id": rid, **figures.as_dict(), "intents": len(outcome.of(ORDERS_INTENTS)),
+                            "decisions": len(outcome.of(ORDERS_DECISIONS))}, default=str).decode())
     else:
         console = Console()
         console.print(report.table(figures, title))
-        console.print(f"intents {len(outcome.of(loop.ORDERS_INTENTS))}, decisions "
-                      f"{len(outcome.of(loop.ORDERS_DECISIONS))}, market events {outcome.market_events}; "
+        console.print(f"intents {len(outcome.of(ORDERS_INTENTS))}, decisions "
+                      f"{len(outcome.of(ORDERS_DECISIONS))}, market events {outcome.market_events}; "
                       f"report: {out / 'report.html'}, {out / 'report.png'}")
     if not args.no_store:
         try:
@@ -152,7 +160,7 @@ def _single(args: argparse.Namespace, description: dict[str, Any], events: list[
     return 0
 
 
-def _run_with_progress(built: Any, events: list[Any]) -> Any:
+def _run_with_progress(built: Any, recorded: Any) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -161,15 +169,10 @@ def _run_with_progress(built: Any, events: list[Any]) -> Any:
     console = Console(stderr=True)
     with Progress(TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as progress:
+        events = recorded.events
         task = progress.add_task("events", total=len(events))
         return loop.run(built, events, progress=lambda n: progress.advance(task, n),
-                        price_every=max(1, len(events) // 20000))
-
-
-def _account(built: Any) -> str:
-    if built.strategy.ema is not None:
-        return built.strategy.ema.account
-    return next(iter(built.strategy.makers.values())).account
+                        price_every=max(1, len(events) // 20000), instruments=recorded.instruments)
 
 
 # ------------------------------------------------------------------ grid
@@ -192,14 +195,17 @@ def _grid(pairs: Sequence[str]) -> list[dict[str, str]]:
 
 
 _EVENTS: list[Any] = []
+_INSTRUMENTS: list[Any] = []
 
 
-def _init_worker(payload: bytes) -> None:
+def _init_worker(payload: bytes, definitions: bytes) -> None:
     import msgspec
 
+    from schemas.events import InstrumentDefined
     from services.backtest.sources import MarketEvent
 
     _EVENTS[:] = msgspec.msgpack.decode(payload, type=list[MarketEvent])
+    _INSTRUMENTS[:] = msgspec.msgpack.decode(definitions, type=list[InstrumentDefined])
 
 
 def _grid_point(strategy: str, params: dict[str, str], symbols: list[str], latency_ms: float) -> dict[str, Any]:
@@ -207,13 +213,13 @@ def _grid_point(strategy: str, params: dict[str, str], symbols: list[str], laten
     from services.backtest import loop, metrics, setup
 
     built = setup.build(strategy, params, symbols, latency_ms)
-    outcome = loop.run(built, _EVENTS, price_every=len(_EVENTS) + 1)
-    account = _account(built)
+    outcome = loop.run(built, _EVENTS, price_every=len(_EVENTS) + 1, instruments=_INSTRUMENTS)
+    account = built.account()
     return {"params": params, "metrics": metrics.compute(outcome, account, built.starting_balance),
             "fills": metrics.fills(outcome, account)}
 
 
-def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dict[str, str]], events: list[Any],
+def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dict[str, str]], recorded: Any,
            store_url: str, home: Path) -> int:
     import msgspec
     from rich.console import Console
@@ -222,13 +228,14 @@ def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dic
 
     from services.backtest import report, runs
 
-    payload = msgspec.msgpack.encode(events)
+    payload = msgspec.msgpack.encode(recorded.events)
+    definitions = msgspec.msgpack.encode(recorded.instruments)
     base = description["params"]
     results: list[dict[str, Any]] = []
     console = Console(stderr=True)
     workers = min(args.workers, len(grid))
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(payload,)) as pool, \
+                             initargs=(payload, definitions)) as pool, \
             Progress(TextColumn("grid"), BarColumn(), MofNCompleteColumn(), console=console, transient=True,
                      disable=not console.is_terminal) as progress:
         task = progress.add_task("points", total=len(grid))
@@ -268,7 +275,7 @@ def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dic
 # ------------------------------------------------------------------ where things are
 
 
-def _load(source: str, query: Any, store_url: str, home: Path) -> list[Any]:
+def _load(source: str, query: Any, store_url: str, home: Path) -> Any:
     from services.backtest import sources
 
     try:

@@ -1,11 +1,11 @@
 """The backtest loop: the live cores over an in-process log, in the order live services meet events.
 
 Live, every service reads topics; here one FIFO log carries the same (topic, event) pairs to the
-same consumers the topic registry gives them live:
-    md.trades → strategy        md.book → strategy, risk        md.tickers → accounting
-    orders.intents → risk       orders.decisions → risk (read back), the fill model (execution)
-    orders.events → strategy, risk, accounting
-    accounting.positions → risk control → risk
+consumers that read that topic live (each service's `inputs`, filtered by what it `accepts`), and
+each service steps with the very `step` its shell hands the runtime (services/*/shell.py
+`definition`: the core with its parameters and the traded-venue filter). The fill model reads
+orders.decisions (as execution does) and ref.instruments (as the venue's rules). The recorded
+instrument definitions are delivered first, as ingest publishes them before its streams start.
 A market event starts a cascade that runs to quiescence before the next market event, exactly as a
 lockstep live run settles after each released frame (services/supervisor/lockstep.py): the
 zero-latency backtest is the lockstep run without the broker. The fill model sees each market step
@@ -29,25 +29,31 @@ from schemas.events import (
     BookDeltaReceived,
     BookSnapshotReceived,
     Event,
+    InstrumentDefined,
     IntentApproved,
     TickerUpdated,
     TradeReceived,
 )
 from schemas.topics import (
-    ACCOUNTING_POSITIONS,
-    CONTROL,
     MD_BOOK,
     MD_TICKERS,
     MD_TRADES,
     ORDERS_DECISIONS,
     ORDERS_EVENTS,
-    ORDERS_INTENTS,
+    REF_INSTRUMENTS,
 )
 from services.accounting import core as accounting
+from services.accounting.config import AccountingConfig
+from services.accounting.shell import definition as accounting_definition
 from services.backtest.venue import FillModel
 from services.risk import core as risk
+from services.risk.config import RiskConfig
+from services.risk.shell import definition as risk_definition
 from services.runtime.errors import InvariantViolation
+from services.runtime.service import ServiceDef
 from services.strategy import core as strategy
+from services.strategy.config import StrategyConfig
+from services.strategy.shell import definition as strategy_definition
 
 MARKET_TOPICS = {TradeReceived: MD_TRADES, BookSnapshotReceived: MD_BOOK, BookDeltaReceived: MD_BOOK,
                  TickerUpdated: MD_TICKERS}
@@ -59,12 +65,24 @@ class UnroutedOutput(InvariantViolation):
 
 @dataclass(frozen=True)
 class Setup:
-    """What one backtest runs: the cores' parameters and the fill model's latency."""
+    """What one backtest runs: the live services' settings and the fill model's latency."""
 
-    strategy: strategy.StrategyParams
-    risk: risk.RiskParams
-    starting_balance: Decimal
+    strategy: StrategyConfig
+    risk: RiskConfig
+    accounting: AccountingConfig
     latency_ns: int = 0
+
+    @property
+    def starting_balance(self) -> Decimal:
+        return self.accounting.starting_balance
+
+    def services(self) -> dict[str, ServiceDef[Any]]:
+        """The services as their shells define them live (the same step functions)."""
+        return {"strategy": strategy_definition(self.strategy), "risk": risk_definition(self.risk),
+                "accounting": accounting_definition(self.accounting)}
+
+    def account(self) -> str:
+        return self.strategy.account
 
 
 @dataclass
@@ -103,12 +121,14 @@ def steps(events: Iterable[Any], window_ns: int = STEP_WINDOW_NS) -> Iterable[li
 
 
 def run(setup: Setup, events: Iterable[Any], progress: Callable[[int], None] | None = None,
-        price_every: int = 1) -> Outcome:
-    """Run the cores over `events` (market events in the order ingest published them)."""
+        price_every: int = 1, instruments: Sequence[InstrumentDefined] = ()) -> Outcome:
+    """Run the cores over `events` (market events in the order ingest published them), after the
+    instrument definitions the data holds."""
     out = Outcome()
     venue = FillModel(setup.latency_ns)
-    state = {"strategy": strategy.initial_state(), "risk": risk.initial_state(),
-             "accounting": accounting.initial_state()}
+    services = setup.services()
+    routes = _routes(services)
+    state: dict[str, Any] = {name: service.initial_state() for name, service in services.items()}
     queue: deque[tuple[str, Event]] = deque()
     prints = 0
 
@@ -123,26 +143,29 @@ def run(setup: Setup, events: Iterable[Any], progress: Callable[[int], None] | N
             queue.append((item.topic, item.event) if topic == "" else (topic, item))
 
     def step_core(name: str, event: Event) -> None:
-        if name == "strategy":
-            state[name], emits = strategy.step(state[name], event, setup.strategy)
-        elif name == "risk":
-            state[name], emits = risk.step(state[name], event, setup.risk)
-        else:
-            state[name], emits = accounting.step(state[name], event, setup.starting_balance)
+        service = services[name]
+        if not isinstance(event, service.accepts):
+            return  # live, the service's decoder refuses it (NotAccepted)
+        state[name], emits = service.step(state[name], event)
         for item in emits:
-            if item.topic not in ROUTES:
+            if item.topic not in routes:
                 raise UnroutedOutput(f"{name} produced {type(item.event).__name__} for {item.topic!r}, which the "
-                                     "backtest loop does not route; add it to services/backtest/loop.py ROUTES")
+                                     "backtest loop does not route; add a consumer for it in services/backtest/loop.py")
         emit("", emits)
 
     def _deliver(topic: str, event: Event) -> None:
-        for consumer in ROUTES[topic]:
-            if consumer == "venue":
-                if isinstance(event, IntentApproved):
-                    emit(ORDERS_EVENTS, venue.on_decision(event))
-            else:
+        for consumer in routes[topic]:
+            if consumer != "venue":
                 step_core(consumer, event)
+            elif isinstance(event, IntentApproved):
+                emit(ORDERS_EVENTS, venue.on_decision(event))
+            elif isinstance(event, InstrumentDefined):
+                venue.define(event)
 
+    for definition in instruments:
+        queue.append((REF_INSTRUMENTS, definition))
+        settle()
+    out.log.pop(REF_INSTRUMENTS, None)
     for step in steps(events):
         emit(ORDERS_EVENTS, venue.on_step(step))
         settle()
@@ -167,13 +190,11 @@ def run(setup: Setup, events: Iterable[Any], progress: Callable[[int], None] | N
     return out
 
 
-ROUTES: dict[str, tuple[str, ...]] = {
-    MD_TRADES: ("strategy",),
-    MD_BOOK: ("strategy", "risk"),
-    MD_TICKERS: ("accounting",),
-    ORDERS_INTENTS: ("risk",),
-    ORDERS_DECISIONS: ("risk", "venue"),
-    ORDERS_EVENTS: ("strategy", "risk", "accounting"),
-    ACCOUNTING_POSITIONS: ("risk",),
-    CONTROL: ("risk",),
-}
+VENUE_INPUTS = (ORDERS_DECISIONS, REF_INSTRUMENTS)  # what execution and the venue read
+
+
+def _routes(services: dict[str, ServiceDef[Any]]) -> dict[str, tuple[str, ...]]:
+    """topic → the consumers that read it, in a fixed order (the services', then the venue)."""
+    topics = {t for service in services.values() for t in service.inputs} | set(VENUE_INPUTS)
+    return {t: (*(n for n, s in services.items() if t in s.inputs), *(("venue",) if t in VENUE_INPUTS else ()))
+            for t in sorted(topics)}

@@ -14,7 +14,6 @@ from typing import Any
 import msgspec
 
 from services.accounting.config import AccountingConfig
-from services.backtest.instruments import instrument_rules
 from services.backtest.loop import Setup
 from services.risk.config import RiskConfig
 from services.runtime.errors import ConfigError
@@ -27,7 +26,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 }
 """Strategy names: which of the strategy service's strategies run (ema+maker is the live default)."""
 
-FIXED = {"ema", "tick_sizes"}  # chosen by NAME or by the instruments, not by --param
+FIXED = {"ema"}  # chosen by NAME, not by --param
 RISK_PREFIX = "risk_"
 
 
@@ -38,7 +37,7 @@ class SetupError(ValueError):
 def parameter_names() -> list[str]:
     """Every name --param takes."""
     strategy = [f for f in StrategyConfig.__struct_fields__ if f not in FIXED]
-    risk = [RISK_PREFIX + f for f in RiskConfig.__struct_fields__ if f != "instruments"]
+    risk = [RISK_PREFIX + f for f in RiskConfig.__struct_fields__]
     return sorted([*strategy, *risk, *AccountingConfig.__struct_fields__])
 
 
@@ -64,16 +63,11 @@ def build(strategy: str, params: Mapping[str, str], symbols: Sequence[str], late
         raise SetupError(f"unknown parameter {unknown[0]!r}; parameters: {', '.join(parameter_names())}")
     if latency_ms < 0:
         raise SetupError(f"--latency-ms must be >= 0, got {latency_ms:g}")
-    rules = {s: instrument_rules(s) for s in symbols}
-    unlisted = [s for s, r in rules.items() if r is None]
-    if unlisted:
-        raise SetupError(f"no instrument rules for {unlisted[0]}")
     strategy_fields: dict[str, Any] = {k: v for k, v in params.items() if k in StrategyConfig.__struct_fields__}
-    for name in ("ema_qtys", "maker_symbols"):
+    for name in ("ema_qtys", "maker_symbols", "tick_sizes"):
         if name in strategy_fields:
             strategy_fields[name] = tuple(x for x in strategy_fields[name].split(",") if x)
-    strategy_fields = {**strategy_fields, **STRATEGIES[strategy],
-                       "tick_sizes": tuple(f"{s}={r.tick_size}" for s, r in rules.items() if r)}
+    strategy_fields = {**strategy_fields, **STRATEGIES[strategy]}
     if strategy != "ema":
         given = strategy_fields.get("maker_symbols")
         if given is None:  # live's default where it is among the symbols; every symbol for "maker"
@@ -83,14 +77,13 @@ def build(strategy: str, params: Mapping[str, str], symbols: Sequence[str], late
             raise SetupError(f"maker symbol {outside[0]} is not among --symbols")
         strategy_fields["maker_symbols"] = given
     risk_fields: dict[str, Any] = {k[len(RISK_PREFIX):]: v for k, v in params.items() if k.startswith(RISK_PREFIX)}
-    risk_fields["instruments"] = tuple(f"{s}={r.tick_size}/{r.qty_step}/{r.min_qty}/{r.min_notional}"
-                                       for s, r in rules.items() if r)
     accounting_fields = {k: v for k, v in params.items() if k in AccountingConfig.__struct_fields__}
     try:
-        strategy_config = msgspec.convert(strategy_fields, StrategyConfig, strict=False)
-        risk_config = msgspec.convert(risk_fields, RiskConfig, strict=False)
-        accounting_config = msgspec.convert(accounting_fields, AccountingConfig, strict=False)
-        return Setup(strategy=strategy_config.params(), risk=risk_config.params(),
-                     starting_balance=accounting_config.starting_balance, latency_ns=round(latency_ms * 1_000_000))
+        built = Setup(strategy=msgspec.convert(strategy_fields, StrategyConfig, strict=False),
+                      risk=msgspec.convert(risk_fields, RiskConfig, strict=False),
+                      accounting=msgspec.convert(accounting_fields, AccountingConfig, strict=False),
+                      latency_ns=round(latency_ms * 1_000_000))
+        built.services()  # each service checks its own settings, as at a live start
+        return built
     except (msgspec.ValidationError, ConfigError, ValueError, ArithmeticError) as exc:
         raise SetupError(f"bad parameter value: {exc}") from None

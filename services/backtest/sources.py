@@ -5,6 +5,10 @@ ingest published them: by ingest time, then book before trade before ticker, the
 position. The events are the recorded ones, ids included, so a strategy's intent ids (derived from
 the trade or book event that caused them) come out as they did live.
 
+Instrument definitions: from the log, every InstrumentDefined of the symbols on ref.instruments
+(ingest publishes them before its streams start); the store does not record ref.instruments, so
+there they come from `instruments.definition` (the one place rules come from without a record).
+
 From the store: `trades`, `book_top` (one row per book event: kind, top of book) with
 `book_levels` (its levels) and `tickers`, selected by the session's topic prefix (`_topic`).
 The store keeps prices as Decimal(38, 18); on the way back they take the instrument's digits
@@ -16,7 +20,7 @@ market data).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -24,8 +28,8 @@ from typing import Any
 
 import orjson
 
-from schemas.events import BookDeltaReceived, BookSnapshotReceived, TickerUpdated, TradeReceived
-from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
+from schemas.events import BookDeltaReceived, BookSnapshotReceived, InstrumentDefined, TickerUpdated, TradeReceived
+from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, REF_INSTRUMENTS
 
 MarketEvent = TradeReceived | BookSnapshotReceived | BookDeltaReceived | TickerUpdated
 RANK = {MD_BOOK: 0, MD_TRADES: 1, MD_TICKERS: 2}
@@ -33,6 +37,14 @@ RANK = {MD_BOOK: 0, MD_TRADES: 1, MD_TICKERS: 2}
 
 class SourceError(Exception):
     """The data cannot be read (store down, no such session); the message is one line for a person."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a backtest replays: the instrument definitions, then the market events."""
+
+    events: list[MarketEvent]
+    instruments: list[InstrumentDefined]
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,8 @@ def _sort_key(event: Any, topic: str, partition: int, offset: int) -> tuple[int,
 # ------------------------------------------------------------------ the log
 
 
-async def from_log(bootstrap: str, query: Query) -> list[MarketEvent]:
-    """The md topics of `query.prefix`, read from the beginning to their end offsets."""
+async def from_log(bootstrap: str, query: Query) -> Recorded:
+    """The md topics (and ref.instruments) of `query.prefix`, read from the beginning to their end offsets."""
     from aiokafka.errors import KafkaError
 
     from services.runtime.bus import make_consumer, partitions_of, read_to_end
@@ -66,6 +78,7 @@ async def from_log(bootstrap: str, query: Query) -> list[MarketEvent]:
     except KafkaError as exc:
         raise SourceError(f"cannot reach the Kafka broker at {bootstrap}: {type(exc).__name__}") from None
     keyed: list[tuple[tuple[int, int, int, int], MarketEvent]] = []
+    defined: list[tuple[tuple[int, int], InstrumentDefined]] = []
     wanted = set(query.symbols)
     try:
         topics = [query.prefix + t for t in (MD_TRADES, MD_BOOK, MD_TICKERS)]
@@ -73,6 +86,8 @@ async def from_log(bootstrap: str, query: Query) -> list[MarketEvent]:
         missing = [t for t in topics if t not in existing]
         if missing:
             raise SourceError(f"no topic {missing[0]!r} on {bootstrap}: check --topic-prefix (the session)")
+        if query.prefix + REF_INSTRUMENTS in existing:
+            topics.append(query.prefix + REF_INSTRUMENTS)
         tps = await partitions_of(consumer, topics)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -86,20 +101,24 @@ async def from_log(bootstrap: str, query: Query) -> list[MarketEvent]:
                     event = decode(record.value)
                 except DecodeError:
                     continue  # ingest never wrote it; the services dead-lettered it live too
-                if getattr(event, "symbol", None) in wanted and query.from_ns <= event.ts_event < query.to_ns:
+                if isinstance(event, InstrumentDefined):
+                    if event.symbol in wanted:
+                        defined.append(((tp.partition, record.offset), event))
+                elif getattr(event, "symbol", None) in wanted and query.from_ns <= event.ts_event < query.to_ns:
                     keyed.append((_sort_key(event, topic, tp.partition, record.offset), event))  # type: ignore[arg-type]
     except KafkaError as exc:
         raise SourceError(f"reading the log failed: {type(exc).__name__} {exc}") from None
     finally:
         await consumer.stop()
     keyed.sort(key=lambda pair: pair[0])
-    return [event for _, event in keyed]
+    defined.sort(key=lambda pair: pair[0])
+    return Recorded([event for _, event in keyed], [event for _, event in defined])
 
 
 # ------------------------------------------------------------------ the store
 
 
-def from_store(store_url: str, default_path: Path, query: Query) -> list[MarketEvent]:
+def from_store(store_url: str, default_path: Path, query: Query) -> Recorded:
     """The recorded md tables of `query.prefix` in the chDB store or on a ClickHouse server."""
     from services.cli.sql import QueryFailed, fetch
     from services.recorder.query import QueryLimits
@@ -151,7 +170,10 @@ def from_store(store_url: str, default_path: Path, query: Query) -> list[MarketE
                               venue=r[5], category=r[6], **values)
         keyed.append((_sort_key(event, MD_TICKERS, r[0], r[1]), event))
     keyed.sort(key=lambda pair: pair[0])
-    return [event for _, event in keyed]
+    from services.backtest.instruments import definition
+
+    found = (definition(symbol, query.from_ns) for symbol in query.symbols)
+    return Recorded([event for _, event in keyed], [d for d in found if d is not None])
 
 
 def _quote(text: str) -> str:
@@ -195,15 +217,3 @@ def _level(symbol: str, price: str | None, size: str | None) -> tuple[Decimal, D
     p, s = _optional(price, as_price), _optional(size, as_size)
     return None if p is None or s is None else (p, s)
 
-
-def symbols_in(events: Sequence[MarketEvent]) -> set[str]:
-    return {e.symbol for e in events}
-
-
-def count_by_topic(events: Iterable[MarketEvent]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for event in events:
-        topic = MD_TRADES if isinstance(event, TradeReceived) else MD_TICKERS if isinstance(event, TickerUpdated) \
-            else MD_BOOK
-        counts[topic] = counts.get(topic, 0) + 1
-    return counts

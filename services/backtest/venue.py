@@ -37,6 +37,7 @@ from schemas.events import (
     CancelAllOrders,
     CancelOrder,
     Event,
+    InstrumentDefined,
     IntentApproved,
     OrderAcknowledged,
     OrderAmended,
@@ -49,8 +50,16 @@ from schemas.events import (
     TradeReceived,
     derive_id,
 )
-from services.backtest.instruments import Rules, instrument_rules
-from services.execution.core import link_id_for
+from services.backtest.instruments import Rules, instrument_rules, rules_of
+from services.domain.ids import (
+    exec_ack_id,
+    exec_amend_id,
+    exec_amend_reject_id,
+    exec_cancel_id,
+    exec_fill_id,
+    link_id_for,
+    local_reject_id,
+)
 from services.matching import book as matching
 from services.matching.queue import queue_on_arrival, step_fill
 from services.runtime.errors import InvariantViolation
@@ -113,7 +122,8 @@ class FillModel:
         if latency_ns < 0:
             raise ValueError(f"latency must be >= 0 ns, got {latency_ns}")
         self.latency_ns = latency_ns
-        self.rules = rules
+        self.fallback = rules
+        self.defined: dict[str, Rules] = {}  # from the recorded ref.instruments, which win
         self.books: dict[str, Book] = {}
         self.orders: dict[str, Order] = {}  # by intent id, in placement order (the simulator's order)
         self.positions: dict[str, Decimal] = {}
@@ -122,6 +132,14 @@ class FillModel:
         self.ingest_ns = 0
         self._executions = 0
         self._arrivals = 0
+
+    def rules(self, symbol: str) -> Rules | None:
+        """The venue's rules for `symbol`: as recorded (ref.instruments), else `instrument_rules`."""
+        return self.defined.get(symbol) or self.fallback(symbol)
+
+    def define(self, event: InstrumentDefined) -> None:
+        """A recorded instrument definition: the rules (and fees) orders meet from now on."""
+        self.defined[event.symbol] = rules_of(event)
 
     # ------------------------------------------------------------------ the market
 
@@ -271,7 +289,7 @@ class FillModel:
                 return [self._amend_refused(amend, 10001, f"params error: price {amend.price} must be a positive "
                                                           f"multiple of {rules.tick_size}")]
             price = amend.price
-        reports: list[Event] = [OrderAmended(id=derive_id("exec-amend", amend.id), **self._amend_common(amend),
+        reports: list[Event] = [OrderAmended(id=exec_amend_id(amend.id), **self._amend_common(amend),
                                              qty=amend.qty, price=amend.price)]
         if (qty, price) == (old.qty, old.price):
             return reports  # "remains unchanged": execution takes that as the amend done
@@ -298,7 +316,7 @@ class FillModel:
                 "order_link_id": link_id_for(amend.intent_id)}
 
     def _amend_refused(self, amend: AmendOrder, code: int, reason: str) -> Event:
-        return OrderAmendRejected(id=derive_id("exec-amend-reject", amend.id), **self._amend_common(amend),
+        return OrderAmendRejected(id=exec_amend_reject_id(amend.id), **self._amend_common(amend),
                                   ret_code=code, reason=reason)
 
     # ------------------------------------------------------------------ reports
@@ -314,7 +332,7 @@ class FillModel:
         rules = self.rules(intent.symbol)
         assert rules is not None
         price = _digits(intent.price, rules.tick_size) if intent.order_type == "Limit" and intent.price else None
-        return OrderAcknowledged(id=derive_id("exec-ack", order.order_id), **self._common(order), side=intent.side,
+        return OrderAcknowledged(id=exec_ack_id(order.order_id), **self._common(order), side=intent.side,
                                  order_type=intent.order_type, qty=_digits(intent.qty, rules.qty_step), price=price)
 
     def _fill(self, order: Order, qty: Decimal, price: Decimal, maker: bool) -> Event:
@@ -333,19 +351,19 @@ class FillModel:
                 "is_maker": maker, "cum_qty": order.cum_qty}
         if order.cum_qty == intent.qty:
             order.open = False
-            return OrderFilled(id=derive_id("exec-fill", exec_id), **self._common(order), **fill)
-        return OrderPartiallyFilled(id=derive_id("exec-fill", exec_id), **self._common(order),
+            return OrderFilled(id=exec_fill_id(exec_id), **self._common(order), **fill)
+        return OrderPartiallyFilled(id=exec_fill_id(exec_id), **self._common(order),
                                     leaves_qty=intent.qty - order.cum_qty, **fill)
 
     def _cancelled(self, order: Order, reason: str) -> Event:
         rules = self.rules(order.intent.symbol)
         cum = _digits(order.cum_qty, rules.qty_step) if rules is not None else order.cum_qty
-        return OrderCancelled(id=derive_id("exec-cancel", order.order_id), **self._common(order), reason=reason,
+        return OrderCancelled(id=exec_cancel_id(order.order_id), **self._common(order), reason=reason,
                               cum_qty=cum)
 
     def _rejected(self, intent: SubmitOrder, ret_code: int, reason: str) -> Event:
         """As execution reports a refused create (its id derives from the intent: the same as live)."""
-        return OrderRejected(id=derive_id("exec-reject", intent.id), ts_event=self.now_ns, ts_ingest=self.ingest_ns,
+        return OrderRejected(id=local_reject_id(intent.id), ts_event=self.now_ns, ts_ingest=self.ingest_ns,
                              origin_ts=intent.origin_ts, account=intent.account, symbol=intent.symbol,
                              intent_id=intent.id, order_link_id=link_id_for(intent.id), ret_code=ret_code,
                              reason=reason)

@@ -52,8 +52,9 @@ def _fill_key(intent_id: str, side: str, qty: Any, price: Any, maker: bool, fee:
 
 async def test_backtest_of_recorded_ticks_equals_the_live_run(clean_run: RunRecord, bootstrap: str,
                                                               tmp_path: Path) -> None:
-    events = await from_log(bootstrap, Query(SYMBOLS, 0, 2**63 - 1, clean_run.prefix))
-    outcome = loop.run(setup.build("ema+maker", LIVE, SYMBOLS), events)
+    recorded = await from_log(bootstrap, Query(SYMBOLS, 0, 2**63 - 1, clean_run.prefix))
+    assert {d.symbol for d in recorded.instruments} == set(SYMBOLS)  # what ingest published from the venue
+    outcome = loop.run(setup.build("ema+maker", LIVE, SYMBOLS), recorded.events, instruments=recorded.instruments)
 
     live_intents, live_decisions = clean_run.records[ORDERS_INTENTS], clean_run.records[ORDERS_DECISIONS]
     assert len(live_intents) >= 10, "the live run must trade to prove anything"

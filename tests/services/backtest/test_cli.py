@@ -41,7 +41,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
 
 def test_the_store_gives_back_the_recorded_events_in_ingest_order(recorded: tuple[Path, list]) -> None:
     path, md = recorded
-    back = from_store(f"chdb://{path}", path, Query(SYMBOLS, 0, 2**62, ""))
+    recorded = from_store(f"chdb://{path}", path, Query(SYMBOLS, 0, 2**62, ""))
+    assert [d.symbol for d in recorded.instruments] == list(SYMBOLS)  # not recorded: from instrument_rules
+    back = recorded.events
     expected = sorted(md, key=lambda e: e.ts_ingest)
     unrecorded = {"origin_ts": None, "seq": 0}  # not in the tables (sources.py)
     assert len(back) == len(expected)
