@@ -46,7 +46,7 @@ DEFAULT_LIMITS = {"/v5/order/create": 10, "/v5/order/cancel": 10, "/v5/order/cre
                   "/v5/order/amend": 10, "/v5/order/amend-batch": 10, "/v5/order/cancel-batch": 10,
                   "/v5/order/cancel-all": 10, "/v5/order/realtime": 50, "/v5/execution/list": 50,
                   "/v5/position/list": 50}
-AMEND_BATCH_MAX = 10  # linear (docs/v5/order/batch-amend)
+BATCH_MAX = 10  # items per amend- or cancel-batch for linear (docs/v5/order/batch-amend, batch-cancel)
 DUPLICATE_LINK_ID = 110072
 TIME_WINDOW = 10002
 RATE_LIMITED = 10006
@@ -142,17 +142,22 @@ class BybitRest:
         return await self.request("POST", "/v5/order/amend", body=body)
 
     async def amend_orders(self, category: str, items: list[dict[str, Any]]) -> list[tuple[int, str]]:
-        """POST /v5/order/amend-batch, AMEND_BATCH_MAX items a request; each item's (code, message)
+        """POST /v5/order/amend-batch, BATCH_MAX items a request; each item's (code, message)
         from retExtInfo, in order, so one refused amend does not hide the others' outcome."""
+        return await self._per_item("/v5/order/amend-batch", category, items)
+
+    async def cancel_orders(self, category: str, items: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        """POST /v5/order/cancel-batch (items {symbol, orderLinkId}); each item's (code, message)."""
+        return await self._per_item("/v5/order/cancel-batch", category, items)
+
+    async def _per_item(self, path: str, category: str, items: list[dict[str, Any]]) -> list[tuple[int, str]]:
         outcomes: list[tuple[int, str]] = []
-        for start in range(0, len(items), AMEND_BATCH_MAX):
-            chunk = [{k: v for k, v in item.items() if k != "category"}
-                     for item in items[start:start + AMEND_BATCH_MAX]]
-            envelope = await self.request_envelope("POST", "/v5/order/amend-batch",
-                                                   body={"category": category, "request": chunk})
+        for start in range(0, len(items), BATCH_MAX):
+            chunk = [{k: v for k, v in item.items() if k != "category"} for item in items[start:start + BATCH_MAX]]
+            envelope = await self.request_envelope("POST", path, body={"category": category, "request": chunk})
             statuses = (envelope.get("retExtInfo") or {}).get("list") or []
             if len(statuses) != len(chunk):
-                raise VenueError(-1, f"amend-batch answered {len(statuses)} statuses for {len(chunk)} items")
+                raise VenueError(-1, f"{path} answered {len(statuses)} statuses for {len(chunk)} items")
             outcomes += [(int(s.get("code", -1)), str(s.get("msg", ""))) for s in statuses]
         return outcomes
 
@@ -167,13 +172,16 @@ class BybitRest:
         orders = result.get("list", [])
         return orders[0] if orders else None
 
-    async def executions(self, category: str, link_id: str) -> list[dict[str, Any]]:
-        """Every fill of one order (GET /v5/execution/list, all pages), oldest first."""
+    async def executions(self, category: str, link_id: str | None = None,
+                         exec_type: str | None = None) -> list[dict[str, Any]]:
+        """Every execution of one order, or of one execType (GET /v5/execution/list, all pages),
+        oldest first."""
         fills: list[dict[str, Any]] = []
         cursor = ""
         while True:
             result = await self.request("GET", "/v5/execution/list", query={
-                "category": category, "orderLinkId": link_id, "limit": 100, "cursor": cursor or None})
+                "category": category, "orderLinkId": link_id, "execType": exec_type, "limit": 100,
+                "cursor": cursor or None})
             fills += result.get("list", [])
             cursor = result.get("nextPageCursor") or ""
             if not cursor:

@@ -83,6 +83,9 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     ws_stale_after: float = 45.0
     # Approved amends of one symbol that arrive together go out as one /v5/order/amend-batch.
     batch_amends: bool = True
+    # Approved cancels of one symbol that arrive together (a halt cancels every working order)
+    # go out as one /v5/order/cancel-batch.
+    batch_cancels: bool = True
 
     def __post_init__(self) -> None:
         real = [u for u in (self.rest_url, self.ws_url) if is_real_bybit(u)]
@@ -282,26 +285,48 @@ class Execution:
         """One symbol's decisions, one after the other (a cancel follows its order's create);
         symbols go side by side, so one order's round trip does not hold up another symbol's."""
         outputs: list[tuple[str, bytes, bytes]] = []
-        amends: list[tuple[Any, AmendOrder]] = []  # a run of approved amends, sent together
+        run: list[tuple[Any, AmendOrder | CancelOrder]] = []  # consecutive amends (or cancels), sent together
         for record in records:
-            amend = self._approved_amend(record)
-            if amend is not None:
-                amends.append((record, amend))
+            intent = self._batchable(record)
+            if intent is not None and (not run or type(run[0][1]) is type(intent)):
+                run.append((record, intent))
                 continue
-            outputs += await self._amend(amends)
-            amends = []
-            outputs += await self._act(record)
-        return outputs + await self._amend(amends)
+            outputs += await self._send_run(run)
+            run = [(record, intent)] if intent is not None else []
+            if intent is None:
+                outputs += await self._act(record)
+        return outputs + await self._send_run(run)
 
-    def _approved_amend(self, record: Any) -> AmendOrder | None:
-        """The amend an approved decision of this account carries, else None (`_act` then deals
-        with the record, undecodable ones included)."""
+    def _batchable(self, record: Any) -> AmendOrder | CancelOrder | None:
+        """The amend or cancel an approved decision of this account carries, else None (`_act`
+        then deals with the record, undecodable ones included)."""
         try:
             decision = decode(record.value)
         except DecodeError:
             return None
         intent = decision.intent if isinstance(decision, IntentApproved) else None
-        return intent if isinstance(intent, AmendOrder) and intent.account == self.config.account else None
+        if isinstance(intent, AmendOrder | CancelOrder) and intent.account == self.config.account:
+            return intent
+        return None
+
+    async def _send_run(self, run: list[tuple[Any, AmendOrder | CancelOrder]]) -> list[tuple[str, bytes, bytes]]:
+        if not run:
+            return []
+        if isinstance(run[0][1], AmendOrder):
+            return await self._amend([(r, a) for r, a in run if isinstance(a, AmendOrder)])
+        if len(run) == 1 or not self.config.batch_cancels:
+            return [out for record, _ in run for out in await self._act(record)]
+        if not await self.lease.holds():
+            self.lost_lease.set()
+            raise TransientError("the execution lease moved to another instance; not acting")
+        cancels = [c for _, c in run if isinstance(c, CancelOrder)]
+        outcomes = await self.rest.cancel_orders("linear", [
+            {"symbol": c.symbol, "orderLinkId": link_id_for(c.intent_id)} for c in cancels])
+        self.metrics.orders.labels("execution", "cancel_sent").inc(len(cancels))
+        for cancel, (code, message) in zip(cancels, outcomes, strict=True):
+            if code not in (0, ORDER_NOT_FOUND):  # already filled or cancelled: nothing to do
+                log.warning("cancel of %s refused: retCode %s: %s", cancel.intent_id, code, message)
+        return []  # the order stream reports each cancel
 
     async def _amend(self, amends: list[tuple[Any, AmendOrder]]) -> list[tuple[str, bytes, bytes]]:
         """Send a run of amends (stale ones are refused here, as stale orders are) and log the

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.events import AmendOrder, OrderAmended
+from schemas.events import AmendOrder, CancelOrder, OrderAmended
 from schemas.topics import TOPICS
 from services.cli.main import main
 from services.exchange_sim.server import SimConfig, Simulator
@@ -37,6 +37,18 @@ async def hean(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str
     return code, out, err
 
 
+async def send_together(bootstrap: str, prefix: str, intents: list[Any]) -> None:
+    """Intents in one produce request, so risk reads (and decides) them in one batch."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for intent in intents:
+            await producer.send(prefix + "orders.intents", encode(intent), key=intent.symbol.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 async def test_manual_orders_amends_and_cancel_all(bootstrap: str, redis_url: str, prefix: str,
                                                    capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,7 +59,8 @@ async def test_manual_orders_amends_and_cancel_all(bootstrap: str, redis_url: st
     port = await sim.start()
     sim.stalled_until = float("inf")  # a still market: the resting prices below stay unfilled
     settings = RuntimeSettings(kafka_bootstrap=bootstrap, redis_url=redis_url, topic_prefix=prefix)
-    risk = ServiceRunner(risk_definition(RiskConfig()), settings)
+    rules = RiskConfig(instruments=("BTCUSDT=0.10/0.001/0.001/5",))  # no ingest here to publish ref.instruments
+    risk = ServiceRunner(risk_definition(rules), settings)
     execution = Execution(ExecutionConfig(account=ACCOUNT, rest_url=f"http://127.0.0.1:{sim.rest_port}",
                                           ws_url=f"ws://127.0.0.1:{port}/v5/private", api_key=KEY,
                                           api_secret=Secret(SECRET)), settings)
@@ -78,26 +91,28 @@ async def test_manual_orders_amends_and_cancel_all(bootstrap: str, redis_url: st
 
         # a strategy's two amends sent together: risk approves both in one step, execution batches them
         now = time.time_ns()
-        amends = [AmendOrder(id=f"am-{n}-{now}", ts_event=now, ts_ingest=now, account=ACCOUNT, strategy="maker",
-                             symbol="BTCUSDT", intent_id=target, price=Decimal(price))
-                  for n, (target, price) in enumerate(((first, "50010.0"), (second, "89990.0")))]
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        for amend in amends:  # one produce request: risk reads both in one batch
-            await producer.send(prefix + "orders.intents", encode(amend), key=b"BTCUSDT")
-        await producer.flush()
-        await producer.stop()
+        await send_together(bootstrap, prefix, [
+            AmendOrder(id=f"am-{n}-{now}", ts_event=now, ts_ingest=now, account=ACCOUNT, strategy="maker",
+                       symbol="BTCUSDT", intent_id=target, price=Decimal(price))
+            for n, (target, price) in enumerate(((first, "50010.0"), (second, "89990.0")))])
         await wait_consumed(bootstrap, risk.group_id, prefix + "orders.intents")
         await wait_consumed(bootstrap, execution.group_id, prefix + "orders.decisions")
         reports = [decode(r.value) for r in await read_topic(bootstrap, prefix + "orders.events")]
         assert {e.intent_id for e in reports if isinstance(e, OrderAmended) and e.price is not None} == {first,
                                                                                                        second}
+        # ... and two cancels together go out as one cancel-batch
+        await send_together(bootstrap, prefix, [
+            CancelOrder(id=f"cx-{target}", ts_event=now, ts_ingest=now, account=ACCOUNT, strategy="maker",
+                        symbol="BTCUSDT", intent_id=target) for target in (first, second)])
 
-        code, out, _ = await hean(capsys, *order[:1], "cancel", *order[1:], "--intent", second)
-        assert "venue: OrderCancelled (CancelByUser)" in out, out
         code, out, _ = await hean(capsys, *order[:1], "submit", *order[1:], "--side", "Buy", "--qty", "0.010",
                                   "--price", "48000.0")
         third = out.split()[1]
+        code, out, _ = await hean(capsys, *order[:1], "submit", *order[1:], "--side", "Buy", "--qty", "0.010",
+                                  "--price", "47000.0")
+        fourth = out.split()[1]
+        code, out, _ = await hean(capsys, *order[:1], "cancel", *order[1:], "--intent", fourth)
+        assert "venue: OrderCancelled (CancelByUser)" in out, out
         code, out, _ = await hean(capsys, *order[:1], "cancel", *order[1:], "--all")
         assert code == 0 and "approved by risk" in out, out
 
@@ -109,17 +124,17 @@ async def test_manual_orders_amends_and_cancel_all(bootstrap: str, redis_url: st
             await asyncio.sleep(0.1)
         assert (ledger[f"h-{first}"]["price"], ledger[f"h-{first}"]["qty"]) == ("50010.00", "0.020")
         assert ledger[f"h-{second}"]["price"] == "89990.00"
-        assert {o["orderStatus"] for o in ledger.values()} == {"Cancelled"} and len(ledger) == 3
+        assert {o["orderStatus"] for o in ledger.values()} == {"Cancelled"} and len(ledger) == 4
         requests = (await sim_get(sim, "/sim/stats")).json()["requests"]
-        assert (requests["/v5/order/amend"], requests["/v5/order/amend-batch"], requests["/v5/order/cancel-all"]) \
-            == (1, 1, 1)
+        assert [requests[f"/v5/order/{r}"] for r in ("amend", "amend-batch", "cancel", "cancel-batch", "cancel-all")
+                ] == [1, 1, 1, 1, 1]
 
         await wait_consumed(bootstrap, execution.group_id, prefix + "orders.decisions")
         await asyncio.sleep(0.5)  # the last private reports
         code, out, _ = await hean(capsys, "orders", "--account", ACCOUNT, "--topic-prefix", prefix)
         states = {line.split()[0]: line for line in out.splitlines()[1:]}
         assert "Cancelled" in states[first] and "0.020" in states[first] and "50010.0" in states[first], out
-        assert "Cancelled" in states[second] and "Cancelled" in states[third]
+        assert all("Cancelled" in states[i] for i in (second, third, fourth))
         assert "rejected by risk" in out and "max_order_qty" in out
         code, out, _ = await hean(capsys, "orders", "--account", ACCOUNT, "--open", "--topic-prefix", prefix)
         assert out.strip() == f"no orders for {ACCOUNT} open"
