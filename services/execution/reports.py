@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import websockets
-from aiokafka.errors import KafkaError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from schemas.events import (
@@ -52,7 +51,7 @@ from services.execution.core import (
 )
 from services.execution.metrics import ExecutionMetrics
 from services.execution.signing import ws_auth_signature
-from services.runtime.bus import dead_letter_raw, make_consumer, partitions_of, read_to_end, send_and_wait
+from services.runtime.bus import KAFKA_ERRORS, dead_letter_raw, make_consumer, partitions_of, read_to_end, send_and_wait
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, DeliveryFailed, TransientError
 
@@ -69,7 +68,7 @@ ZERO = Decimal(0)
 PRIVATE_SOURCE = "bybit.ws.private"
 # What a reconciliation may meet and retry: the venue (down, refusing, rate-limited) or the broker.
 # A venue answer that is not Bybit's shape is retried too: it is logged and counted each time.
-RETRIABLE = (TransientError, VenueError, DeliveryFailed, KafkaError, OSError, MalformedPrivateMessage)
+RETRIABLE = (TransientError, VenueError, DeliveryFailed, *KAFKA_ERRORS, OSError, MalformedPrivateMessage)
 
 
 class Reports:

@@ -2,43 +2,64 @@
 
 Consumers read `read_committed`, so outputs of a transaction aborted by a crash are never seen
 downstream; producers are idempotent (and transactional inside the service loop).
+
+Two clients sit behind one interface: aiokafka and confluent-kafka (librdkafka, through
+runtime/kafka_confluent.py). `HEAN_KAFKA_CLIENT=confluent|aiokafka` picks the one `make_consumer`
+and `make_producer` build; both pass one contract suite (tests/services/runtime/test_bus_contract.py)
+and the default is the one `make bench` measured faster (docs/DESIGN-NOTES.md, "Two Kafka
+clients"). The interface is the subset of aiokafka's consumer and producer that the shells use
+(`Consumer`, `Producer` below). Admin work (topics, group offsets, status) stays on aiokafka's admin
+client for both: it is off the hot path and needs no second implementation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
+from confluent_kafka import KafkaException as ConfluentKafkaException
 
 from schemas.events import DeadLettered
 from schemas.topics import TOPICS, TopicSpec
 from services.domain.ids import dead_letter_id, raw_dead_letter_id
 from services.runtime.codec import encode
-from services.runtime.errors import DeliveryFailed
+from services.runtime.errors import ConfigError, DeliveryFailed
+from services.runtime.kafka_confluent import ConfluentConsumer, ConfluentProducer
 
 __all__ = [
+    "DEFAULT_CLIENT",
+    "KAFKA_CLIENTS",
+    "KAFKA_ERRORS",
+    "Consumer",
     "DeliveryWatch",
+    "Producer",
     "Rebalance",
     "StatusReader",
+    "TopicPartition",
     "TopicStatus",
     "await_delivery",
     "dead_letter",
     "dead_letter_raw",
     "delete_topics_with",
     "ensure_topics",
+    "group_offsets",
+    "kafka_client",
     "make_admin",
     "make_consumer",
     "make_producer",
     "partitions_of",
+    "read_to_end",
     "send_and_wait",
     "send_keyed",
     "topic_status",
@@ -47,8 +68,55 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+KAFKA_CLIENTS = ("aiokafka", "confluent")
+DEFAULT_CLIENT = "aiokafka"
+KAFKA_ERRORS: tuple[type[BaseException], ...] = (KafkaError, ConfluentKafkaException)
+"""What either client raises for a broker-side failure; callers that retry on the broker catch these."""
 
-def make_producer(bootstrap: str, transactional_id: str | None = None) -> AIOKafkaProducer:
+
+def kafka_client(env: Mapping[str, str] | None = None) -> str:
+    """The client HEAN_KAFKA_CLIENT names (default DEFAULT_CLIENT); a ConfigError for any other."""
+    name = (os.environ if env is None else env).get("HEAN_KAFKA_CLIENT", "").strip().lower() or DEFAULT_CLIENT
+    if name not in KAFKA_CLIENTS:
+        raise ConfigError(f"HEAN_KAFKA_CLIENT must be one of {', '.join(KAFKA_CLIENTS)}, was {name!r}")
+    return name
+
+
+class Consumer(Protocol):
+    """What the shells call on a consumer (aiokafka's names; ConfluentConsumer provides them too)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def subscribe(self, topics: Iterable[str], listener: Any = None) -> None: ...
+    def assign(self, partitions: Iterable[Any]) -> None: ...
+    def assignment(self) -> set[Any]: ...
+    async def getmany(self, *partitions: Any, timeout_ms: int = 0,
+                      max_records: int | None = None) -> dict[Any, list[Any]]: ...
+    async def position(self, partition: Any) -> int: ...
+    def seek(self, partition: Any, offset: int) -> None: ...
+    async def seek_to_beginning(self, *partitions: Any) -> None: ...
+    def pause(self, *partitions: Any) -> None: ...
+    def resume(self, *partitions: Any) -> None: ...
+    async def commit(self, offsets: Any = None) -> None: ...
+    async def committed(self, partition: Any) -> int | None: ...
+    async def beginning_offsets(self, partitions: Any) -> dict[Any, int]: ...
+    async def end_offsets(self, partitions: Any) -> dict[Any, int]: ...
+    async def offsets_for_times(self, timestamps: Any) -> dict[Any, Any]: ...
+    def highwater(self, partition: Any) -> int | None: ...
+
+
+class Producer(Protocol):
+    """What the shells call on a producer (aiokafka's names; ConfluentProducer provides them too)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def flush(self) -> None: ...
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> Any: ...
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+    async def send_offsets_to_transaction(self, offsets: Any, group_id: str) -> None: ...
+
+
+def make_producer(bootstrap: str, transactional_id: str | None = None, *, client: str | None = None) -> Any:
     """An idempotent producer; transactional when `transactional_id` is given.
 
     The transaction timeout is short (15 s) because a SIGKILLed producer's open transaction blocks
@@ -57,7 +125,10 @@ def make_producer(bootstrap: str, transactional_id: str | None = None) -> AIOKaf
     within the few ms the broker takes to write its markers gets CONCURRENT_TRANSACTIONS and waits
     out the backoff; at 100 ms that was one batch in fifty taking 100-250 ms (measured on the
     strategy and risk at 200 md events/s; tick-to-order p99 243 → 98 ms).
+    `client` overrides HEAN_KAFKA_CLIENT (the bench measures both in one run).
     """
+    if (client or kafka_client()) == "confluent":
+        return ConfluentProducer(bootstrap, transactional_id)
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         enable_idempotence=True,
@@ -72,14 +143,17 @@ def make_producer(bootstrap: str, transactional_id: str | None = None) -> AIOKaf
 
 
 def make_consumer(
-    bootstrap: str, group_id: str | None, *topics: str, session_timeout_ms: int = 10_000
-) -> AIOKafkaConsumer:
+    bootstrap: str, group_id: str | None, *topics: str, session_timeout_ms: int = 10_000,
+    client: str | None = None,
+) -> Any:
     """A manual-commit, read_committed consumer.
 
     RangePartitionAssignor gives one member the same partition index of every co-partitioned
     input topic, which is what a per-partition state needs. After a SIGKILL the restarted member
     waits for the dead one's session to time out, so `session_timeout_ms` bounds recovery time.
     """
+    if (client or kafka_client()) == "confluent":
+        return ConfluentConsumer(bootstrap, group_id, *topics, session_timeout_ms=session_timeout_ms)
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -100,7 +174,7 @@ _partitioner = DefaultPartitioner()
 _partition_cache: dict[tuple[str, bytes], int] = {}
 
 
-async def send_keyed(producer: AIOKafkaProducer,
+async def send_keyed(producer: Any,
                      records: Iterable[tuple[str, bytes, bytes]]) -> list[asyncio.Future[Any]]:
     """Send (topic, key, value) records in per-partition batches; returns each batch's delivery
     future.
@@ -110,8 +184,10 @@ async def send_keyed(producer: AIOKafkaProducer,
     chosen by the producer's own murmur2 partitioner, so a key lands where any other Kafka
     producer would put it. Inside a transaction the commit fails when a batch did; outside one,
     await the futures (`send_and_wait`): `producer.flush()` waits but never raises, so a failed
-    delivery would pass unseen.
+    delivery would pass unseen. On confluent-kafka librdkafka batches by itself (one future for all).
     """
+    if isinstance(producer, ConfluentProducer):
+        return await producer.send_keyed(records)
     by_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
     partitions: dict[str, list[int]] = {}
     futures: list[asyncio.Future[Any]] = []
@@ -139,7 +215,7 @@ async def send_keyed(producer: AIOKafkaProducer,
     return futures
 
 
-async def send_and_wait(producer: AIOKafkaProducer, records: Iterable[tuple[str, bytes, bytes]]) -> None:
+async def send_and_wait(producer: Any, records: Iterable[tuple[str, bytes, bytes]]) -> None:
     """Send records outside a transaction and return once the broker has acknowledged every one.
 
     Raises DeliveryFailed (naming the first error) when any batch was refused, so nothing that
@@ -253,17 +329,19 @@ def dead_letter_raw(service: str, source: str, reason: str, error: str, payload:
     return dlq_topic, source.encode(), encode(letter)
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+async def partitions_of(consumer: Any, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of `topics`, from fresh metadata.
 
     Why not `consumer.topics()`: it fetches metadata without updating the consumer's own view, so
     `partitions_for_topic` can still answer None for a topic created moments ago.
     """
+    if isinstance(consumer, ConfluentConsumer):
+        return await consumer.partitions_of(topics)
     await consumer._client.force_metadata_update()
     return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
 
-async def read_to_end(consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition],
+async def read_to_end(consumer: Any, tps: Iterable[TopicPartition],
                       ends: Mapping[TopicPartition, int] | None = None, timeout_ms: int = 500,
                       ) -> AsyncIterator[tuple[TopicPartition, list[Any]]]:
     """Batches of `tps` from the consumer's positions until each reaches `ends` (default: the end

@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.domain.ids import exec_ack_id, exec_cancel_id, exec_fill_id, intent_id_of
@@ -36,7 +35,7 @@ from services.execution.core import never_rested
 from services.execution.shell import ExecutionConfig
 from services.execution.shell import group_id as execution_group
 from services.registry import definition
-from services.runtime.bus import group_offsets, make_admin, make_consumer, partitions_of, read_to_end
+from services.runtime.bus import KAFKA_ERRORS, group_offsets, make_admin, make_consumer, partitions_of, read_to_end
 from services.runtime.codec import decode
 from services.runtime.errors import DecodeError
 from services.supervisor.observe import scrape
@@ -144,7 +143,7 @@ class Settle:
             try:
                 if await self.settled():
                     return
-            except (KafkaError, httpx.HTTPError, OSError) as exc:  # a broker or service coming back
+            except (*KAFKA_ERRORS, httpx.HTTPError, OSError) as exc:  # a broker or service coming back
                 self._open(f"could not look: {exc!r}")
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"the platform did not settle in {timeout} s: {self.last_reason}")

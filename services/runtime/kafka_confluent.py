@@ -1,0 +1,622 @@
+"""The confluent-kafka (librdkafka) adapter behind bus.py, with the calls HEAN's shells make of a
+consumer and a producer (the aiokafka-shaped bus interface, `bus.Consumer` / `bus.Producer`).
+
+Why an adapter and not a rewrite of every shell: the runtime, recorder, ingest, execution and the
+supervisor already speak that interface; the adapter keeps them client-agnostic while librdkafka
+does the fetching, batching and acknowledging in its own C threads.
+
+Threads, so the asyncio loop is never blocked for long:
+- each consumer polls in one thread of its own: a blocking `poll` with a short timeout, then
+  `consume(n, 0)` drains what is already fetched without waiting. Rebalance callbacks fire inside
+  that poll; they run the owner's async listener on the loop and wait for it there, so no record of
+  a newly assigned partition is returned before the listener has seeked it;
+- each producer has one thread serving delivery reports (`poll`); a batch's records resolve one
+  asyncio future when the last of them is acknowledged (one loop wake-up per batch, not per record);
+- every other blocking call (commit, committed, watermarks, transaction commit) runs in the loop's
+  default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, NamedTuple
+
+import confluent_kafka as ck
+from aiokafka.structs import TopicPartition  # the bus interface's partition type, for both clients
+from confluent_kafka import KafkaError as _CkError
+from confluent_kafka import KafkaException
+
+from services.runtime.errors import ConfigError, DeliveryFailed
+
+__all__ = ["ConfluentConsumer", "ConfluentProducer", "OffsetAndTimestamp", "Record", "TopicPartition"]
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S = 0.1  # the longest a poll may wait inside one getmany, unless its timeout is shorter
+CALL_TIMEOUT_S = 30.0  # a broker call (commit, committed, watermarks) that takes longer has failed
+
+
+class OffsetAndTimestamp(NamedTuple):
+    offset: int
+    timestamp: int
+
+
+class RecordMetadata(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+class Record:
+    """One consumed record with the attributes the shells read (aiokafka's ConsumerRecord's names);
+    `timestamp` is in ms."""
+
+    __slots__ = ("key", "offset", "partition", "timestamp", "topic", "value")
+
+    def __init__(self, topic: str, partition: int, offset: int, timestamp: int, key: bytes | None,
+                 value: bytes | None) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+        self.timestamp, self.key, self.value = timestamp, key, value
+
+    def __repr__(self) -> str:
+        return f"Record({self.topic}:{self.partition}:{self.offset})"
+
+
+def _ck_tps(offsets: Mapping[Any, Any]) -> list[ck.TopicPartition]:
+    return [ck.TopicPartition(tp.topic, tp.partition, int(getattr(o, "offset", o))) for tp, o in offsets.items()]
+
+
+async def _blocking(function: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+_GROUPS: weakref.WeakValueDictionary[str, ConfluentConsumer] = weakref.WeakValueDictionary()
+"""This process's consumer of each group: a transaction's offsets are sent with the consumer's
+group metadata (generation and member id, which fence a zombie), and the bus interface names the
+group by its id."""
+
+
+class ConfluentConsumer:
+    """A manual-commit, read_committed consumer (see bus.make_consumer for the settings' reasons)."""
+
+    def __init__(self, bootstrap: str, group_id: str | None, *topics: str, session_timeout_ms: int = 10_000,
+                 fetch_max_wait_ms: int = 50) -> None:
+        self.group_id = group_id
+        self._topics = list(topics)
+        self._config = {
+            "bootstrap.servers": bootstrap,
+            # librdkafka wants a group id even for a consumer that only assigns; that one never commits.
+            "group.id": group_id if group_id is not None else f"hean.unused.{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "partition.assignment.strategy": "range",
+            "max.partition.fetch.bytes": 4 * 1024 * 1024,
+            "fetch.max.bytes": 32 * 1024 * 1024,
+            "receive.message.max.bytes": 33 * 1024 * 1024,
+            "fetch.wait.max.ms": fetch_max_wait_ms,
+            "session.timeout.ms": session_timeout_ms,
+            "heartbeat.interval.ms": max(1_000, session_timeout_ms // 3),
+            "enable.partition.eof": True,  # the end of a partition moves its position past markers
+            "socket.nagle.disable": True,
+            "log_level": 3,
+        }
+        self._c: ck.Consumer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._poller = ThreadPoolExecutor(1, thread_name_prefix="hean-ck-poll")
+        self._listener: Any = None
+        self._assigned: set[TopicPartition] = set()
+        self._user_paused: set[TopicPartition] = set()
+        self._rk_paused: set[TopicPartition] = set()
+        self._positions: dict[TopicPartition, int] = {}
+        self._held: dict[TopicPartition, list[Record]] = {}  # fetched while paused or not asked for
+        self._held_eof: dict[TopicPartition, int] = {}  # an end reached behind held records
+        self._in_callback = False
+        self._to_assign: dict[TopicPartition, int | None] | None = None
+        self._callback_calls: queue.Queue[tuple[Any, tuple[Any, ...], asyncio.Future[Any]]] = queue.Queue()
+        self._unheard: set[TopicPartition] = set()  # assigned, the listener not yet told
+        self._listening: set[TopicPartition] = set()  # held paused while the listener runs
+        self._closed = self._stopping = self._subscribed = False
+        if group_id is not None:
+            _GROUPS[group_id] = self
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._c = ck.Consumer(self._config)
+        if self._topics:
+            self.subscribe(self._topics)
+
+    async def stop(self) -> None:
+        """Leave the group (revoking through the listener) and close; idempotent."""
+        if self._c is None or self._stopping:
+            return
+        self._stopping = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._poller, self._c.close)
+        finally:
+            self._closed = True
+            self._poller.shutdown(wait=False)
+
+    def _consumer(self) -> ck.Consumer:
+        if self._c is None or self._closed:
+            raise ConfigError("the Kafka consumer is not started (call start() first) or already stopped")
+        return self._c
+
+    # ------------------------------------------------------------------ assignment
+
+    def subscribe(self, topics: Iterable[str], listener: Any = None) -> None:
+        """Join the group for `topics`; `listener` (bus.Rebalance) hears assignments and revocations."""
+        self._listener = listener
+        self._subscribed = True
+        self._consumer().subscribe(list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                   on_lost=self._on_revoke)
+
+    def assign(self, tps: Iterable[Any]) -> None:
+        """Read exactly `tps` (no group); positions start at the committed or earliest offset."""
+        wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+        self._consumer()
+        self._assigned = set(wanted)
+        self._forget(set(self._positions) - self._assigned)
+        # Handed to librdkafka at the first fetch, with the offsets seeked until then: a partition
+        # assigned without an offset refuses a seek until its start offset is looked up.
+        self._to_assign = {tp: self._positions.get(tp) for tp in wanted}
+
+    def _assign_now(self) -> None:
+        if self._to_assign is None:
+            return
+        pending, self._to_assign = self._to_assign, None
+        self._consumer().assign([ck.TopicPartition(tp.topic, tp.partition,
+                                                   ck.OFFSET_STORED if offset is None else offset)
+                                 for tp, offset in pending.items()])
+        self._rk_paused = set()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._assigned)
+
+    def _on_assign(self, c: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        """Runs in the poll thread: assign paused; getmany runs the listener, then resumes.
+
+        Why not run the listener here: librdkafka answers no committed-offset query until this
+        callback returns, and recovery asks for committed offsets."""
+        tps = {TopicPartition(p.topic, p.partition) for p in partitions}
+        c.assign(partitions)
+        c.pause(partitions)
+        self._assigned = set(tps)
+        self._rk_paused = set(tps)
+        self._unheard |= tps
+
+    async def _hear_assignment(self) -> None:
+        """Tell the listener about new partitions, fetching none of them until it has returned."""
+        tps, self._unheard = self._unheard & self._assigned, set()
+        self._listening = tps
+        try:
+            if self._listener is not None and tps:
+                await self._listener.on_partitions_assigned(set(tps))
+        finally:
+            self._listening = set()
+            self._sync_paused(set())
+
+    def _on_revoke(self, c: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        tps = {TopicPartition(p.topic, p.partition) for p in partitions}
+        try:
+            if self._listener is not None:
+                self._call_listener(self._listener.on_partitions_revoked(set(tps)))
+        finally:
+            c.unassign()
+            self._assigned -= tps
+            self._forget(tps)
+
+    def _call_listener(self, coroutine: Any) -> None:
+        """Run the owner's coroutine on the loop and wait for it here, in the poll thread, serving
+        the consumer calls it makes meanwhile (`_call`): librdkafka answers a commit made during
+        a revocation only from the thread inside the callback."""
+        assert self._loop is not None
+        self._in_callback = True
+        try:
+            done = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+            while True:
+                try:
+                    function, args, future = self._callback_calls.get(timeout=0.005)
+                except queue.Empty:
+                    if done.done():
+                        break
+                    continue
+                try:
+                    result = function(*args)
+                except BaseException as exc:  # handed to the caller on the loop
+                    self._loop.call_soon_threadsafe(_settle, future, None, exc)
+                else:
+                    self._loop.call_soon_threadsafe(_settle, future, result, None)
+            done.result()
+        finally:
+            self._in_callback = False
+
+    async def _call(self, function: Any, *args: Any) -> Any:
+        """Run a blocking consumer call off the loop: in the poll thread while it is inside a
+        rebalance callback, else in the default executor."""
+        if not self._in_callback:
+            return await _blocking(function, *args)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._callback_calls.put((function, args, future))
+        return await future
+
+    def _forget(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self._positions.pop(tp, None)
+            self._held.pop(tp, None)
+            self._held_eof.pop(tp, None)
+            self._user_paused.discard(tp)
+            self._rk_paused.discard(tp)
+            self._unheard.discard(tp)
+
+    # ------------------------------------------------------------------ positions
+
+    def seek(self, tp: Any, offset: int) -> None:
+        tp = TopicPartition(tp.topic, tp.partition)
+        if self._to_assign is not None and tp in self._to_assign:
+            self._to_assign[tp] = int(offset)
+            self._positions[tp] = int(offset)
+            self._held.pop(tp, None)
+            return
+        c, where = self._consumer(), ck.TopicPartition(tp.topic, tp.partition, int(offset))
+        try:
+            c.seek(where)
+        except KafkaException as exc:
+            # A manually assigned partition still looking up its start offset refuses a seek
+            # (_STATE); assigning it again at the offset is the same move.
+            if self._subscribed or exc.args[0].code() != _CkError._STATE:
+                raise
+            c.incremental_unassign([ck.TopicPartition(tp.topic, tp.partition)])
+            c.incremental_assign([where])
+            if tp in self._rk_paused:
+                c.pause([ck.TopicPartition(tp.topic, tp.partition)])
+        self._positions[tp] = int(offset)
+        self._held.pop(tp, None)
+        self._held_eof.pop(tp, None)
+
+    async def seek_to_beginning(self, *tps: Any) -> None:
+        for tp, offset in (await self.beginning_offsets(tps)).items():
+            self.seek(tp, offset)
+
+    async def position(self, tp: Any) -> int:
+        """The offset of the next record this consumer returns for `tp` (past markers at the end)."""
+        tp = TopicPartition(tp.topic, tp.partition)
+        known = self._positions.get(tp)
+        if known is not None:
+            return known
+        self._assign_now()
+        c = self._consumer()
+        offset = (await self._call(c.position, [ck.TopicPartition(tp.topic, tp.partition)]))[0].offset
+        if offset < 0:
+            offset = await self.committed(tp) if self.group_id is not None else None
+            if offset is None:
+                offset = (await self.beginning_offsets([tp]))[tp]
+        self._positions[tp] = offset
+        return offset
+
+    async def committed(self, tp: Any) -> int | None:
+        c = self._consumer()
+        found = (await self._call(c.committed, [ck.TopicPartition(tp.topic, tp.partition)], CALL_TIMEOUT_S))[0]
+        return found.offset if found.offset >= 0 else None
+
+    async def commit(self, offsets: Mapping[Any, Any]) -> None:
+        if offsets:
+            await self._call(lambda: self._consumer().commit(offsets=_ck_tps(offsets), asynchronous=False))
+
+    async def beginning_offsets(self, tps: Iterable[Any]) -> dict[TopicPartition, int]:
+        return {tp: low for tp, (low, _high) in (await self._watermarks(tps)).items()}
+
+    async def end_offsets(self, tps: Iterable[Any]) -> dict[TopicPartition, int]:
+        """The last stable offsets under read_committed (librdkafka asks with the isolation level)."""
+        return {tp: high for tp, (_low, high) in (await self._watermarks(tps)).items()}
+
+    async def _watermarks(self, tps: Iterable[Any]) -> dict[TopicPartition, tuple[int, int]]:
+        c = self._consumer()
+        keys = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+        def query() -> list[tuple[int, int]]:
+            return [c.get_watermark_offsets(ck.TopicPartition(t, p), CALL_TIMEOUT_S) for t, p in keys]
+        return dict(zip(keys, await self._call(query), strict=True))
+
+    async def offsets_for_times(self, times: Mapping[Any, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """Per partition the first offset at or after the time (ms), None past the end."""
+        c = self._consumer()
+        asked = [ck.TopicPartition(tp.topic, tp.partition, int(ms)) for tp, ms in times.items()]
+        found = await self._call(c.offsets_for_times, asked, CALL_TIMEOUT_S)
+        return {TopicPartition(f.topic, f.partition): OffsetAndTimestamp(f.offset, -1) if f.offset >= 0 else None
+                for f in found}
+
+    def highwater(self, tp: Any) -> int | None:
+        """The end offset seen by the last fetch (no broker call), None before one."""
+        high = self._consumer().get_watermark_offsets(ck.TopicPartition(tp.topic, tp.partition), cached=True)[1]
+        return high if high >= 0 else None
+
+    async def partitions_of(self, topics: Iterable[str]) -> list[TopicPartition]:
+        c = self._consumer()
+        result: list[TopicPartition] = []
+        for topic in topics:
+            meta = (await self._call(lambda t=topic: c.list_topics(t, CALL_TIMEOUT_S))).topics.get(topic)
+            if meta is not None and meta.error is None:
+                result.extend(TopicPartition(topic, p) for p in sorted(meta.partitions))
+        return result
+
+    # ------------------------------------------------------------------ pause, fetch
+
+    def pause(self, *tps: Any) -> None:
+        self._user_paused.update(TopicPartition(tp.topic, tp.partition) for tp in tps)
+        self._sync_paused(set())
+
+    def resume(self, *tps: Any) -> None:
+        self._user_paused.difference_update(TopicPartition(tp.topic, tp.partition) for tp in tps)
+        self._sync_paused(set())
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self._user_paused)
+
+    def _sync_paused(self, not_wanted: set[TopicPartition]) -> None:
+        """librdkafka pauses what the owner paused and, for one getmany, what it did not ask for."""
+        self._assign_now()
+        target = (self._user_paused | not_wanted | self._listening | self._unheard) & self._assigned
+        c = self._consumer()
+        if target - self._rk_paused:
+            c.pause([ck.TopicPartition(t, p) for t, p in target - self._rk_paused])
+        if self._rk_paused - target:
+            c.resume([ck.TopicPartition(t, p) for t, p in self._rk_paused - target])
+        self._rk_paused = target
+
+    def _fetch(self, limit: int, timeout: float) -> list[Any]:
+        """In the poll thread: wait up to `timeout` for a first message, then drain without waiting."""
+        c = self._consumer()
+        first = c.poll(timeout)
+        if first is None:
+            return []
+        return [first, *c.consume(limit - 1, 0)] if limit > 1 else [first]
+
+    async def getmany(self, *partitions: Any, timeout_ms: int = 0,
+                      max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
+        """Records ready for `partitions` (default: every assigned, unpaused one) by partition,
+        waiting at most `timeout_ms` for the first."""
+        limit = max_records or 10_000
+        wanted = {TopicPartition(tp.topic, tp.partition) for tp in partitions} or None
+        held = self._take_held(wanted, limit)
+        if held:
+            return held
+        self._sync_paused(self._assigned - wanted if wanted is not None else set())
+        messages = await asyncio.get_running_loop().run_in_executor(
+            self._poller, self._fetch, limit, min(POLL_TIMEOUT_S, timeout_ms / 1000))
+        out: dict[TopicPartition, list[Record]] = {}
+        positions, assigned, blocked, held_out = self._positions, self._assigned, self._user_paused, self._held
+        for m in messages:
+            error = m.error()
+            if error is not None:
+                if error.code() == _CkError._PARTITION_EOF:
+                    tp = TopicPartition(m.topic(), m.partition())
+                    if tp in held_out:
+                        self._held_eof[tp] = m.offset()
+                    else:
+                        positions[tp] = m.offset()
+                    continue
+                raise KafkaException(error)
+            tp = TopicPartition(m.topic(), m.partition())
+            if tp not in assigned:
+                continue
+            record = Record(tp.topic, tp.partition, m.offset(), m.timestamp()[1], m.key(), m.value())
+            if tp in blocked or (wanted is not None and tp not in wanted) or tp in held_out:
+                held_out.setdefault(tp, []).append(record)
+                continue
+            out.setdefault(tp, []).append(record)
+        for tp, records in out.items():
+            positions[tp] = records[-1].offset + 1
+        if self._unheard:
+            await self._hear_assignment()
+        return out
+
+    def _take_held(self, wanted: set[TopicPartition] | None, limit: int) -> dict[TopicPartition, list[Record]]:
+        out: dict[TopicPartition, list[Record]] = {}
+        for tp in list(self._held):
+            if tp in self._user_paused or (wanted is not None and tp not in wanted) or limit <= 0:
+                continue
+            records = self._held.pop(tp)
+            if len(records) > limit:
+                self._held[tp] = records[limit:]
+                records = records[:limit]
+            out[tp] = records
+            self._positions[tp] = records[-1].offset + 1
+            if tp not in self._held and tp in self._held_eof:
+                self._positions[tp] = max(self._positions[tp], self._held_eof.pop(tp))
+            limit -= len(records)
+        return out
+
+
+class _Batch:
+    """Counts a batch's delivery reports (served by whichever thread polls) and resolves one future."""
+
+    __slots__ = ("error", "future", "lock", "loop", "remaining")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self.loop, self.future = loop, loop.create_future()
+        self.remaining, self.error = count, None
+        self.lock = threading.Lock()
+
+    def report(self, error: Any, _message: Any) -> None:
+        with self.lock:
+            if error is not None and self.error is None:
+                self.error = error
+            self.remaining -= 1
+            done = self.remaining == 0
+        if done:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def fail(self, error: Any, unsent: int) -> None:
+        """Records that never reached librdkafka's queue count as failed reports."""
+        for _ in range(unsent):
+            self.report(error, None)
+
+    def _resolve(self) -> None:
+        if self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(DeliveryFailed(f"Kafka refused a record: {self.error}"))
+        else:
+            self.future.set_result(None)
+
+
+class ConfluentProducer:
+    """An idempotent producer (transactional with `transactional_id`), murmur2-partitioned like
+    aiokafka and the Java client, so a key lands on the same partition whichever client sent it."""
+
+    def __init__(self, bootstrap: str, transactional_id: str | None = None, linger_ms: float = 2) -> None:
+        self.transactional_id = transactional_id
+        self._config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "message.max.bytes": 4 * 1024 * 1024,
+            "partitioner": "murmur2_random",
+            "retry.backoff.ms": 10,
+            "socket.nagle.disable": True,
+            "log_level": 3,
+        }
+        if transactional_id is not None:
+            self._config.update({"transactional.id": transactional_id, "transaction.timeout.ms": 15_000})
+        self._p: ck.Producer | None = None
+        self._serving = threading.Event()
+        self._server: threading.Thread | None = None
+
+    async def start(self) -> None:
+        self._p = ck.Producer(self._config)
+        self._serving.set()
+        self._server = threading.Thread(target=self._serve, name="hean-ck-deliveries", daemon=True)
+        self._server.start()
+        if self.transactional_id is not None:
+            await _blocking(self._p.init_transactions, CALL_TIMEOUT_S)
+
+    def _serve(self) -> None:
+        """Serve delivery reports until stopped. A fatal producer error (fenced by a newer
+        instance) is raised by the next transaction call; reports must still be served so every
+        waiting future resolves."""
+        assert self._p is not None
+        while self._serving.is_set():
+            try:
+                self._p.poll(0.05)
+            except KafkaException as exc:
+                log.error("Kafka producer error: %s", exc)
+
+    async def stop(self) -> None:
+        if self._p is None:
+            return
+        await self.flush()
+        self._serving.clear()
+        if self._server is not None:
+            await _blocking(self._server.join)
+        self._p = None
+
+    async def flush(self) -> None:
+        """Wait until every record sent so far has its delivery report."""
+        p = self._producer()
+        deadline = asyncio.get_running_loop().time() + CALL_TIMEOUT_S
+        while await _blocking(p.flush, 1.0) and asyncio.get_running_loop().time() < deadline:
+            pass
+
+    def _producer(self) -> ck.Producer:
+        if self._p is None:
+            raise ConfigError("the Kafka producer is not started (call start() first) or already stopped")
+        return self._p
+
+    async def _produce(self, topic: str, value: bytes | None, key: bytes | None, on_delivery: Any) -> None:
+        """Queue one record; when librdkafka's queue is full, wait for deliveries (back-pressure)."""
+        p = self._producer()
+        while True:
+            try:
+                p.produce(topic, value, key, on_delivery=on_delivery)
+                return
+            except BufferError:
+                await asyncio.sleep(0.001)
+
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> asyncio.Future[Any]:
+        """Queue one record; the returned future resolves to its RecordMetadata once acknowledged."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(error: Any, message: Any) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(DeliveryFailed(f"Kafka refused a record for {topic}: {error}"))
+            else:
+                future.set_result(RecordMetadata(message.topic(), message.partition(), message.offset()))
+
+        def report(error: Any, message: Any) -> None:
+            loop.call_soon_threadsafe(settle, error, message)
+        try:
+            await self._produce(topic, value, key, report)
+        except KafkaException as exc:  # refused before queueing, e.g. over message.max.bytes
+            future.set_exception(DeliveryFailed(f"Kafka refused a record for {topic}: {exc}"))
+        return future
+
+    async def send_keyed(self, records: Iterable[tuple[str, bytes, bytes]]) -> list[asyncio.Future[Any]]:
+        """Queue (topic, key, value) records; one future for all of them (see bus.send_keyed)."""
+        records = list(records)
+        if not records:
+            return []
+        batch = _Batch(asyncio.get_running_loop(), len(records))
+        for index, (topic, key, value) in enumerate(records):
+            try:
+                await self._produce(topic, value, key, batch.report)
+            except KafkaException as exc:
+                batch.fail(exc.args[0] if exc.args else exc, 1)
+            except BaseException as exc:
+                batch.fail(exc, len(records) - index)
+                raise
+        return [batch.future]
+
+    # ------------------------------------------------------------------ transactions
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Begin; commit on a clean exit, abort when the body raised (then re-raise)."""
+        p = self._producer()
+        p.begin_transaction()
+        try:
+            yield
+        except BaseException:
+            await _blocking(p.abort_transaction, CALL_TIMEOUT_S)
+            raise
+        try:
+            await _blocking(p.commit_transaction, CALL_TIMEOUT_S)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if error is not None and error.txn_requires_abort():
+                await _blocking(p.abort_transaction, CALL_TIMEOUT_S)
+                raise DeliveryFailed(f"transaction aborted: {error}") from exc
+            raise
+
+    async def send_offsets_to_transaction(self, offsets: Mapping[Any, Any], group_id: str) -> None:
+        """Make `offsets` of `group_id` part of the open transaction (committed with it or not at all)."""
+        consumer = _GROUPS.get(group_id)
+        if consumer is None or consumer._c is None:
+            raise ConfigError(f"no started confluent consumer of group {group_id!r} in this process; "
+                              "a transaction's offsets need the group's live member")
+        metadata = consumer._c.consumer_group_metadata()
+        await _blocking(self._producer().send_offsets_to_transaction, _ck_tps(offsets), metadata, CALL_TIMEOUT_S)
