@@ -125,7 +125,6 @@ def _main(args: argparse.Namespace) -> int:
 
 def _single(args: argparse.Namespace, description: dict[str, Any], recorded: Any, store_url: str,
             home: Path) -> int:
-    from rich.console import Console
 
     from schemas.topics import ORDERS_DECISIONS, ORDERS_INTENTS
     from services.backtest import metrics, report, runs, setup
@@ -147,7 +146,7 @@ def _single(args: argparse.Namespace, description: dict[str, Any], recorded: Any
         print(orjson.dumps({"run_id": rid, **figures.as_dict(), "intents": len(outcome.of(ORDERS_INTENTS)),
                             "decisions": len(outcome.of(ORDERS_DECISIONS))}, default=str).decode())
     else:
-        console = Console()
+        console = _out()
         console.print(report.table(figures, title))
         console.print(f"intents {len(outcome.of(ORDERS_INTENTS))}, decisions "
                       f"{len(outcome.of(ORDERS_DECISIONS))}, market events {outcome.market_events}; "
@@ -249,7 +248,7 @@ def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dic
     names = list(grid[0])
     table = Table(title=f"grid {args.strategy} {','.join(description['symbols'])}: {len(grid)} runs, "
                         f"ranked by {key}", title_justify="left")
-    for column in ("rank", *names, "run", "PnL", "return", "Sharpe", "Sortino", "max drawdown %", "fees", "trades"):
+    for column in ("rank", *names, "run", "PnL", "return", "Sharpe", "Sortino", "max DD %", "fees", "trades"):
         table.add_column(column, justify="right")
     stored_error = ""
     for rank, result in enumerate(results, 1):
@@ -261,15 +260,23 @@ def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dic
                                result["fills"])
             except runs.StoreError as exc:
                 stored_error = str(exc)
-        table.add_row(str(rank), *(result["params"][n] for n in names), rid[:12], report.text("pnl", figures.pnl),
+        table.add_row(str(rank), *(result["params"][n] for n in names), rid[:8], report.text("pnl", figures.pnl),
                       report.text("total_return", figures.total_return), report.text("sharpe", figures.sharpe),
                       report.text("sortino", figures.sortino),
                       report.text("max_drawdown_pct", figures.max_drawdown_pct), report.text("fees", figures.fees),
                       str(figures.trades))
-    Console().print(table)
+    _out().print(table)
     if stored_error:
         raise BadInput(f"grid runs not stored: {stored_error} (--no-store skips storing)")
     return 0
+
+
+def _out() -> Any:
+    """stdout; tables keep their width when it is a pipe or a file (rich would fold them to 80)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
 
 
 # ------------------------------------------------------------------ where things are
