@@ -146,6 +146,12 @@ class BybitRest:
         from retExtInfo, in order, so one refused amend does not hide the others' outcome."""
         return await self._per_item("/v5/order/amend-batch", category, items)
 
+    async def place_orders(self, category: str, orders: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        """POST /v5/order/create-batch; each order's (code, message). Resending a batch whose
+        answer was lost is safe: the orders that landed answer 110072 (duplicate orderLinkId),
+        which the caller takes as placed and reconciles."""
+        return await self._per_item("/v5/order/create-batch", category, orders)
+
     async def cancel_orders(self, category: str, items: list[dict[str, Any]]) -> list[tuple[int, str]]:
         """POST /v5/order/cancel-batch (items {symbol, orderLinkId}); each item's (code, message)."""
         return await self._per_item("/v5/order/cancel-batch", category, items)

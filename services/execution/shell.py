@@ -40,7 +40,7 @@ from schemas.events import (
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.domain.ids import local_reject_id
 from services.execution.amends import send_amends, stale_report
-from services.execution.client import BybitRest, VenueError
+from services.execution.client import DUPLICATE_LINK_ID, BybitRest, VenueError
 from services.execution.core import create_request, link_id_for
 from services.execution.lease import Lease
 from services.execution.metrics import ExecutionMetrics
@@ -52,6 +52,7 @@ from services.runtime.settings import RuntimeSettings, Secret
 from services.venues.bybit.endpoints import credential_problem, is_real_bybit
 
 log = logging.getLogger(__name__)
+Batchable = AmendOrder | CancelOrder | SubmitOrder  # intents a run of which goes out in one request
 ORDER_NOT_FOUND = 110001
 
 
@@ -86,6 +87,8 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # Approved cancels of one symbol that arrive together (a halt cancels every working order)
     # go out as one /v5/order/cancel-batch.
     batch_cancels: bool = True
+    # Approved orders of one symbol that arrive together go out as one /v5/order/create-batch.
+    batch_creates: bool = True
 
     def __post_init__(self) -> None:
         real = [u for u in (self.rest_url, self.ws_url) if is_real_bybit(u)]
@@ -285,7 +288,7 @@ class Execution:
         """One symbol's decisions, one after the other (a cancel follows its order's create);
         symbols go side by side, so one order's round trip does not hold up another symbol's."""
         outputs: list[tuple[str, bytes, bytes]] = []
-        run: list[tuple[Any, AmendOrder | CancelOrder]] = []  # consecutive amends (or cancels), sent together
+        run: list[tuple[Any, Batchable]] = []  # consecutive amends (or cancels, or creates), sent together
         for record in records:
             intent = self._batchable(record)
             if intent is not None and (not run or type(run[0][1]) is type(intent)):
@@ -297,25 +300,28 @@ class Execution:
                 outputs += await self._act(record)
         return outputs + await self._send_run(run)
 
-    def _batchable(self, record: Any) -> AmendOrder | CancelOrder | None:
-        """The amend or cancel an approved decision of this account carries, else None (`_act`
-        then deals with the record, undecodable ones included)."""
+    def _batchable(self, record: Any) -> Batchable | None:
+        """The amend, cancel or order an approved decision of this account carries, else None
+        (`_act` then deals with the record, undecodable ones included)."""
         try:
             decision = decode(record.value)
         except DecodeError:
             return None
         intent = decision.intent if isinstance(decision, IntentApproved) else None
-        if isinstance(intent, AmendOrder | CancelOrder) and intent.account == self.config.account:
+        if isinstance(intent, AmendOrder | CancelOrder | SubmitOrder) and intent.account == self.config.account:
             return intent
         return None
 
-    async def _send_run(self, run: list[tuple[Any, AmendOrder | CancelOrder]]) -> list[tuple[str, bytes, bytes]]:
+    async def _send_run(self, run: list[tuple[Any, Batchable]]) -> list[tuple[str, bytes, bytes]]:
         if not run:
             return []
         if isinstance(run[0][1], AmendOrder):
             return await self._amend([(r, a) for r, a in run if isinstance(a, AmendOrder)])
-        if len(run) == 1 or not self.config.batch_cancels:
+        batch = self.config.batch_creates if isinstance(run[0][1], SubmitOrder) else self.config.batch_cancels
+        if len(run) == 1 or not batch:
             return [out for record, _ in run for out in await self._act(record)]
+        if isinstance(run[0][1], SubmitOrder):
+            return await self._place_run([(r, o) for r, o in run if isinstance(o, SubmitOrder)])
         if not await self.lease.holds():
             self.lost_lease.set()
             raise TransientError("the execution lease moved to another instance; not acting")
@@ -327,6 +333,48 @@ class Execution:
             if code not in (0, ORDER_NOT_FOUND):  # already filled or cancelled: nothing to do
                 log.warning("cancel of %s refused: retCode %s: %s", cancel.intent_id, code, message)
         return []  # the order stream reports each cancel
+
+    async def _place_run(self, run: list[tuple[Any, SubmitOrder]]) -> list[tuple[str, bytes, bytes]]:
+        """Orders of one symbol that arrived together, as one /v5/order/create-batch: each as
+        `_act` places one (stale ones refused, 110072 a placement that had landed, reconciled;
+        any other code an OrderRejected)."""
+        if not await self.lease.holds():
+            self.lost_lease.set()
+            raise TransientError("the execution lease moved to another instance; not acting")
+        now_ms, outputs = time.time() * 1000, []
+        fresh: list[SubmitOrder] = []
+        for record, intent in run:
+            age_ms = now_ms - record.timestamp
+            if age_ms > self.config.max_decision_age_ms:
+                self.metrics.orders.labels("execution", "stale").inc()
+                outputs.append(self._rejected(intent, link_id_for(intent.id), 0,
+                                              f"stale decision: waited {age_ms / 1000:.1f} s in the log"))
+                continue
+            fresh.append(intent)
+            link_id = link_id_for(intent.id)
+            self.reports.origins[link_id] = intent.origin_ts
+            self.reports.open_links[link_id] = intent.symbol
+            self.unsent[link_id] = intent.origin_ts
+        try:
+            outcomes = await self.rest.place_orders("linear", [create_request(i) for i in fresh]) if fresh else []
+        finally:
+            for intent in fresh:
+                self.unsent.pop(link_id_for(intent.id), None)
+        for intent, (code, message) in zip(fresh, outcomes, strict=True):
+            link_id = link_id_for(intent.id)
+            sent = self.sent_at.pop(link_id, None)
+            if code == 0 and sent is not None:
+                self.metrics.order_ack.observe((time.time_ns() - sent) / 1e9)
+            existing = await self.rest.find_order("linear", link_id) if code == DUPLICATE_LINK_ID else None
+            if code == 0 or existing is not None:
+                self.metrics.orders.labels("execution", "placed").inc()
+                if existing is not None:  # placed before a restart: its reports went to the dead process
+                    await self.reports.publish(await self.reports.events_for(existing))
+                continue
+            self.metrics.orders.labels("execution", "refused").inc()
+            self.reports.open_links.pop(link_id, None)
+            outputs.append(self._rejected(intent, link_id, code, message))
+        return outputs
 
     async def _amend(self, amends: list[tuple[Any, AmendOrder]]) -> list[tuple[str, bytes, bytes]]:
         """Send a run of amends (stale ones are refused here, as stale orders are) and log the
@@ -352,14 +400,16 @@ class Execution:
 
     def _on_send(self, method: str, path: str, body: dict[str, Any] | None) -> None:
         """Tick-to-order ends when an order's first create request leaves, after any pacing."""
-        if path != "/v5/order/create" or body is None:
+        if path not in ("/v5/order/create", "/v5/order/create-batch") or body is None:
             return
-        link_id, now = body.get("orderLinkId", ""), time.time_ns()
-        origin = self.unsent.pop(link_id, None)
-        if origin is not None:
-            self.sent_at[link_id] = now
-            if origin:
-                self.metrics.tick_to_order.observe((now - origin) / 1e9)
+        now = time.time_ns()
+        for order in body.get("request") or [body]:
+            link_id = order.get("orderLinkId", "")
+            origin = self.unsent.pop(link_id, None)
+            if origin is not None:
+                self.sent_at[link_id] = now
+                if origin:
+                    self.metrics.tick_to_order.observe((now - origin) / 1e9)
 
     async def _act(self, record: Any) -> list[tuple[str, bytes, bytes]]:
         try:
