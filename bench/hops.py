@@ -8,6 +8,9 @@ every 50 ms, as the runtime commits batches without outputs), and relays that co
 in a Kafka transaction, as the service loop does when a batch has outputs. No strategy, no risk
 rules, no venue, no other load: whatever the full loop measures above these figures is HEAN's
 own cost.
+
+Both Kafka clients (aiokafka and confluent-kafka, bus.py) run the same chains in the same run, so
+their ratio is measured on the same machine and load; the faster one is the default.
 """
 
 from __future__ import annotations
@@ -21,20 +24,20 @@ import uuid
 from typing import Any
 
 from schemas.topics import TopicSpec
-from services.runtime.bus import ensure_topics, make_consumer, make_producer
+from services.runtime.bus import KAFKA_CLIENTS, ensure_topics, make_consumer, make_producer
 
 STAMP = struct.Struct(">q")
 COMMIT_INTERVAL_S = 0.05  # RuntimeSettings.commit_interval_ms
 
 
-def _relay(bootstrap: str, source: str, target: str, transactional: bool, ready: Any) -> None:
+def _relay(bootstrap: str, source: str, target: str, transactional: bool, ready: Any, client: str) -> None:
     """Consume `source`, produce each record to `target` (one transaction per batch if asked)."""
     import uvloop
 
     async def run() -> None:
         group = f"relay-{source}"
-        consumer = make_consumer(bootstrap, group, source)
-        producer = make_producer(bootstrap, f"relay-{source}" if transactional else None)
+        consumer = make_consumer(bootstrap, group, source, client=client)
+        producer = make_producer(bootstrap, f"relay-{source}" if transactional else None, client=client)
         await consumer.start()
         await producer.start()
         while not consumer.assignment():
@@ -70,7 +73,7 @@ def _relay(bootstrap: str, source: str, target: str, transactional: bool, ready:
 
 
 async def chain_latency(bootstrap: str, hops: int, transactional: bool, rate: float = 1000.0,
-                        seconds: float = 10.0) -> dict[str, float]:
+                        seconds: float = 10.0, client: str = "aiokafka") -> dict[str, float]:
     """p50/p99/p999 in ms of send → receive through `hops` topics (hops - 1 relays)."""
     prefix = f"benchhop{uuid.uuid4().hex[:6]}."
     topics = [f"{prefix}hop{i}" for i in range(hops)]
@@ -80,23 +83,25 @@ async def chain_latency(bootstrap: str, hops: int, transactional: bool, rate: fl
     relays = []
     for source, target in itertools.pairwise(topics):
         ready = context.Event()
-        process = context.Process(target=_relay, args=(bootstrap, source, target, transactional, ready), daemon=True)
+        process = context.Process(target=_relay, args=(bootstrap, source, target, transactional, ready, client),
+                                  daemon=True)
         process.start()
         relays.append((process, ready))
     try:
         for _process, ready in relays:
             while not ready.is_set():
                 await asyncio.sleep(0.05)
-        return await _measure(bootstrap, topics[0], topics[-1], rate, seconds)
+        return await _measure(bootstrap, topics[0], topics[-1], rate, seconds, client)
     finally:
         for process, _ready in relays:
             process.kill()
             process.join()
 
 
-async def _measure(bootstrap: str, first: str, last: str, rate: float, seconds: float) -> dict[str, float]:
-    consumer = make_consumer(bootstrap, f"sink-{last}", last)
-    producer = make_producer(bootstrap)
+async def _measure(bootstrap: str, first: str, last: str, rate: float, seconds: float,
+                   client: str) -> dict[str, float]:
+    consumer = make_consumer(bootstrap, f"sink-{last}", last, client=client)
+    producer = make_producer(bootstrap, client=client)
     await consumer.start()
     await producer.start()
     latencies: list[float] = []
@@ -136,11 +141,21 @@ async def _measure(bootstrap: str, first: str, last: str, rate: float, seconds: 
     return {"p50_ms": q(0.5), "p99_ms": q(0.99), "p999_ms": q(0.999), "received": len(latencies)}
 
 
-async def bench_kafka_hops(bootstrap: str) -> dict[str, Any]:
-    """One hop, and three hops with plain and with transactional relays, at 1k records/s."""
-    out: dict[str, Any] = {"rate_per_s": 1000}
-    for name, hops, transactional in (("one_hop", 1, False), ("three_hops_plain", 3, False),
-                                      ("three_hops_transactional", 3, True)):
-        figures = await chain_latency(bootstrap, hops, transactional)
-        out.update({f"{name}_{k}": v for k, v in figures.items()})
+async def bench_kafka_hops(bootstrap: str, clients: tuple[str, ...] = KAFKA_CLIENTS) -> dict[str, Any]:
+    """One hop, and three hops with plain and with transactional relays, at 1k records/s, with
+    each client; the unprefixed figures are the default client's (HEAN_KAFKA_CLIENT)."""
+    from services.runtime.bus import kafka_client
+
+    out: dict[str, Any] = {"rate_per_s": 1000, "default_client": kafka_client()}
+    for client in clients:
+        for name, hops, transactional in (("one_hop", 1, False), ("three_hops_plain", 3, False),
+                                          ("three_hops_transactional", 3, True)):
+            figures = await chain_latency(bootstrap, hops, transactional, client=client)
+            out.update({f"{client}_{name}_{k}": v for k, v in figures.items()})
+            if client == out["default_client"]:
+                out.update({f"{name}_{k}": v for k, v in figures.items()})
+    for name in ("one_hop", "three_hops_plain", "three_hops_transactional"):
+        reference = out.get(f"aiokafka_{name}_p50_ms")
+        if reference and out.get(f"confluent_{name}_p50_ms"):
+            out[f"{name}_p50_confluent_over_aiokafka"] = round(out[f"confluent_{name}_p50_ms"] / reference, 2)
     return out

@@ -12,7 +12,9 @@ Measures, in one run on this machine against the local broker:
   account_scaling   risk and accounting: one instance vs one per account (bench/scaling.py)
   storage    bytes per trade row, candle query times over 1M trades (bench/recorder_bench.py)
   recorder_speed   the recorder end to end from the topic vs a bare insert of the same rows (same file)
-  kafka_hops   the floor under tick-to-order: relays that only consume and re-produce (bench/hops.py)
+  kafka_hops   the floor under tick-to-order: relays that only consume and re-produce (bench/hops.py),
+               with each Kafka client
+  tick_to_order_by_client  the light loop once per Kafka client (aiokafka, confluent)
   backtest   the backtester's ticks/s (EMA cross, 1M trades) vs NautilusTrader's EMA cross example on the
              same trades, same run (bench/backtest_bench.py; Nautilus in bench/.venv-nautilus)
 """
@@ -224,6 +226,7 @@ def main(only: list[str]) -> int:
         "recorder_speed": lambda: asyncio.run(recorder_bench.measure_speed(settings)),
         "tick_to_order": lambda: asyncio.run(trading.bench_tick_to_order(settings)),
         "tick_to_order_light": lambda: asyncio.run(trading.bench_tick_to_order(settings, market_rate=20.0)),
+        "tick_to_order_by_client": lambda: asyncio.run(trading.bench_tick_to_order_by_client(settings)),
         "kafka_hops": lambda: asyncio.run(hops.bench_kafka_hops(settings.kafka_bootstrap)),
         "requote_requests": lambda: asyncio.run(requotes.bench_requote_requests(settings)),
         "backtest": lambda: backtest_bench.measure(1_000_000),

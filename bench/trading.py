@@ -61,14 +61,15 @@ def _since(end: list[tuple[float, float]], start: list[tuple[float, float]]) -> 
 
 
 async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 60.0, market_rate: float = 140.0,
-                              warmup: float = 15.0) -> dict[str, Any]:
+                              warmup: float = 15.0, client: str | None = None) -> dict[str, Any]:
     """Steady state: the percentiles cover the orders after `warmup` seconds (start-up, the first
-    reconciliation and JIT-cold broker paths are left out), from the difference of two scrapes."""
+    reconciliation and JIT-cold broker paths are left out), from the difference of two scrapes.
+    `client` runs every service on that Kafka client (HEAN_KAFKA_CLIENT), else the default."""
     prefix = f"benchtto{uuid.uuid4().hex[:6]}."
     with tempfile.TemporaryDirectory() as home:
         config = StackConfig(home=Path(home), bootstrap=settings.kafka_bootstrap, redis_url=settings.redis_url,
                              prefix=prefix, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"), market_rate=market_rate,
-                             recorder=False)
+                             recorder=False, extra_env={"HEAN_KAFKA_CLIENT": client} if client else {})
         seen: dict[str, float] = {}
         began = time.monotonic()
         at_warm: dict[str, list[tuple[float, float]]] = {}
@@ -88,11 +89,12 @@ async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 60.0, 
         stack, healthy = await run_stack(config, seconds, note)
     steady = {k: _since(stack.services[s].samples.buckets(m), at_warm[k]) for k, (s, m) in HISTOGRAMS.items()}
     execution = stack.services["execution"].samples
-    buckets, signal, decision = steady["order"], steady["signal"], steady["decision"]
+    buckets = steady["order"]
     ms = {q: histogram_quantile(q, buckets) for q in (0.5, 0.99, 0.999)}
     orders = buckets[-1][1] if buckets else 0.0  # the +Inf bucket counts every order since the warm-up
     paced = execution.total("hean_rest_paced_seconds_total") - paced_at_warm[0]
     return {
+        **({"kafka_client": client} if client else {}),
         "md_events_per_s": _rate(seen["md_end"] - seen["md_start"], seen["t_end"] - seen["t_start"]),
         "steady_seconds": round(seen["t_end"] - seen["t_start"]),
         "orders": int(orders),
@@ -101,12 +103,27 @@ async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 60.0, 
         "tick_to_order_p50_ms": round(ms[0.5] * 1000, 2) if ms[0.5] is not None else None,
         "tick_to_order_p99_ms": round(ms[0.99] * 1000, 2) if ms[0.99] is not None else None,
         "tick_to_order_p999_ms": round(ms[0.999] * 1000, 2) if ms[0.999] is not None else None,
-        "tick_to_signal_p50_ms": round((histogram_quantile(0.5, signal) or 0) * 1000, 2),
-        "tick_to_decision_p50_ms": round((histogram_quantile(0.5, decision) or 0) * 1000, 2),
-        "order_ack_p50_ms": round((histogram_quantile(0.5, steady["ack"]) or 0) * 1000, 2),
+        # Each hop's share (issue 17 §3): tick → strategy's intent committed → risk's decision
+        # committed → execution's request sent (tick_to_order) → the venue's ack; p99 too, so the
+        # hop where the tail grows is visible.
+        **{f"{name}_{label}_ms": round((histogram_quantile(q, steady[key]) or 0) * 1000, 2)
+           for name, key in (("tick_to_signal", "signal"), ("tick_to_decision", "decision"), ("order_ack", "ack"))
+           for label, q in (("p50", 0.5), ("p99", 0.99))},
         "venue_rate_limited_answers": int(execution.total("hean_rest_responses_total", ret_code="10006")),
         "stack_healthy": healthy,
     }
+
+
+async def bench_tick_to_order_by_client(settings: RuntimeSettings, market_rate: float = 20.0) -> dict[str, Any]:
+    """The light loop (~200 md events/s) once per Kafka client, in one run: the client's share of
+    tick-to-order on the whole stack, beside kafka_hops' bare relays."""
+    from services.runtime.bus import KAFKA_CLIENTS
+
+    out: dict[str, Any] = {}
+    for client in KAFKA_CLIENTS:
+        figures = await bench_tick_to_order(settings, market_rate=market_rate, client=client)
+        out.update({f"{client}_{name}": value for name, value in figures.items() if name != "kafka_client"})
+    return out
 
 
 # ---------------------------------------------------------------------- accounting replay
