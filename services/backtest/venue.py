@@ -126,6 +126,7 @@ class FillModel:
         self.defined: dict[str, Rules] = {}  # from the recorded ref.instruments, which win
         self.books: dict[str, Book] = {}
         self.orders: dict[str, Order] = {}  # by intent id, in placement order (the simulator's order)
+        self.resting: dict[str, Order] = {}  # the open limit orders among them, in the same order
         self.positions: dict[str, Decimal] = {}
         self.pending: list[tuple[int, int, IntentApproved]] = []  # (arrival ns, sequence, decision)
         self.now_ns = 0
@@ -159,7 +160,7 @@ class FillModel:
                 book.apply(event)
             elif isinstance(event, TradeReceived):
                 trades.append((event.side, event.price, event.qty))
-        for order in list(self.orders.values()):
+        for order in list(self.resting.values()):
             intent = order.intent
             if not order.open or intent.symbol != symbol or intent.price is None:
                 continue
@@ -168,6 +169,8 @@ class FillModel:
                                                   trades, own.get(intent.price), opposite)
             if filled:
                 reports.append(self._fill(order, filled, intent.price, maker=True))
+        if any(not o.open for o in self.resting.values()):
+            self.resting = {k: o for k, o in self.resting.items() if o.open}
         return reports
 
     def finish(self) -> list[Event]:
@@ -263,6 +266,7 @@ class FillModel:
         elif order.open and price is not None:
             own = book.bids if intent.side == "Buy" else book.asks
             order.queue_ahead = queue_on_arrival(own.get(price), ZERO)
+            self.resting[intent.id] = order
         return reports
 
     def _amend(self, amend: AmendOrder) -> list[Event]:
