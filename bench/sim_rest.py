@@ -27,7 +27,7 @@ import orjson
 
 from services.exchange_sim import private
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.signing import rest_signature
+from services.venues.bybit.signing import rest_signature
 
 KEY, SECRET = "bench-key", "bench-secret"
 

@@ -24,7 +24,7 @@ from services.exchange_sim import account, requests
 from services.exchange_sim.http import HttpRequest, HttpResponse
 from services.exchange_sim.requests import ParamsError, parse_body, parse_query
 from services.exchange_sim.rest import envelope, public_rest
-from services.execution.signing import verify_rest_signature
+from services.venues.bybit.signing import verify_rest_signature
 
 if TYPE_CHECKING:
     from services.exchange_sim.server import Simulator

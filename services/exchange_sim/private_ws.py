@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
 from services.exchange_sim.requests import ParamsError, WsOp, parse_body
-from services.execution.signing import ws_auth_signature
+from services.venues.bybit.signing import ws_auth_signature
 
 if TYPE_CHECKING:
     from services.exchange_sim.server import Simulator

@@ -32,9 +32,9 @@ from typing import Any
 import httpx
 import orjson
 
-from services.execution.signing import query_string, rest_signature
 from services.runtime.errors import HeanError, TransientError
 from services.runtime.settings import Secret
+from services.venues.bybit.signing import query_string, rest_signature
 
 log = logging.getLogger(__name__)
 

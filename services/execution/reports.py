@@ -50,10 +50,10 @@ from services.execution.core import (
     parse_private,
 )
 from services.execution.metrics import ExecutionMetrics
-from services.execution.signing import ws_auth_signature
 from services.runtime.bus import KAFKA_ERRORS, dead_letter_raw, make_consumer, partitions_of, read_to_end, send_and_wait
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, DeliveryFailed, TransientError
+from services.venues.bybit.signing import ws_auth_signature
 
 if TYPE_CHECKING:
     from services.execution.shell import ExecutionConfig

@@ -29,7 +29,7 @@ from websockets.sync.client import connect
 from services.exchange_sim import private
 from services.exchange_sim.rest import ROUTES as PUBLIC_ROUTES
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.signing import rest_signature, ws_auth_signature
+from services.venues.bybit.signing import rest_signature, ws_auth_signature
 
 KEY, SECRET = "fuzz-key", "fuzz-secret"
 BIG = "__1E+400__"  # replaced by a bare 1E+400 in the JSON text (no float serializes to it)

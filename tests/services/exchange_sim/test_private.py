@@ -15,7 +15,7 @@ import pytest
 import websockets
 
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.signing import rest_signature, ws_auth_signature
+from services.venues.bybit.signing import rest_signature, ws_auth_signature
 
 KEY, SECRET = "k1", "s1-secret"
 

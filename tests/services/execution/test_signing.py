@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.execution.signing import query_string, rest_signature, verify_rest_signature, ws_auth_signature
+from services.venues.bybit.signing import query_string, rest_signature, verify_rest_signature, ws_auth_signature
 
 SECRET = "test-secret-0123456789"
 
