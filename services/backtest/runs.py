@@ -114,20 +114,58 @@ def _time(ns: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{rest:09d}"
 
 
+class _Connection:
+    """A writing connection to the store: chDB in this process, or a ClickHouse server."""
+
+    def __init__(self, url: str, default_path: Path) -> None:
+        from urllib.parse import urlsplit
+
+        if not url or url.startswith("chdb://"):
+            path = Path(url[len("chdb://"):] or default_path)
+            from chdb import session
+
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.session: Any = session.Session(str(path))
+            except RuntimeError as exc:
+                raise StoreError(f"cannot open the chDB store at {path} ({str(exc).splitlines()[0][:120]}); only "
+                                 "one process can: a running recorder holds it") from None
+            self.client: Any = None
+            self.db = "hean"
+            return
+        parts = urlsplit(url)
+        if parts.scheme not in ("clickhouse", "http"):
+            raise StoreError(f"--store must be chdb://PATH or clickhouse://user:pass@host:port/db, was {url!r}")
+        import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        try:
+            self.client = clickhouse_connect.get_client(host=parts.hostname or "localhost", port=parts.port or 8123,
+                                                        username=parts.username or "default",
+                                                        password=parts.password or "", connect_timeout=2)
+        except ClickHouseError as exc:
+            raise StoreError(f"cannot reach the ClickHouse server at {parts.hostname}:{parts.port}: "
+                             f"{str(exc).splitlines()[0][:120]}") from None
+        self.session = None
+        self.db = (parts.path or "/hean").strip("/") or "hean"
+
+    def execute(self, sql: str) -> None:
+        if self.session is not None:
+            self.session.query(sql)
+        else:
+            self.client.command(sql)
+
+    def close(self) -> None:
+        (self.session or self.client).close()
+
+
 def store_run(store_url: str, default_path: Path, rid: str, description: dict[str, Any], metrics: Metrics,
               trades: Sequence[OrderFilled | OrderPartiallyFilled]) -> None:
     """Create the tables if needed and write the run and its fills."""
-    from services.recorder.store import open_store
-    from services.runtime.errors import ConfigError
-
+    store = _Connection(store_url, default_path)
     try:
-        store = open_store(store_url, default_path)
-    except ConfigError as exc:
-        raise StoreError(str(exc)) from None
-    except Exception as exc:  # the server's client raises its own types; the run stays unstored either way
-        raise StoreError(f"cannot open the store {store_url or default_path}: {type(exc).__name__}: {exc}") from None
-    try:
-        execute = store.session.query if hasattr(store, "session") else store.client.command  # type: ignore[union-attr]
+        execute = store.execute
+        execute(f"CREATE DATABASE IF NOT EXISTS {store.db}")
         execute(RUNS_DDL.format(db=store.db))
         execute(TRADES_DDL.format(db=store.db))
         started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
