@@ -30,7 +30,8 @@ SCHEMA_MINOR = 1
 takes its default, an unknown one is ignored), so they travel without a version on the wire:
   1.0  the events of issues 1-13;
   1.1  `venue` on intents, order events and positions (InstrumentId = venue + symbol; events
-       written before it decode with venue "bybit", the only venue then); ref.instrument."""
+       written before it decode with venue "bybit", the only venue then); ref.instrument;
+       account.funding (a funding settlement, on orders.events)."""
 
 Side = Literal["Buy", "Sell"]
 OrderType = Literal["Limit", "Market"]
@@ -301,6 +302,29 @@ class OrderAmendRejected(OrderEvent, frozen=True, kw_only=True, tag="order.amend
     reason: str
 
 
+class FundingSettled(Event, frozen=True, kw_only=True, tag="account.funding"):
+    """A perpetual's funding settlement on a position (Bybit: an `execution` with execType
+    "Funding"; no order is involved). `amount` is what the holder paid: positive when a long pays a
+    positive rate (or a short a negative one), negative when it was received. `position_qty` is
+    the signed position it was charged on, at `mark_price`."""
+
+    account: str
+    venue: str = "bybit"
+    symbol: str
+    exec_id: str
+    funding_rate: Decimal
+    position_qty: Decimal
+    mark_price: Decimal
+    amount: Decimal
+
+    def __post_init__(self) -> None:
+        for name in ("funding_rate", "position_qty", "mark_price", "amount"):
+            if not getattr(self, name).is_finite():
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
+        if self.mark_price <= 0:
+            raise ValueError(f"mark_price must be positive, got {self.mark_price}")
+
+
 # ---------------------------------------------------------------- accounting → accounting.positions
 
 
@@ -417,7 +441,7 @@ MarketEvent = TradeReceived | BookSnapshotReceived | BookDeltaReceived | TickerU
 IntentEvent = AnyIntent
 DecisionEvent = IntentApproved | IntentRejected
 ExecutionEvent = (OrderAcknowledged | OrderRejected | OrderPartiallyFilled | OrderFilled | OrderCancelled
-                  | OrderAmended | OrderAmendRejected)
+                  | OrderAmended | OrderAmendRejected | FundingSettled)
 ControlEvent = TradingHalted | TradingResumed
 
 AnyEvent = (
@@ -438,6 +462,7 @@ AnyEvent = (
     | OrderCancelled
     | OrderAmended
     | OrderAmendRejected
+    | FundingSettled
     | PositionUpdated
     | AccountUpdated
     | InstrumentDefined

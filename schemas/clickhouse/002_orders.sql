@@ -91,6 +91,10 @@ CREATE TABLE IF NOT EXISTS {db}.order_events
     is_maker      Nullable(Bool),
     cum_qty       Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
     leaves_qty    Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    funding_rate  Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    position_qty  Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    mark_price    Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    amount        Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
     _topic        LowCardinality(String),
     _partition    UInt16,
     _offset       UInt64 CODEC(Delta, ZSTD(1))

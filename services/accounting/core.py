@@ -18,6 +18,7 @@ import msgspec
 from schemas.events import (
     AccountUpdated,
     Event,
+    FundingSettled,
     OrderFilled,
     OrderPartiallyFilled,
     PositionUpdated,
@@ -25,7 +26,7 @@ from schemas.events import (
 )
 from schemas.topics import ACCOUNTING_POSITIONS
 from services.domain.ids import account_update_id, position_update_id
-from services.domain.position import FLAT, FillRefused, Position
+from services.domain.position import FLAT, FillRefused, Position, apply_funding
 from services.domain.position import apply_fill as fold_fill
 from services.runtime.errors import InvariantViolation
 from services.runtime.service import Emit, join_disjoint
@@ -83,6 +84,11 @@ def fold(state: AccountingState, event: Event) -> AccountingState:
         if mark is None or state.marks.get(event.symbol) == mark:
             return state
         return AccountingState(positions=state.positions, marks={**state.marks, event.symbol: mark})
+    if isinstance(event, FundingSettled):  # paid (or received) on the position: equity moves, qty does not
+        held = state.positions.get(event.account, {})
+        charged = apply_funding(held.get(event.symbol, _FLAT), event.amount)
+        return AccountingState(positions={**state.positions, event.account: {**held, event.symbol: charged}},
+                               marks=state.marks)
     return state
 
 
@@ -126,7 +132,7 @@ def step(state: AccountingState, event: Event, starting_balance: Decimal) -> tup
     new = fold(state, event)
     if new is state:
         return state, []
-    if isinstance(event, OrderPartiallyFilled | OrderFilled):
+    if isinstance(event, OrderPartiallyFilled | OrderFilled | FundingSettled):
         return new, _updates(new, event, event.account, event.symbol, starting_balance)
     emits: list[Emit] = []
     for account, positions in sorted(new.positions.items()):

@@ -17,9 +17,9 @@ from schemas.events import derive_id
 
 __all__ = [
     "account_update_id", "dead_letter_id", "decision_id", "derive_id", "ema_intent_id", "exec_ack_id",
-    "exec_amend_id", "exec_amend_reject_id", "exec_cancel_id", "exec_fill_id", "exec_reject_id", "halt_cancel_id",
-    "halt_flatten_id", "instrument_event_id", "intent_id_of", "link_id_for", "local_reject_id", "maker_amend_id",
-    "maker_cancel_id", "maker_quote_id", "market_book_id", "market_ticker_id", "market_trade_id",
+    "exec_amend_id", "exec_amend_reject_id", "exec_cancel_id", "exec_fill_id", "exec_funding_id", "exec_reject_id",
+    "halt_cancel_id", "halt_flatten_id", "instrument_event_id", "intent_id_of", "link_id_for", "local_reject_id",
+    "maker_amend_id", "maker_cancel_id", "maker_quote_id", "market_book_id", "market_ticker_id", "market_trade_id",
     "operator_control_id", "position_update_id", "raw_dead_letter_id", "risk_halt_id",
 ]
 
@@ -116,6 +116,11 @@ def exec_ack_id(order_id: str) -> str:
 def exec_fill_id(exec_id: str) -> str:
     """A fill from the venue's execId: pushed on the stream or found by reconciliation, one id."""
     return derive_id("exec-fill", exec_id)
+
+
+def exec_funding_id(exec_id: str) -> str:
+    """A funding settlement from the venue's execId (pushed or reconciled, one id)."""
+    return derive_id("exec-funding", exec_id)
 
 
 def exec_cancel_id(order_id: str) -> str:

@@ -109,6 +109,7 @@ class Account:
     by_link_id: dict[str, str] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
     fees_paid: Decimal = Decimal(0)
+    funding_paid: Decimal = Decimal(0)  # funding settled on positions (received: negative)
     executions: list[dict[str, Any]] = field(default_factory=list)  # the execution reports, oldest first
     leverage: dict[str, Decimal] = field(default_factory=dict)  # symbol → leverage set (default 10)
 
@@ -300,10 +301,45 @@ class MatchingEngine:
         if not 1 <= limit <= 100 or start < 0:
             return 10001, "params error: limit must be within [1, 100]", {}
         wanted = [e for e in reversed(account.executions)
-                  if all(not query.get(k) or e[k] == query[k] for k in ("symbol", "orderId", "orderLinkId"))]
+                  if all(not query.get(k) or e[k] == query[k]
+                         for k in ("symbol", "orderId", "orderLinkId", "execType"))]
         page = wanted[start:start + limit]
         more = start + limit < len(wanted)
         return 0, "OK", {"category": "linear", "list": page, "nextPageCursor": str(start + limit) if more else ""}
+
+    def settle_funding(self, rate: Decimal, now_ms: int) -> int:
+        """Charge every open position its funding (Bybit's rule: position value at the mark x rate;
+        a long pays a positive rate, a short receives it), settled in the wallet to 8 decimals and
+        reported as an `execution` with execType "Funding". Returns the positions charged."""
+        charged = 0
+        for account in self.accounts.values():
+            for symbol, position in account.positions.items():
+                if position.size == 0:
+                    continue
+                market = self.markets[symbol]
+                inst = market.instrument
+                mark_ticks = (market.best_bid() + market.best_ask()) // 2 if market.bids and market.asks \
+                    else market.last_price
+                value = inst.tick_size * mark_ticks * inst.qty_step * abs(position.size)
+                amount = (value * rate * (1 if position.size > 0 else -1)).quantize(Decimal("0.00000001"))
+                account.balance -= amount
+                account.funding_paid += amount
+                position.seq += 1
+                execution = {
+                    "category": "linear", "symbol": symbol,
+                    "execId": str(uuid.uuid5(ORDER_IDS, f"exec:{next(self.exec_seq)}")),
+                    "execPrice": inst.price_text(mark_ticks), "execQty": inst.qty_text(abs(position.size)),
+                    "execValue": _text(value), "execFee": _text(amount), "feeRate": _text(rate),
+                    "execType": "Funding", "isMaker": False, "orderId": "", "orderLinkId": "",
+                    "side": "Buy" if position.size > 0 else "Sell", "orderPrice": "", "orderQty": "0",
+                    "orderType": "UNKNOWN", "leavesQty": "0", "closedSize": "0", "execPnl": "0",
+                    "execTime": str(now_ms), "seq": position.seq, "feeCurrency": "USDT",
+                    "markPrice": inst.price_text(mark_ticks)}
+                account.executions.append(execution)
+                self.reports.append((account.api_key, "execution", execution))
+                self.reports.append((account.api_key, "wallet", self.wallet_view(account)))
+                charged += 1
+        return charged
 
     def ledger(self) -> dict[str, Any]:
         """Every account as the venue sees it (orders in placing order, fills, positions, wallet):

@@ -138,10 +138,12 @@ def _tickers(sim: Simulator, query: requests.TickersQuery) -> RestResult:
         if query.category == "linear":
             mark = inst.price_text((bid + ask) // 2)
             row.update({"indexPrice": mark, "markPrice": mark, "prevPrice1h": str(start), "openInterest": "0",
-                        "openInterestValue": "0", "fundingRate": "0.0001", "nextFundingTime": "0",
+                        "openInterestValue": "0", "fundingRate": str(sim.config.funding_rate),
+                        "nextFundingTime": str(sim.next_funding_ms if sim.next_funding_ms < 2**62 else 0),
                         "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0",
                         "basis": "", "preOpenPrice": "", "preQty": "", "curPreListingPhase": "",
-                        "fundingIntervalHour": "8", "basisRateYear": "", "fundingCap": "0.005"})
+                        "fundingIntervalHour": str(max(1, round(sim.config.funding_interval_s / 3600))),
+                        "basisRateYear": "", "fundingCap": "0.005"})
         else:
             row["usdIndexPrice"] = inst.price_text((bid + ask) // 2)
         rows.append(row)

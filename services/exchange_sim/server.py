@@ -7,6 +7,7 @@
     GET /sim/stats                                        counters (and private REST requests per route)
     GET /sim/step[?symbol=S] · /sim/release[?count=N]     lockstep mode: advance the market, release frames
     GET /sim/ledger                                       every account's orders, executions, positions, wallet
+    GET /sim/funding                                      settle funding now (otherwise every funding_interval_s)
     ws://HOST:PORT/v5/private                             auth, then order/execution/position/wallet
     http://HOST:REST_PORT/v5/...                          REST incl. signed orders (private.py)
 
@@ -87,6 +88,11 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # The Binance USDⓈ-M futures dialect (binance.py): its own market on the same symbols,
     # streams at /stream and /ws/…, depth snapshots at /fapi/v1/depth on the REST port.
     binance: bool = False
+    # Funding of perpetual positions (Bybit settles every 8 h, at 00:00, 08:00 and 16:00 UTC): at
+    # each multiple of the interval on the venue clock every open position pays (long, positive
+    # rate) or receives its value at the mark x the rate. 0 turns it off.
+    funding_interval_s: float = 28_800.0
+    funding_rate: Decimal = Decimal("0.0001")
 
     def secrets(self) -> dict[str, str]:
         """API key → secret, from "key:secret" entries (the simulator's own test credentials)."""
@@ -140,6 +146,7 @@ class Simulator:
         if self.state_path is not None and persist.load(self, self.state_path):
             orders = sum(len(a.orders) for a in self.engine.accounts.values())
             log.info("venue state restored", extra={"file": str(self.state_path), "orders": orders})
+        self.next_funding_ms = self._funding_after(self.venue_ms())  # after a restore: its clock
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -230,12 +237,27 @@ class Simulator:
             for symbol in self.symbols:
                 self.tick(symbol)
 
+    def _funding_after(self, now_ms: int) -> int:
+        """The next settlement time after `now_ms` (multiples of the interval since the epoch)."""
+        interval = round(self.config.funding_interval_s * 1000)
+        return (now_ms // interval + 1) * interval if interval > 0 else 2**63
+
+    def settle_funding(self, now_ms: int) -> None:
+        """Charge funding on every open position now (also reachable as GET /sim/funding)."""
+        charged = self.engine.settle_funding(self.config.funding_rate, now_ms)
+        self.stats["funding_settlements"] += 1
+        self.stats["funding_charges"] += charged
+        self.next_funding_ms = self._funding_after(now_ms)
+        self.deliver_private_reports()
+
     def tick(self, symbol: str) -> None:
         """One market step of `symbol`, broadcast to every subscriber of its topics."""
         market = self.symbols[symbol]
         fills = market.step()
         self.seq[symbol] += 1
         seq, ts = self.seq[symbol], self.venue_ms()
+        if ts >= self.next_funding_ms:
+            self.settle_funding(ts)
         self.engine.on_market_step(symbol, ts, fills)
         self.deliver_private_reports()
         top = market.top(max(DEPTHS))
@@ -470,6 +492,9 @@ class Simulator:
                 result = RestResult(400, {"error": str(exc)})
         elif url.path == "/sim/ledger":
             result = RestResult(200, self.engine.ledger())
+        elif url.path == "/sim/funding":
+            self.settle_funding(self.venue_ms())
+            result = RestResult(200, {"settled_at": self.venue_ms(), "next": self.next_funding_ms})
         elif url.path.startswith("/fapi/") and self.binance is not None:
             result = self.binance.rest(url.path, query)
         else:

@@ -21,6 +21,7 @@ import orjson
 from schemas.events import (
     AmendOrder,
     Event,
+    FundingSettled,
     OrderAcknowledged,
     OrderCancelled,
     OrderFilled,
@@ -28,7 +29,15 @@ from schemas.events import (
     OrderRejected,
     SubmitOrder,
 )
-from services.domain.ids import exec_ack_id, exec_cancel_id, exec_fill_id, exec_reject_id, intent_id_of, link_id_for
+from services.domain.ids import (
+    exec_ack_id,
+    exec_cancel_id,
+    exec_fill_id,
+    exec_funding_id,
+    exec_reject_id,
+    intent_id_of,
+    link_id_for,
+)
 from services.runtime.errors import DecodeError
 
 # Orders the venue cancels at placement, before they ever rest: Bybit reports them Cancelled with
@@ -108,6 +117,21 @@ def _cancel_reason(item: dict[str, Any]) -> str:
     return cancel_type
 
 
+def _funding(item: dict[str, Any], account: str, now_ns: int, created_ms: int) -> FundingSettled:
+    """A funding settlement: execFee is what the holder paid (negative: received), feeRate the
+    funding rate, execQty the position it was charged on, on the side of `side`, at execPrice
+    (the mark price); no order is involved, so it is reported whoever opened the position."""
+    side = _text(item, "side")
+    if side not in ("Buy", "Sell"):
+        raise MalformedPrivateMessage(f"Expected side Buy or Sell on a funding execution, found {side!r}")
+    size = _decimal(item, "execQty")
+    return FundingSettled(
+        id=exec_funding_id(_text(item, "execId")), ts_event=int(item.get("execTime") or created_ms) * 1_000_000,
+        ts_ingest=now_ns, account=account, symbol=_text(item, "symbol"), exec_id=item["execId"],
+        funding_rate=_decimal(item, "feeRate"), position_qty=size if side == "Buy" else -size,
+        mark_price=_decimal(item, "execPrice"), amount=_decimal(item, "execFee"))
+
+
 def _text(item: dict[str, Any], field: str) -> str:
     value = item[field]
     if not isinstance(value, str) or not value:
@@ -138,6 +162,9 @@ def _events(message: dict[str, Any], data: list[dict[str, Any]], account: str, n
     topic = message.get("topic", "")
     created_ms = int(message.get("creationTime", 0))
     for item in data:
+        if topic == "execution" and item.get("execType") == "Funding":
+            events.append(_funding(item, account, now_ns, created_ms))
+            continue
         link_id = item.get("orderLinkId", "")
         if not isinstance(link_id, str):
             raise MalformedPrivateMessage(f"Expected a string orderLinkId, found {link_id!r}")

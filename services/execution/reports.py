@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from schemas.events import (
     Event,
+    FundingSettled,
     IntentApproved,
     OrderAcknowledged,
     OrderCancelled,
@@ -267,6 +268,8 @@ class Reports:
             self.published.add(event.id)
             if event.account == self.config.account:
                 self.track(event)
+        elif isinstance(event, FundingSettled):
+            self.published.add(event.id)
         elif isinstance(event, IntentApproved) and isinstance(event.intent, SubmitOrder) \
                 and event.intent.account == self.config.account:
             self.decided[link_id_for(event.intent.id)] = event.intent.symbol
@@ -310,6 +313,15 @@ class Reports:
         for view in venue.values():
             events += await self.events_for(view)
         await self.publish(events)
+        await self.publish(await self.missed_funding())
+
+    async def missed_funding(self) -> list[Event]:
+        """Funding settlements the log lacks (pushed while the stream was down): the venue's
+        funding executions, each with the id the stream would have given it."""
+        listed = await self.rest.executions("linear", exec_type="Funding")
+        found = events_from_private({"topic": "execution", "data": listed}, self.config.account, time.time_ns(),
+                                    self.origins)
+        return [e for e in found if e.id not in self.published]
 
     async def events_for(self, view: dict[str, Any]) -> list[Event]:
         """The events one order's venue view implies and orders.events lacks: its ack, its fills

@@ -57,6 +57,23 @@ def ddl(db: str) -> list[str]:
     return statements
 
 
+def upgrades(db: str, existing: dict[str, set[str]]) -> list[str]:
+    """ALTERs that add the columns a table of an older store lacks (`existing`: table → columns
+    it has). Tables are created with IF NOT EXISTS, so a store made before an event gained a field
+    keeps its old columns, and the recorder's INSERT of the new column would fail on it; an
+    added column reads as NULL (or its type's default) for the rows recorded before."""
+    statements = []
+    for statement in ddl(db):
+        parsed = ddl_columns(statement)
+        if parsed is None or parsed[0] not in existing:
+            continue
+        table, columns = parsed
+        for name, ch_type in columns:
+            if name not in existing[table]:
+                statements.append(f"ALTER TABLE {db}.{table} ADD COLUMN IF NOT EXISTS {name} {ch_type}")
+    return statements
+
+
 def ddl_columns(statement: str) -> tuple[str, tuple[tuple[str, str], ...]] | None:
     """(table, ((column, type), ...)) parsed from one CREATE TABLE statement; None for a view."""
     table = re.search(r"CREATE TABLE IF NOT EXISTS \S+?\.(\w+)", statement)

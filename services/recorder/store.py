@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import orjson
 
 from services.recorder.columns import Columns, arrow_table, rows_to_columns, select_expression
-from services.recorder.core import TableSpec, ddl
+from services.recorder.core import TableSpec, ddl, upgrades
 from services.runtime.errors import ConfigError
 
 Row = tuple[Any, ...]
@@ -67,6 +67,8 @@ class ChdbStore:
         self.session.query(f"CREATE DATABASE IF NOT EXISTS {db}")
         for statement in ddl(db):
             self.session.query(statement)
+        for statement in upgrades(db, _columns_of(self.query(_COLUMNS.format(db=db)))):
+            self.session.query(statement)
 
     def insert(self, spec: TableSpec, rows: Sequence[Row]) -> None:
         """Row tuples (tests, hand-made rows): the same path as the recorder's columns."""
@@ -107,6 +109,8 @@ class ClickHouseStore:
         self.client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
         for statement in ddl(db):
             self.client.command(statement)
+        for statement in upgrades(db, _columns_of(self.client.query(_COLUMNS.format(db=db)).result_rows)):
+            self.client.command(statement)
 
     def insert(self, spec: TableSpec, rows: Sequence[Row]) -> None:
         self.insert_columns(spec, rows_to_columns(spec, rows))
@@ -144,3 +148,14 @@ def open_store(url: str, default_path: Path) -> ChdbStore | ClickHouseStore:
         raise ConfigError(f"RECORDER_STORE must be chdb://PATH or clickhouse://user:pass@host:port/db, was {url!r}")
     return ClickHouseStore(parts.hostname or "localhost", parts.port or 8123, parts.username or "default",
                            parts.password or "", (parts.path or "/hean").strip("/") or "hean")
+
+
+_COLUMNS = "SELECT table, name FROM system.columns WHERE database = '{db}'"
+
+
+def _columns_of(rows: Sequence[Sequence[Any]]) -> dict[str, set[str]]:
+    """table → the columns it has, from (table, column) rows of system.columns."""
+    existing: dict[str, set[str]] = {}
+    for table, name in rows:
+        existing.setdefault(table, set()).add(name)
+    return existing

@@ -30,7 +30,7 @@ import httpx
 from aiokafka import TopicPartition
 
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_DECISIONS, ORDERS_EVENTS
-from services.domain.ids import exec_ack_id, exec_cancel_id, exec_fill_id, intent_id_of
+from services.domain.ids import exec_ack_id, exec_cancel_id, exec_fill_id, exec_funding_id, intent_id_of
 from services.execution.core import never_rested
 from services.execution.shell import ExecutionConfig
 from services.execution.shell import group_id as execution_group
@@ -58,7 +58,8 @@ def group_inputs(services: Iterable[str], accounts: Iterable[str] = (ExecutionCo
 
 def expected_event_ids(ledger: Mapping[str, Any]) -> set[str]:
     """The orders.events ids the venue's books imply for HEAN's orders: an ack for every order that
-    rested or traded, a fill per execution, a cancel per cancelled order (execution/core.py)."""
+    rested or traded, a fill per execution, a cancel per cancelled order, a funding settlement per
+    funding execution (execution/core.py)."""
     ids: set[str] = set()
     for account in ledger.values():
         for order in account["orders"]:
@@ -70,6 +71,7 @@ def expected_event_ids(ledger: Mapping[str, Any]) -> set[str]:
                 ids.add(exec_cancel_id(order["orderId"]))
         ids.update(exec_fill_id(e["execId"]) for e in account["executions"]
                    if intent_id_of(e["orderLinkId"]))
+        ids.update(exec_funding_id(e["execId"]) for e in account["executions"] if e.get("execType") == "Funding")
     return ids
 
 
