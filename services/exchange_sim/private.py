@@ -59,6 +59,7 @@ class PrivateApi:
         # Requests per route that passed authentication, whatever their outcome: what a venue
         # charges against the rate limit, and the figure the request-rate benchmark reads (/sim/stats).
         self.requests: dict[str, int] = defaultdict(int)
+        self.granted = 1  # orders of the request being handled that fit the rate limit (see _rate)
 
     def inject(self, kind: str, count: int = 1) -> None:
         if kind not in PRIVATE_FAULTS:
@@ -104,7 +105,7 @@ class PrivateApi:
             return _json(200, envelope({}, 10004, f"error sign! origin_string[{timestamp}{api_key}{recv_window}"
                                                   f"{payload[:500]}]"))
         self.requests[url.path] += 1
-        limit_headers, allowed = self._rate(api_key, url.path, now_ms)
+        limit_headers, allowed = self._rate(api_key, url.path, now_ms, _orders_in(url.path, request.body))
         if not allowed or self._take_fault("ratelimit"):
             return _json(200, envelope({}, 10006, "Too many visits!"), limit_headers)
         try:
@@ -121,17 +122,19 @@ class PrivateApi:
             response.delay = self.timeout_seconds
         return response
 
-    def _rate(self, api_key: str, path: str, now_ms: int) -> tuple[dict[str, str], bool]:
-        """A rolling 1-second window per (key, endpoint)."""
+    def _rate(self, api_key: str, path: str, now_ms: int, units: int = 1) -> tuple[dict[str, str], bool]:
+        """A rolling 1-second window per (key, endpoint). A batch asks for one unit per order
+        (bybit-v5.md §3.7); it is let in while one unit is left, and `self.granted` says how many
+        of its orders fit: the handler refuses the rest with 10006, item by item."""
         limit = LIMITS[path]
         window = self.calls[(api_key, path)]
         now = now_ms / 1000
         while window and window[0] <= now - 1:
             window.popleft()
-        allowed = len(window) < limit
-        if allowed:
-            window.append(now)
-        reset = int((window[0] + 1) * 1000) if not allowed else now_ms
+        self.granted = min(units, limit - len(window))
+        allowed = self.granted > 0
+        window.extend([now] * max(0, self.granted))
+        reset = int((window[0] + 1) * 1000) if not allowed or self.granted < units else now_ms
         return {"x-bapi-limit": str(limit), "x-bapi-limit-status": str(max(0, limit - len(window))),
                 "x-bapi-limit-reset-timestamp": str(reset)}, allowed
 
@@ -151,14 +154,29 @@ def _create(api: PrivateApi, key: str, order: requests.CreateOrder, now_ms: int)
     return code, message, result, {}
 
 
+def _orders_in(path: str, body: bytes) -> int:
+    """Rate-limit units a request asks for: the orders of a batch, else one."""
+    if path not in BATCH_PATHS:
+        return 1
+    try:
+        items = orjson.loads(body).get("request")
+    except (orjson.JSONDecodeError, AttributeError):
+        return 1  # refused as malformed after the limit check
+    return max(1, len(items)) if isinstance(items, list) else 1
+
+
+RATE_LIMITED = (10006, "Too many visits!", {})
+
+
 def _create_batch(api: PrivateApi, key: str, batch: requests.CreateBatch, now_ms: int) -> Answer:
-    """Items are placed one by one; each gets its own code in retExtInfo (bybit-v5.md §3.5)."""
+    """Items are placed one by one; each gets its own code in retExtInfo (bybit-v5.md §3.5); the
+    ones past the rate limit's remaining units get 10006."""
     if len(batch.request) > BATCH_MAX:
         return 10001, f"params error: request must hold 1 to {BATCH_MAX} orders", {}, {}
     results, statuses = [], []
-    for item in batch.request:
+    for n, item in enumerate(batch.request):
         fields = {**requests.as_dict(item), "category": batch.category}
-        code, message, result = api.sim.engine.place(key, fields, now_ms)
+        code, message, result = api.sim.engine.place(key, fields, now_ms) if n < api.granted else RATE_LIMITED
         if code == 0:
             api.created_link_ids.append(result.get("orderLinkId", ""))
         results.append({"category": batch.category, "symbol": item.symbol, "orderId": result.get("orderId", ""),
@@ -180,16 +198,18 @@ def _amend(api: PrivateApi, key: str, amend: requests.AmendOrder, now_ms: int) -
 
 
 def _per_item(category: str, items: list[Any], act: Callable[[dict[str, Any]], tuple[int, str, dict[str, Any]]],
-              ) -> Answer:
+              granted: int) -> Answer:
     """An amend- or cancel-batch: each item acted on in order, its own code and message in
     retExtInfo.list (a failed item has orderId ""), retCode 0 for the request (batch-cancel.mdx)."""
     limit = AMEND_CANCEL_BATCH_MAX.get(category, 10)
     if len(items) > limit:
         return 10001, f"params error: request must hold 1 to {limit} orders for {category}", {}, {}
     results, statuses = [], []
-    for item in items:
+    for n, item in enumerate(items):
         fields = {**requests.as_dict(item), "category": category}
-        if not item.orderId and not item.orderLinkId:
+        if n >= granted:
+            code, message, result = RATE_LIMITED
+        elif not item.orderId and not item.orderLinkId:
             code, message, result = 10001, "params error: orderId or orderLinkId is required", {}
         else:
             code, message, result = act(fields)
@@ -200,11 +220,13 @@ def _per_item(category: str, items: list[Any], act: Callable[[dict[str, Any]], t
 
 
 def _amend_batch(api: PrivateApi, key: str, batch: requests.AmendBatch, now_ms: int) -> Answer:
-    return _per_item(batch.category, batch.request, lambda fields: api.sim.engine.amend(key, fields, now_ms))
+    return _per_item(batch.category, batch.request, lambda fields: api.sim.engine.amend(key, fields, now_ms),
+                     api.granted)
 
 
 def _cancel_batch(api: PrivateApi, key: str, batch: requests.CancelBatch, now_ms: int) -> Answer:
-    return _per_item(batch.category, batch.request, lambda fields: api.sim.engine.cancel(key, fields, now_ms))
+    return _per_item(batch.category, batch.request, lambda fields: api.sim.engine.cancel(key, fields, now_ms),
+                     api.granted)
 
 
 def _cancel_all(api: PrivateApi, key: str, body: requests.CancelAll, now_ms: int) -> Answer:
@@ -247,6 +269,7 @@ ROUTES: dict[str, Route] = {
     **{path: Route(*endpoint) for path, endpoint in account.ENDPOINTS.items()},
 }
 LIMITS = {path: route.limit for path, route in ROUTES.items()}
+BATCH_PATHS = frozenset({"/v5/order/create-batch", "/v5/order/amend-batch", "/v5/order/cancel-batch"})
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> HttpResponse:

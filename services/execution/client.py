@@ -47,6 +47,7 @@ DEFAULT_LIMITS = {"/v5/order/create": 10, "/v5/order/cancel": 10, "/v5/order/cre
                   "/v5/order/cancel-all": 10, "/v5/order/realtime": 50, "/v5/execution/list": 50,
                   "/v5/position/list": 50}
 BATCH_MAX = 10  # items per amend- or cancel-batch for linear (docs/v5/order/batch-amend, batch-cancel)
+BATCH_PATHS = frozenset({"/v5/order/create-batch", "/v5/order/amend-batch", "/v5/order/cancel-batch"})
 DUPLICATE_LINK_ID = 110072
 TIME_WINDOW = 10002
 RATE_LIMITED = 10006
@@ -157,15 +158,26 @@ class BybitRest:
         return await self._per_item("/v5/order/cancel-batch", category, items)
 
     async def _per_item(self, path: str, category: str, items: list[dict[str, Any]]) -> list[tuple[int, str]]:
-        outcomes: list[tuple[int, str]] = []
-        for start in range(0, len(items), BATCH_MAX):
-            chunk = [{k: v for k, v in item.items() if k != "category"} for item in items[start:start + BATCH_MAX]]
-            envelope = await self.request_envelope("POST", path, body={"category": category, "request": chunk})
-            statuses = (envelope.get("retExtInfo") or {}).get("list") or []
-            if len(statuses) != len(chunk):
-                raise VenueError(-1, f"{path} answered {len(statuses)} statuses for {len(chunk)} items")
-            outcomes += [(int(s.get("code", -1)), str(s.get("msg", ""))) for s in statuses]
-        return outcomes
+        """A batch endpoint, BATCH_MAX items a request; each item's (code, message) in order. Items
+        the venue refused for its rate limit (10006: a batch costs one unit per item, and one past
+        the units left is refused item by item) are sent again after the reset."""
+        outcomes: list[tuple[int, str]] = [(RATE_LIMITED, "")] * len(items)
+        for _attempt in range(self.max_attempts):
+            waiting = [i for i, (code, _) in enumerate(outcomes) if code == RATE_LIMITED]
+            if not waiting:
+                return outcomes
+            if len(waiting) < len(items) or _attempt:
+                await self._wait_for_reset(path)
+            for start in range(0, len(waiting), BATCH_MAX):
+                chosen = waiting[start:start + BATCH_MAX]
+                chunk = [{k: v for k, v in items[i].items() if k != "category"} for i in chosen]
+                envelope = await self.request_envelope("POST", path, body={"category": category, "request": chunk})
+                statuses = (envelope.get("retExtInfo") or {}).get("list") or []
+                if len(statuses) != len(chunk):
+                    raise VenueError(-1, f"{path} answered {len(statuses)} statuses for {len(chunk)} items")
+                for i, status in zip(chosen, statuses, strict=True):
+                    outcomes[i] = (int(status.get("code", -1)), str(status.get("msg", "")))
+        raise TransientError(f"{path}: items still refused for the rate limit after {self.max_attempts} attempts")
 
     async def cancel_all(self, category: str, symbol: str) -> list[dict[str, Any]]:
         """POST /v5/order/cancel-all for one symbol; the orders the venue cancelled."""
@@ -237,8 +249,9 @@ class BybitRest:
             raise VenueError(code, str(envelope.get("retMsg", "")))
         raise TransientError(f"{method} {path}: no success after {self.max_attempts} attempts")
 
-    async def _pace(self, path: str) -> None:
-        """Wait until one more request to `path` stays within the venue's advertised limit."""
+    async def _pace(self, path: str, units: int = 1) -> None:
+        """Wait until one more request to `path` (`units` orders of a batch, each charged by the
+        venue) stays within the venue's advertised limit."""
         window = self.sent.setdefault(path, deque())
         while True:
             known = self.rate_limits.get(path)
@@ -248,8 +261,8 @@ class BybitRest:
             now = time.monotonic()
             while window and window[0] <= now - self.pace_window_s:
                 window.popleft()
-            if len(window) < limit:
-                window.append(now)
+            if len(window) + min(units, limit) <= limit:
+                window.extend([now] * units)
                 return
             wait = window[0] + self.pace_window_s - now
             self.paced_seconds += wait
@@ -257,7 +270,8 @@ class BybitRest:
 
     async def _once(self, method: str, path: str, body: dict[str, Any] | None,
                     query: dict[str, Any] | None) -> dict[str, Any]:
-        await self._pace(path)
+        batch = (body or {}).get("request") if path in BATCH_PATHS else None
+        await self._pace(path, len(batch) if isinstance(batch, list) and batch else 1)
         timestamp = str(int(time.time() * 1000) + self.time_offset_ms)
         recv_window = str(self.recv_window_ms)
         if method == "GET":
