@@ -147,10 +147,12 @@ class ConfluentConsumer:
             self.subscribe(self._topics)
 
     async def stop(self) -> None:
-        """Leave the group (revoking through the listener) and close; idempotent."""
+        """Leave the group and close; idempotent. The listener does not hear this last revocation
+        (as with aiokafka): the owner has already snapshotted and committed what it keeps."""
         if self._c is None or self._stopping:
             return
         self._stopping = True
+        self._listener = None
         try:
             await asyncio.get_running_loop().run_in_executor(self._poller, self._c.close)
         finally:
