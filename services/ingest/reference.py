@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import httpx
-import orjson
 
 from schemas.events import InstrumentDefined
 from schemas.topics import REF_INSTRUMENTS
@@ -26,10 +25,9 @@ from services.domain.instrument import Instrument, defined
 from services.runtime.bus import make_admin, send_and_wait
 from services.runtime.codec import encode
 from services.runtime.errors import DeliveryFailed
-from services.venues.bybit.instruments import InstrumentsRefused, parse_instruments
+from services.venues.port import InstrumentSource, InstrumentsRefused
 
 log = logging.getLogger(__name__)
-PATH = "/v5/market/instruments-info"
 
 
 def changed(published: dict[str, InstrumentDefined], fresh: Iterable[Instrument], now_ns: int,
@@ -43,27 +41,6 @@ def changed(published: dict[str, InstrumentDefined], fresh: Iterable[Instrument]
     return out
 
 
-async def fetch_instruments(client: httpx.AsyncClient, rest_url: str, category: str,
-                            symbols: Sequence[str]) -> list[Instrument]:
-    """The venue's instruments of `category` that `symbols` name, every page of the answer.
-
-    Raises InstrumentsRefused for an answer that cannot be read; network errors are httpx's."""
-    found: list[Instrument] = []
-    cursor = ""
-    while True:
-        params = {"category": category, "limit": "1000", **({"cursor": cursor} if cursor else {})}
-        response = await client.get(rest_url.rstrip("/") + PATH, params=params)
-        try:
-            answer = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise InstrumentsRefused(f"instruments-info answered HTTP {response.status_code} with a body that "
-                                     f"is not JSON: {response.content[:80]!r}") from None
-        found += [i for i in parse_instruments(answer) if i.symbol in symbols]
-        cursor = str((answer.get("result") or {}).get("nextPageCursor") or "")
-        if not cursor:
-            return found
-
-
 class InstrumentFeed:
     """Keeps ref.instruments current for one ingest instance's symbols.
 
@@ -71,9 +48,9 @@ class InstrumentFeed:
     refused reference record is retried on the next read instead of stopping the market data,
     since the same rules are published again until one delivery is acknowledged."""
 
-    def __init__(self, rest_url: str, category: str, symbols: Sequence[str], prefix: str,
+    def __init__(self, source: InstrumentSource, symbols: Sequence[str], prefix: str,
                  refresh_seconds: float, on_failure: Callable[[], None] = lambda: None) -> None:
-        self.rest_url, self.category, self.symbols = rest_url, category, tuple(symbols)
+        self.source, self.symbols = source, tuple(symbols)
         self.topic = prefix + REF_INSTRUMENTS
         self.refresh_seconds = refresh_seconds
         self.on_failure = on_failure
@@ -82,11 +59,11 @@ class InstrumentFeed:
 
     async def publish_once(self, producer: Any, client: httpx.AsyncClient) -> int:
         """Read the venue once and publish what changed; returns how many records went out."""
-        fresh = await fetch_instruments(client, self.rest_url, self.category, self.symbols)
+        fresh = await self.source.read(client, self.symbols)
         missing = sorted(set(self.symbols) - {i.symbol for i in fresh})
         if missing and not self.first.is_set():
-            log.warning("the venue lists no %s instrument for %s; those symbols get no reference data",
-                        self.category, missing)
+            log.warning("%s lists no instrument for %s; those symbols get no reference data",
+                        self.source.venue, missing)
         records = changed(self.published, fresh, time.time_ns())
         await send_and_wait(producer, [(self.topic, r.symbol.encode(), encode(r)) for r in records])
         self.published.update({r.symbol: r for r in records})
@@ -106,16 +83,19 @@ class InstrumentFeed:
                     wait, delay = self.refresh_seconds, 0.2
                 except (httpx.HTTPError, InstrumentsRefused, DeliveryFailed) as exc:
                     self.on_failure()
-                    log.warning("instruments-info from %s not published (%s); again in %.1f s",
-                                self.rest_url, exc, delay)
+                    log.warning("%s instruments not published (%s); again in %.1f s", self.source.venue, exc, delay)
                     wait, delay = delay, min(retry_max, delay * 2)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
 
 
-async def topic_exists(bootstrap: str, topic: str) -> bool:
+async def topic_exists(producer: Any, bootstrap: str, topic: str) -> bool:
     """Whether `topic` exists: the broker does not create topics on use, so a session without
-    ref.instruments (created by `hean topics create`) publishes no reference data, said once."""
+    ref.instruments (created by `hean topics create`) publishes no reference data, said once.
+    Asked over the producer's own connection where it has one (no second client to start)."""
+    client = getattr(producer, "client", None)
+    if client is not None and hasattr(client, "fetch_all_metadata"):
+        return topic in (await client.fetch_all_metadata()).topics()
     admin = make_admin(bootstrap)
     await admin.start()
     try:

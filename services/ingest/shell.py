@@ -41,6 +41,7 @@ from services.runtime.codec import encode
 from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
+from services.venues.bybit.instruments import BybitInstruments
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,8 @@ class Ingest:
         self.prefix = settings.topic_prefix
         self.connected = asyncio.Event()
         self.published = 0
+        self._reference_ready = asyncio.Event()  # cleared while run() publishes the first rules
+        self._reference_ready.set()
         self._failures = 0
         self._last_frame = 0.0
         self._ping_unanswered_since: float | None = None  # when the oldest unanswered ping went out
@@ -196,7 +199,8 @@ class Ingest:
         refresher: asyncio.Task[None] | None = None
         backoff = self.config.backoff_initial
         try:
-            refresher = await self._start_reference_data(producer, stop)
+            self._reference_ready.clear()  # market data waits for the rules (see _reference_data)
+            refresher = asyncio.create_task(self._reference_data(producer, stop), name="instruments")
             self.metrics.base.up.labels("ingest").set(1)
             while not stop.is_set():
                 cause = await self._connection(producer, stop)
@@ -227,24 +231,37 @@ class Ingest:
                 self._recorder.close()
         self.delivery.check()  # a stop must not hide records the broker never took
 
-    async def _start_reference_data(self, producer: Any, stop: asyncio.Event) -> asyncio.Task[None] | None:
-        """Start publishing the venue's instruments, and give the first publish up to
-        `instruments_wait_seconds` so a symbol's rules reach the log before its first book."""
+    async def _reference_data(self, producer: Any, stop: asyncio.Event) -> None:
+        """Publish the venue's instruments until `stop`. The streams connect meanwhile, but their
+        events wait (in `publish`) for the first publish, up to `instruments_wait_seconds`, so a
+        symbol's rules reach the log before its first book; with no feed they wait for nothing."""
         config = self.config
         rest_url = config.instruments_url
-        if not rest_url or config.venue != "bybit":  # Binance's exchangeInfo is not read yet
-            return None
-        if not await topic_exists(self.settings.kafka_bootstrap, self.prefix + REF_INSTRUMENTS):
-            log.warning("no topic %s; no reference data published (create it: hean topics create)",
-                        self.prefix + REF_INSTRUMENTS)
-            return None
         failures = self.metrics.instrument_failures.labels("ingest")
-        feed = InstrumentFeed(rest_url, config.category, config.symbols, self.prefix,
-                              config.instruments_refresh_seconds, on_failure=failures.inc)
-        task = asyncio.create_task(feed.run(producer, stop), name="instruments")
+        try:
+            if not rest_url or config.venue != "bybit":  # Binance's exchangeInfo is not read yet
+                return
+            if not await topic_exists(producer, self.settings.kafka_bootstrap, self.prefix + REF_INSTRUMENTS):
+                log.warning("no topic %s; no reference data published (create it: hean topics create)",
+                            self.prefix + REF_INSTRUMENTS)
+                return
+            feed = InstrumentFeed(BybitInstruments(rest_url, config.category), config.symbols, self.prefix,
+                                  config.instruments_refresh_seconds, on_failure=failures.inc)
+            gate = asyncio.create_task(self._open_after(feed.first, config.instruments_wait_seconds))
+            try:
+                await feed.run(producer, stop)
+            finally:
+                gate.cancel()
+        except Exception:  # the market data must not stop for reference data: said, counted, given up
+            failures.inc()
+            log.exception("reference data stopped; ref.instruments is no longer kept current")
+        finally:
+            self._reference_ready.set()
+
+    async def _open_after(self, first: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(feed.first.wait(), config.instruments_wait_seconds)
-        return task
+            await asyncio.wait_for(first.wait(), seconds)
+        self._reference_ready.set()
 
     async def _connection(self, producer: Any, stop: asyncio.Event) -> str:
         """One connection's life; returns why it ended (the reconnect cause)."""
@@ -368,6 +385,8 @@ class Ingest:
 
         Per-event send: the producer's accumulator (linger) batches them across frames; a closed
         batch per frame would cost one produce request per frame."""
+        if not self._reference_ready.is_set():
+            await self._reference_ready.wait()
         counters = self._out_counters
         watch = self.delivery.watch
         for topic, key, event in events:

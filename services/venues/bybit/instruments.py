@@ -9,29 +9,33 @@ An annotated linear item (bybit-v5.md §3.5; fields HEAN does not use left out):
                        "minNotionalValue": "5"}}
 
 Spot items name the lot step `basePrecision` and the minimum notional `minOrderAmt`. The endpoint
-carries no fees (they are per account: GET /v5/account/fee-rate), so the parser takes the rates to
-use and defaults to Bybit's published base tier; quantities of linear contracts are in the base
-coin, so the contract multiplier is 1.
+carries no fees (they are per account: GET /v5/account/fee-rate), so the parser takes the rates
+to use and defaults to Bybit's published base tier; quantities of linear contracts are in the
+base coin, so the contract multiplier is 1. `BybitInstruments` is the reference-data part of the
+venue port (services/venues/port.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import httpx
+import orjson
+
 from services.domain.instrument import Instrument, InstrumentId, InstrumentKind
+from services.venues.port import InstrumentsRefused
+
+__all__ = ["BybitInstruments", "InstrumentsRefused", "from_bybit", "parse_instruments"]
 
 VENUE = "bybit"
+PATH = "/v5/market/instruments-info"
 BASE_TIER_FEES: dict[str, tuple[Decimal, Decimal]] = {
     "linear": (Decimal("0.0002"), Decimal("0.00055")),  # maker, taker (Bybit's non-VIP derivatives rates)
     "spot": (Decimal("0.001"), Decimal("0.001")),
 }
 KINDS: dict[str, InstrumentKind] = {"linear": "linear_perpetual", "spot": "spot"}
-
-
-class InstrumentsRefused(ValueError):
-    """An instruments-info answer HEAN cannot read: says which item and field, and what was found."""
 
 
 def _decimal(item: Mapping[str, Any], group: str, name: str) -> Decimal:
@@ -92,3 +96,29 @@ def parse_instruments(answer: Mapping[str, Any], fees: Mapping[str, tuple[Decima
         raise InstrumentsRefused(f"Expected result.list in instruments-info, found {type(items).__name__}")
     fees = fees or {}
     return [from_bybit(str(category), item, fees.get(str(item.get("symbol")))) for item in items]
+
+
+class BybitInstruments:
+    """The reference-data part of the venue port for Bybit V5: GET /v5/market/instruments-info of
+    one category at `rest_url` (the simulator serves it too), every page of the answer."""
+
+    venue = VENUE
+
+    def __init__(self, rest_url: str, category: str) -> None:
+        self.rest_url, self.category = rest_url.rstrip("/"), category
+
+    async def read(self, client: httpx.AsyncClient, symbols: Sequence[str]) -> list[Instrument]:
+        found: list[Instrument] = []
+        cursor = ""
+        while True:
+            params = {"category": self.category, "limit": "1000", **({"cursor": cursor} if cursor else {})}
+            response = await client.get(self.rest_url + PATH, params=params)
+            try:
+                answer = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                raise InstrumentsRefused(f"instruments-info answered HTTP {response.status_code} with a body "
+                                         f"that is not JSON: {response.content[:80]!r}") from None
+            found += [i for i in parse_instruments(answer) if i.symbol in symbols]
+            cursor = str((answer.get("result") or {}).get("nextPageCursor") or "")
+            if not cursor:
+                return found
