@@ -5,7 +5,7 @@ field, and fills that agree with the simulator's own executions.
 The live run is the session's crash-free lockstep run (`clean_run`: simulator, ingest, strategy,
 risk, execution, accounting as processes on the real broker, 25 steps of 3 symbols). The backtest
 reads its md topics from the log and runs in this process; then `hean backtest` runs the same
-through the CLI and stores the run, which `hean sql` reads back from the chDB store.
+through the CLI and stores the run, which `hean sql`'s reader gets back from the chDB store.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from schemas.events import OrderFilled, OrderPartiallyFilled
 from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_INTENTS
 from services.backtest import loop, setup
 from services.backtest.sources import Query, from_log
-from services.execution.core import intent_id_of
+from services.cli.sql import fetch
+from services.domain.ids import intent_id_of
+from services.recorder.query import QueryLimits
 from services.supervisor.chaos import LOCAL_TIMES, RunRecord
 
 pytestmark = pytest.mark.integration
@@ -89,12 +91,9 @@ async def test_backtest_of_recorded_ticks_equals_the_live_run(clean_run: RunReco
     assert printed["intents"] == len(live_intents) and printed["decisions"] == len(live_decisions)
     assert printed["trades"] == sum(live_fills.values())
     assert (tmp_path / "report.png").stat().st_size > 10_000 and (tmp_path / "report.html").stat().st_size > 1_000_000
-    sql = [sys.executable, "-m", "services.cli.main", "sql", "--store", store, "--format", "json",
-           "SELECT run_id, strategy, trades, (SELECT count() FROM hean.backtest_trades) AS fills "
-           "FROM hean.backtest_runs FINAL"]
-    answer = subprocess.run(sql, capture_output=True, text=True, timeout=60, check=False, env=_env(bootstrap))
-    assert answer.returncode == 0, answer.stderr
-    [row] = [orjson.loads(line) for line in answer.stdout.splitlines() if line]
+    answer = fetch("SELECT run_id, strategy, trades, (SELECT count() FROM hean.backtest_trades) AS fills "
+                   "FROM hean.backtest_runs FINAL", store, "JSONEachRow", tmp_path, QueryLimits())  # hean sql's path
+    [row] = [orjson.loads(line) for line in answer.splitlines() if line]
     assert row["run_id"] == printed["run_id"] and row["strategy"] == "ema+maker"
     assert int(row["trades"]) == int(row["fills"]) == printed["trades"]
 
