@@ -295,6 +295,10 @@ async def _send_and_follow(prefix: str, intent: AnyIntent, wait_s: float) -> lis
                             return said
                     answer = _outcome(intent, event)
                     if answer is not None:
+                        # The venue's answer can be read before the decision (two topics): an
+                        # order the venue answered is one risk approved.
+                        if not approved and answer.startswith("venue:"):
+                            said.append("approved by risk")
                         return [*said, answer]
         said.append(f"no venue report within {wait_s:g} s (an order already closed gets none)" if approved
                     else f"no decision within {wait_s:g} s; is risk running on this session?")
