@@ -56,6 +56,6 @@ def on_trade(state: EmaState, trade: TradeReceived, params: EmaParams) -> tuple[
     intent = SubmitOrder(
         id=ema_intent_id(params.account, trade.symbol, trade.id), ts_event=trade.ts_event,
         ts_ingest=trade.ts_ingest, origin_ts=trade.origin_ts, account=params.account, strategy="ema",
-        symbol=trade.symbol, side="Buy" if delta > 0 else "Sell", order_type="Market", qty=abs(delta),
-        time_in_force="IOC")
+        venue=trade.venue, symbol=trade.symbol, side="Buy" if delta > 0 else "Sell", order_type="Market",
+        qty=abs(delta), time_in_force="IOC")
     return EmaState(fast, slow, trades, signal, state.orders.submitted(intent.id, delta)), [intent]

@@ -87,7 +87,7 @@ def on_book(state: MakerState, book: BookSnapshotReceived | BookDeltaReceived,
                 and abs(current.price - price) < p.requote_ticks * p.tick_size:
             continue
         common = {"ts_event": book.ts_event, "ts_ingest": book.ts_ingest, "origin_ts": book.origin_ts,
-                  "account": p.account, "strategy": "maker", "symbol": book.symbol}
+                  "account": p.account, "strategy": "maker", "venue": book.venue, "symbol": book.symbol}
         if current is not None and allowed and p.amend:
             intents.append(AmendOrder(id=maker_amend_id(current.intent_id, book.id), price=price,
                                       intent_id=current.intent_id, **common))
