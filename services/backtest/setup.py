@@ -77,6 +77,8 @@ def build(strategy: str, params: Mapping[str, str], symbols: Sequence[str], late
             raise SetupError(f"maker symbol {outside[0]} is not among --symbols")
         strategy_fields["maker_symbols"] = given
     risk_fields: dict[str, Any] = {k[len(RISK_PREFIX):]: v for k, v in params.items() if k.startswith(RISK_PREFIX)}
+    if "instruments" in risk_fields:  # SYMBOL=tick/step/min_qty/min_notional entries, comma-separated
+        risk_fields["instruments"] = tuple(x for x in risk_fields["instruments"].split(",") if x)
     accounting_fields = {k: v for k, v in params.items() if k in AccountingConfig.__struct_fields__}
     try:
         built = Setup(strategy=msgspec.convert(strategy_fields, StrategyConfig, strict=False),
