@@ -57,6 +57,8 @@ def add_parser(sub: Any) -> None:
                                         "read with --source clickhouse, and where the run is stored")
     parser.add_argument("--topic-prefix", help="the session whose data to read (default: the current session)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="decision → venue latency (default 0)")
+    parser.add_argument("--funding-hours", type=float, default=8.0,
+                        help="funding settles every this many hours of venue time, at the recorded rate (default 8)")
     parser.add_argument("--grid", action="append", default=[], metavar="NAME=A,B,C",
                         help="sweep a parameter over values (repeatable: every combination), on several processes")
     parser.add_argument("--rank-by", choices=RANKABLE, default="sharpe", help="the grid's ranking (default sharpe)")
@@ -101,7 +103,7 @@ def _main(args: argparse.Namespace) -> int:
         params = setup.parse_params(args.param)
         grid = _grid(args.grid)
         for point in grid or [{}]:
-            setup.build(args.strategy, {**params, **point}, symbols, args.latency_ms)
+            setup.build(args.strategy, {**params, **point}, symbols, args.latency_ms, args.funding_hours)
     except setup.SetupError as exc:
         raise BadInput(str(exc)) from None
     if args.workers < 1:
@@ -117,6 +119,7 @@ def _main(args: argparse.Namespace) -> int:
                        f"of session {prefix!r} in the {args.source}")
     description = {"strategy": args.strategy, "params": params, "symbols": list(symbols), "source": args.source,
                    "from_ns": args.from_ns, "to_ns": args.to_ns, "latency_ms": args.latency_ms,
+                   "funding_hours": args.funding_hours,
                    "code_version": _code_version(), "market_events": len(events), "prefix": prefix}
     if grid:
         return _sweep(args, description, grid, recorded, store_url, home)
@@ -129,7 +132,8 @@ def _single(args: argparse.Namespace, description: dict[str, Any], recorded: Any
     from schemas.topics import ORDERS_DECISIONS, ORDERS_INTENTS
     from services.backtest import metrics, report, runs, setup
 
-    built = setup.build(args.strategy, description["params"], description["symbols"], args.latency_ms)
+    built = setup.build(args.strategy, description["params"], description["symbols"], args.latency_ms,
+                        args.funding_hours)
     outcome = _run_with_progress(built, recorded)
     account = built.account()
     figures = metrics.compute(outcome, account, built.starting_balance)
@@ -207,11 +211,12 @@ def _init_worker(payload: bytes, definitions: bytes) -> None:
     _INSTRUMENTS[:] = msgspec.msgpack.decode(definitions, type=list[InstrumentDefined])
 
 
-def _grid_point(strategy: str, params: dict[str, str], symbols: list[str], latency_ms: float) -> dict[str, Any]:
+def _grid_point(strategy: str, params: dict[str, str], symbols: list[str], latency_ms: float,
+                funding_hours: float) -> dict[str, Any]:
     """One grid point in a worker process: its metrics and fills (for the store)."""
     from services.backtest import loop, metrics, setup
 
-    built = setup.build(strategy, params, symbols, latency_ms)
+    built = setup.build(strategy, params, symbols, latency_ms, funding_hours)
     outcome = loop.run(built, _EVENTS, price_every=len(_EVENTS) + 1, instruments=_INSTRUMENTS)
     account = built.account()
     return {"params": params, "metrics": metrics.compute(outcome, account, built.starting_balance),
@@ -239,7 +244,7 @@ def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dic
                      disable=not console.is_terminal) as progress:
         task = progress.add_task("points", total=len(grid))
         futures = [pool.submit(_grid_point, args.strategy, {**base, **point}, description["symbols"],
-                               args.latency_ms) for point in grid]
+                               args.latency_ms, args.funding_hours) for point in grid]
         for future in futures:
             results.append(future.result())
             progress.advance(task)

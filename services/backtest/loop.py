@@ -45,7 +45,7 @@ from schemas.topics import (
 from services.accounting import core as accounting
 from services.accounting.config import AccountingConfig
 from services.accounting.shell import definition as accounting_definition
-from services.backtest.venue import FillModel
+from services.backtest.venue import FUNDING_INTERVAL_NS, FillModel
 from services.risk import core as risk
 from services.risk.config import RiskConfig
 from services.risk.shell import definition as risk_definition
@@ -71,6 +71,7 @@ class Setup:
     risk: RiskConfig
     accounting: AccountingConfig
     latency_ns: int = 0
+    funding_interval_ns: int = FUNDING_INTERVAL_NS
 
     @property
     def starting_balance(self) -> Decimal:
@@ -125,7 +126,7 @@ def run(setup: Setup, events: Iterable[Any], progress: Callable[[int], None] | N
     """Run the cores over `events` (market events in the order ingest published them), after the
     instrument definitions the data holds."""
     out = Outcome()
-    venue = FillModel(setup.latency_ns)
+    venue = FillModel(setup.latency_ns, funding_interval_ns=setup.funding_interval_ns)
     services = setup.services()
     routes = _routes(services)
     state: dict[str, Any] = {name: service.initial_state() for name, service in services.items()}

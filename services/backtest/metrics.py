@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
-from schemas.events import AccountUpdated, OrderFilled, OrderPartiallyFilled, PositionUpdated
+from schemas.events import AccountUpdated, FundingSettled, OrderFilled, OrderPartiallyFilled, PositionUpdated
 from schemas.topics import ACCOUNTING_POSITIONS, ORDERS_EVENTS
 from services.backtest.loop import Outcome
 
@@ -48,6 +48,7 @@ class Metrics:
     max_drawdown_duration_s: float
     turnover: Decimal
     fees: Decimal
+    funding: Decimal  # paid on positions (negative: received)
     win_rate: float | None
     trades: int
     exposure: float
@@ -137,10 +138,12 @@ def compute(outcome: Outcome, account: str, starting_balance: Decimal) -> Metric
     own = fills(outcome, account)
     turnover = sum((f.fill_qty * f.fill_price for f in own), ZERO)
     fees = sum((f.fee for f in own), ZERO)
+    funding = sum((e.amount for e in outcome.of(ORDERS_EVENTS)
+                   if isinstance(e, FundingSettled) and e.account == account), ZERO)
     return Metrics(starting_balance=starting_balance, final_equity=final, pnl=pnl, total_return=total_return,
                    sharpe=sharpe, sortino=sortino, calmar=annual / worst_pct if worst_pct else None,
                    max_drawdown=worst, max_drawdown_pct=worst_pct, max_drawdown_duration_s=under_s,
-                   turnover=turnover, fees=fees, win_rate=win_rate(outcome, account), trades=len(own),
+                   turnover=turnover, fees=fees, funding=funding, win_rate=win_rate(outcome, account), trades=len(own),
                    exposure=exposure(outcome, account, start, end), duration_s=duration / 1e9)
 
 

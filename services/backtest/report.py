@@ -20,7 +20,7 @@ from services.backtest.metrics import Metrics, equity_curve, fills
 ROWS = (("pnl", "PnL"), ("total_return", "return"), ("sharpe", "Sharpe"), ("sortino", "Sortino"),
         ("calmar", "Calmar"), ("max_drawdown", "max drawdown"), ("max_drawdown_pct", "max drawdown %"),
         ("max_drawdown_duration_s", "max drawdown duration (s)"), ("turnover", "turnover"), ("fees", "fees"),
-        ("win_rate", "win rate"), ("trades", "trades (fills)"), ("exposure", "exposure"),
+        ("funding", "funding"), ("win_rate", "win rate"), ("trades", "trades (fills)"), ("exposure", "exposure"),
         ("final_equity", "final equity"), ("duration_s", "data span (s)"))
 PERCENT = {"total_return", "max_drawdown_pct", "win_rate", "exposure"}
 

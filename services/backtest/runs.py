@@ -43,6 +43,7 @@ RUNS_DDL = """CREATE TABLE IF NOT EXISTS {db}.backtest_runs
     max_drawdown_duration_s Float64,
     turnover                Decimal(38, 18),
     fees                    Decimal(38, 18),
+    funding                 Decimal(38, 18),
     win_rate                Nullable(Float64),
     trades                  UInt64,
     exposure                Float64,
@@ -68,8 +69,8 @@ ENGINE = ReplacingMergeTree
 ORDER BY (run_id, ts_event, exec_id)"""
 
 METRIC_COLUMNS = ("starting_balance", "final_equity", "pnl", "total_return", "sharpe", "sortino", "calmar",
-                  "max_drawdown", "max_drawdown_pct", "max_drawdown_duration_s", "turnover", "fees", "win_rate",
-                  "trades", "exposure", "duration_s")
+                  "max_drawdown", "max_drawdown_pct", "max_drawdown_duration_s", "turnover", "fees", "funding",
+                  "win_rate", "trades", "exposure", "duration_s")
 
 
 class StoreError(Exception):
@@ -173,7 +174,10 @@ def store_run(store_url: str, default_path: Path, rid: str, description: dict[st
                   list(description["symbols"]), description["source"], _time(description["from_ns"]),
                   _time(description["to_ns"]), float(description["latency_ms"]), description["code_version"],
                   int(description["market_events"]), *(getattr(metrics, c) for c in METRIC_COLUMNS)]
-        execute(f"INSERT INTO {store.db}.backtest_runs VALUES ({', '.join(map(_literal, values))})")
+        columns = ("run_id", "started_at", "strategy", "params", "symbols", "source", "data_from", "data_to",
+                   "latency_ms", "code_version", "market_events", *METRIC_COLUMNS)
+        execute(f"INSERT INTO {store.db}.backtest_runs ({', '.join(columns)}) "
+                f"VALUES ({', '.join(map(_literal, values))})")
         for chunk in range(0, len(trades), 5000):
             rows = ", ".join("(" + ", ".join(map(_literal, (rid, _time(f.ts_event), f.symbol, f.side, f.fill_qty,
                                                             f.fill_price, f.fee, f.is_maker, f.intent_id,

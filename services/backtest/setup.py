@@ -54,7 +54,8 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return params
 
 
-def build(strategy: str, params: Mapping[str, str], symbols: Sequence[str], latency_ms: float = 0.0) -> Setup:
+def build(strategy: str, params: Mapping[str, str], symbols: Sequence[str], latency_ms: float = 0.0,
+          funding_hours: float = 8.0) -> Setup:
     """The cores' parameters for a backtest of `strategy` on `symbols` with `params`."""
     if strategy not in STRATEGIES:
         raise SetupError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -63,6 +64,8 @@ def build(strategy: str, params: Mapping[str, str], symbols: Sequence[str], late
         raise SetupError(f"unknown parameter {unknown[0]!r}; parameters: {', '.join(parameter_names())}")
     if latency_ms < 0:
         raise SetupError(f"--latency-ms must be >= 0, got {latency_ms:g}")
+    if funding_hours <= 0:
+        raise SetupError(f"--funding-hours must be > 0, got {funding_hours:g}")
     strategy_fields: dict[str, Any] = {k: v for k, v in params.items() if k in StrategyConfig.__struct_fields__}
     for name in ("ema_qtys", "maker_symbols", "tick_sizes"):
         if name in strategy_fields:
@@ -84,7 +87,8 @@ def build(strategy: str, params: Mapping[str, str], symbols: Sequence[str], late
         built = Setup(strategy=msgspec.convert(strategy_fields, StrategyConfig, strict=False),
                       risk=msgspec.convert(risk_fields, RiskConfig, strict=False),
                       accounting=msgspec.convert(accounting_fields, AccountingConfig, strict=False),
-                      latency_ns=round(latency_ms * 1_000_000))
+                      latency_ns=round(latency_ms * 1_000_000),
+                      funding_interval_ns=round(funding_hours * 3600 * 10**9))
         built.services()  # each service checks its own settings, as at a live start
         return built
     except (msgspec.ValidationError, ConfigError, ValueError, ArithmeticError) as exc:

@@ -10,6 +10,10 @@ from the same module (services/matching):
   - a resting order fills by queue position (services/matching/queue.py) once per market step,
     a step being the recorded events of one symbol at one venue time;
   - fees from the instrument (maker or taker rate times the fill's value), exact Decimal;
+  - funding where recorded: at each multiple of `funding_interval_ns` of venue time (Bybit: every
+    8 h) every open position pays value at the mark (the recorded mid, on the tick) x the last
+    recorded funding rate of its symbol, a long paying a positive rate (FundingSettled, as
+    execution reports the venue's Funding executions; the simulator settles the same way);
   - refusals as the venue's retCodes: 10001 (instrument rules), 110017 (reduce-only with nothing
     to reduce), 110094 (notional below the minimum);
   - an amend changes a resting order in place (OrderAmended, as execution reports the venue's
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import msgspec
@@ -37,6 +41,7 @@ from schemas.events import (
     CancelAllOrders,
     CancelOrder,
     Event,
+    FundingSettled,
     InstrumentDefined,
     IntentApproved,
     OrderAcknowledged,
@@ -47,6 +52,7 @@ from schemas.events import (
     OrderPartiallyFilled,
     OrderRejected,
     SubmitOrder,
+    TickerUpdated,
     TradeReceived,
     derive_id,
 )
@@ -57,6 +63,7 @@ from services.domain.ids import (
     exec_amend_reject_id,
     exec_cancel_id,
     exec_fill_id,
+    exec_funding_id,
     link_id_for,
     local_reject_id,
 )
@@ -65,6 +72,8 @@ from services.matching.queue import queue_on_arrival, step_fill
 from services.runtime.errors import InvariantViolation
 
 ZERO = Decimal(0)
+FUNDING_INTERVAL_NS = 8 * 3600 * 10**9
+FUNDING_DIGITS = Decimal("0.00000001")  # the wallet's 8 decimals
 POST_ONLY_CROSSED = "EC_PostOnlyWillTakeLiquidity"
 FOK_NOT_FILLED = "EC_CancelForNoFullFill"
 IOC_REST = "EC_NoImmediateQtyToFill"
@@ -118,7 +127,8 @@ class Order:
 class FillModel:
     """The modelled venue: books, resting orders, pending arrivals, positions for reduce-only."""
 
-    def __init__(self, latency_ns: int = 0, rules: Callable[[str], Rules | None] = instrument_rules) -> None:
+    def __init__(self, latency_ns: int = 0, rules: Callable[[str], Rules | None] = instrument_rules,
+                 funding_interval_ns: int = FUNDING_INTERVAL_NS) -> None:
         if latency_ns < 0:
             raise ValueError(f"latency must be >= 0 ns, got {latency_ns}")
         self.latency_ns = latency_ns
@@ -127,7 +137,10 @@ class FillModel:
         self.books: dict[str, Book] = {}
         self.orders: dict[str, Order] = {}  # by intent id, in placement order (the simulator's order)
         self.resting: dict[str, Order] = {}  # the open limit orders among them, in the same order
-        self.positions: dict[str, Decimal] = {}
+        self.positions: dict[tuple[str, str], Decimal] = {}  # (account, symbol) → signed qty
+        self.funding_interval_ns = funding_interval_ns
+        self.funding_rates: dict[str, Decimal] = {}  # the last recorded rate per symbol
+        self.next_funding_ns: int | None = None
         self.pending: list[tuple[int, int, IntentApproved]] = []  # (arrival ns, sequence, decision)
         self.now_ns = 0
         self.ingest_ns = 0
@@ -160,6 +173,13 @@ class FillModel:
                 book.apply(event)
             elif isinstance(event, TradeReceived):
                 trades.append((event.side, event.price, event.qty))
+            elif isinstance(event, TickerUpdated) and event.funding_rate is not None:
+                self.funding_rates[symbol] = event.funding_rate
+        if self.next_funding_ns is None:
+            self.next_funding_ns = self._funding_after(self.now_ns)
+        elif self.now_ns >= self.next_funding_ns:
+            reports += self._settle_funding()
+            self.next_funding_ns = self._funding_after(self.now_ns)
         for order in list(self.resting.values()):
             intent = order.intent
             if not order.open or intent.symbol != symbol or intent.price is None:
@@ -171,6 +191,29 @@ class FillModel:
                 reports.append(self._fill(order, filled, intent.price, maker=True))
         if any(not o.open for o in self.resting.values()):
             self.resting = {k: o for k, o in self.resting.items() if o.open}
+        return reports
+
+    def _funding_after(self, ns: int) -> int:
+        interval = self.funding_interval_ns
+        return (ns // interval + 1) * interval if interval > 0 else 2**63
+
+    def _settle_funding(self) -> list[Event]:
+        """Every open position pays (or receives) its funding now (module docstring)."""
+        reports: list[Event] = []
+        for (account, symbol), qty in sorted(self.positions.items()):
+            rate, book, rules = self.funding_rates.get(symbol), self.books.get(symbol), self.rules(symbol)
+            if not qty or rate is None or book is None or rules is None:
+                continue  # nothing held, or no rate recorded: nothing to settle
+            bid, ask = book.best_bid(), book.best_ask()
+            if bid is None or ask is None:
+                continue
+            mark = ((bid + ask) / 2 / rules.tick_size).to_integral_value(ROUND_FLOOR) * rules.tick_size
+            amount = (mark * abs(qty) * rate * (1 if qty > 0 else -1)).quantize(FUNDING_DIGITS)
+            self._executions += 1
+            exec_id = derive_id("backtest-funding", account, symbol, self.now_ns)
+            reports.append(FundingSettled(id=exec_funding_id(exec_id), ts_event=self.now_ns, ts_ingest=self.ingest_ns,
+                                          account=account, symbol=symbol, exec_id=exec_id, funding_rate=rate,
+                                          position_qty=qty, mark_price=mark, amount=amount))
         return reports
 
     def finish(self) -> list[Event]:
@@ -232,7 +275,7 @@ class FillModel:
                                                   f"{rules.tick_size}")]
         qty = intent.qty
         if intent.reduce_only:
-            held = self.positions.get(intent.symbol, ZERO)
+            held = self.positions.get((intent.account, intent.symbol), ZERO)
             closable = -held if intent.side == "Buy" else held
             if closable <= 0:
                 return [self._rejected(intent, 110017, "reduce-only order would not reduce the position")]
@@ -348,7 +391,8 @@ class FillModel:
         fee = _trimmed(price * qty * (rules.maker_fee if maker else rules.taker_fee))
         order.cum_qty = _digits(order.cum_qty + qty, rules.qty_step)
         signed = qty if intent.side == "Buy" else -qty
-        self.positions[intent.symbol] = self.positions.get(intent.symbol, ZERO) + signed
+        key = (intent.account, intent.symbol)
+        self.positions[key] = self.positions.get(key, ZERO) + signed
         self._executions += 1
         exec_id = derive_id("backtest-exec", order.order_id, self._executions)
         fill = {"exec_id": exec_id, "side": intent.side, "fill_qty": qty, "fill_price": price, "fee": fee,

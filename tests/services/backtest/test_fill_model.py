@@ -149,3 +149,18 @@ def test_an_intent_type_the_model_does_not_know_stops_the_run(venue: FillModel) 
 
     with pytest.raises(UnsupportedIntent, match="Unknown"):
         venue.on_decision(approve(Unknown(id="u1", ts_event=T0, ts_ingest=0)))
+
+
+def test_funding_where_recorded_at_each_interval() -> None:
+    from schemas.events import FundingSettled, TickerUpdated
+
+    venue = FillModel(funding_interval_ns=100 * MS)
+    venue.on_step([BOOK])
+    venue.on_decision(approve(submit("m1", qty="0.300", price=None, order_type="Market", tif="IOC")))  # long 0.3
+    ticker = TickerUpdated(id="k1", ts_event=T0 + 50 * MS, ts_ingest=0, symbol="BTCUSDT", funding_rate=D("0.0001"))
+    assert venue.on_step([ticker]) == []  # before the settlement time
+    later = book(T0 + 100 * MS, {"65000.00": "1.000"}, {"65000.30": "1.000"})
+    [funding] = venue.on_step([later])
+    assert isinstance(funding, FundingSettled) and funding.position_qty == D("0.300")
+    assert funding.mark_price == D("65000.10")  # the mid on the tick (65000.15 floored)
+    assert funding.amount == D("65000.10") * D("0.300") * D("0.0001")  # a long pays a positive rate
