@@ -31,7 +31,8 @@ takes its default, an unknown one is ignored), so they travel without a version 
   1.0  the events of issues 1-13;
   1.1  `venue` on intents, order events and positions (InstrumentId = venue + symbol; events
        written before it decode with venue "bybit", the only venue then); ref.instrument;
-       account.funding (a funding settlement, on orders.events)."""
+       account.funding (a funding settlement, on orders.events); control.drift (a position that
+       differs at the venue)."""
 
 Side = Literal["Buy", "Sell"]
 OrderType = Literal["Limit", "Market"]
@@ -412,6 +413,20 @@ class TradingResumed(Event, frozen=True, kw_only=True, tag="control.resumed"):
     actor: str
 
 
+class PositionDriftDetected(Event, frozen=True, kw_only=True, tag="control.drift"):
+    """The venue holds another position than the fills execution reported add up to, and kept
+    holding it over two checks with no new fill in between (the venue's position seq unchanged):
+    a fill HEAN never saw (placed by hand, a liquidation, an ADL), or one it saw that the venue
+    does not have. `venue_qty` and `reported_qty` are signed (short < 0)."""
+
+    account: str
+    venue: str = "bybit"
+    symbol: str
+    venue_qty: Decimal
+    reported_qty: Decimal
+    venue_seq: int
+
+
 # ---------------------------------------------------------------- dead letters and demo
 
 
@@ -442,7 +457,7 @@ IntentEvent = AnyIntent
 DecisionEvent = IntentApproved | IntentRejected
 ExecutionEvent = (OrderAcknowledged | OrderRejected | OrderPartiallyFilled | OrderFilled | OrderCancelled
                   | OrderAmended | OrderAmendRejected | FundingSettled)
-ControlEvent = TradingHalted | TradingResumed
+ControlEvent = TradingHalted | TradingResumed | PositionDriftDetected
 
 AnyEvent = (
     TradeReceived
@@ -468,6 +483,7 @@ AnyEvent = (
     | InstrumentDefined
     | TradingHalted
     | TradingResumed
+    | PositionDriftDetected
     | DeadLettered
     | TallyUpdated
 )

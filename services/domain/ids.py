@@ -16,11 +16,11 @@ import re
 from schemas.events import derive_id
 
 __all__ = [
-    "account_update_id", "dead_letter_id", "decision_id", "derive_id", "ema_intent_id", "exec_ack_id",
-    "exec_amend_id", "exec_amend_reject_id", "exec_cancel_id", "exec_fill_id", "exec_funding_id", "exec_reject_id",
-    "halt_cancel_id", "halt_flatten_id", "instrument_event_id", "intent_id_of", "link_id_for", "local_reject_id",
-    "maker_amend_id", "maker_cancel_id", "maker_quote_id", "market_book_id", "market_ticker_id", "market_trade_id",
-    "operator_control_id", "position_update_id", "raw_dead_letter_id", "risk_halt_id",
+    "account_update_id", "algo_child_id", "algo_done_id", "algo_report_id", "dead_letter_id", "decision_id", "derive_id", "drift_halt_id", "drift_id", "ema_intent_id",
+    "exec_ack_id", "exec_amend_id", "exec_amend_reject_id", "exec_cancel_id", "exec_fill_id", "exec_funding_id",
+    "exec_reject_id", "halt_cancel_id", "halt_flatten_id", "instrument_event_id", "intent_id_of", "link_id_for",
+    "local_reject_id", "maker_amend_id", "maker_cancel_id", "maker_quote_id", "market_book_id", "market_ticker_id",
+    "market_trade_id", "operator_control_id", "position_update_id", "raw_dead_letter_id", "risk_halt_id",
 ]
 
 # ---------------------------------------------------------------- market data (ingest)
@@ -64,6 +64,25 @@ def maker_amend_id(quote_intent_id: str, book_event_id: str) -> str:
     return derive_id("maker-amend", quote_intent_id, book_event_id)
 
 
+# ---------------------------------------------------------------- execution algorithms (services/algos)
+
+
+def algo_child_id(parent_id: str, n: int) -> str:
+    """The parent's n-th child order (0, 1, …): the fold numbers children in the order it sends
+    them, so a replay or a restarted service sends the same children under the same ids."""
+    return derive_id("algo-child", parent_id, n)
+
+
+def algo_report_id(parent_id: str, cause_id: str) -> str:
+    """A progress report, from the event that ended a child (its fill, cancel or rejection)."""
+    return derive_id("algo-report", parent_id, cause_id)
+
+
+def algo_done_id(parent_id: str) -> str:
+    """The parent's one completion report."""
+    return derive_id("algo-done", parent_id)
+
+
 # ---------------------------------------------------------------- risk
 
 
@@ -83,6 +102,16 @@ def halt_flatten_id(halt_id: str, symbol: str) -> str:
 def risk_halt_id(account_update_id: str) -> str:
     """The halt a loss limit trips, from the equity update that tripped it."""
     return derive_id("risk-halt", account_update_id)
+
+
+def drift_id(account: str, symbol: str, venue_seq: int, venue_qty: object, reported_qty: object) -> str:
+    """A position drift from what was compared: the same drift seen again is the same fact."""
+    return derive_id("drift", account, symbol, venue_seq, venue_qty, reported_qty)
+
+
+def drift_halt_id(drift: str) -> str:
+    """The halt a drift trips (EXECUTION_HALT_ON_DRIFT), from the drift's id."""
+    return derive_id("drift-halt", drift)
 
 
 def operator_control_id(account: str, state: str, now_ns: int) -> str:

@@ -81,6 +81,11 @@ class ExecutionMetrics(ServiceMetrics):
                                      "heartbeat, by cause (pong_timeout, stale)", ["service", "cause"], registry=r)
         for cause in ("pong_timeout", "stale"):
             self.ws_reconnects.labels("execution", cause)
+        self.position_drift = Gauge("hean_position_drift", "The venue's position minus the reported fills' sum, "
+                                    "per symbol, once it held over two checks (0: they agree)",
+                                    ["service", "account", "symbol"], registry=r)
+        self.drifts = Counter("hean_position_drifts_total", "Position drifts found (PositionDriftDetected)",
+                              ["service"], registry=r).labels("execution")
         for outcome in ("placed", "refused", "stale", "cancel_sent"):
             self.orders.labels("execution", outcome)
         for kind in ("OrderAcknowledged", "OrderRejected", "OrderPartiallyFilled", "OrderFilled", "OrderCancelled"):

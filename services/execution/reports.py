@@ -90,6 +90,8 @@ class Reports:
         self.reported: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # orderLinkId → qty, value, fee
         self.decided: dict[str, str] = {}  # orderLinkId → symbol, approved for this account (lookback)
         self.closed: set[str] = set()  # orderLinkIds with a terminal event in orders.events
+        self._reconciling = asyncio.Lock()
+        self.positions: dict[str, Decimal] = {}  # symbol → signed sum of this account's reported fills
         self.reconciled = asyncio.Event()
         self.last_message = 0.0
         self.ping_unanswered_since: float | None = None  # when the oldest unanswered ping went out
@@ -128,6 +130,8 @@ class Reports:
         """Keep what reconciliation compares with the venue: open orders and reported fills."""
         link_id = event.order_link_id
         if isinstance(event, OrderPartiallyFilled | OrderFilled):
+            signed = event.fill_qty if event.side == "Buy" else -event.fill_qty
+            self.positions[event.symbol] = self.positions.get(event.symbol, ZERO) + signed
             qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
             self.reported[link_id] = (qty + event.fill_qty, value + event.fill_qty * event.fill_price, fee + event.fee)
         if isinstance(event, OrderFilled | OrderCancelled | OrderRejected):
@@ -302,7 +306,13 @@ class Reports:
             return
 
     async def reconcile(self) -> None:
-        """Report what the venue knows and orders.events does not (missed while HEAN was down)."""
+        """Report what the venue knows and orders.events does not (missed while HEAN was down).
+        One at a time: the stream's reconnects and the position check both ask for one, and two
+        at once would each count the other's fills as missing."""
+        async with self._reconciling:
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
         venue = {o["orderLinkId"]: o for o in await self.rest.open_orders("linear") if o.get("orderLinkId")}
         unsure = {*self.open_links, *(link for link in self.decided if link not in self.closed)}
         for link_id in sorted(unsure - set(venue)):
