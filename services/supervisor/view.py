@@ -74,6 +74,9 @@ class View:
         table.add_row("fills", f"{fills:.0f}")
         halted = [labels["account"] for labels, v in risk.rows("hean_trading_halted") if v]
         table.add_row("halted accounts", ", ".join(halted) or "none")
+        drifted = [f"{labels['account']} {labels['symbol']} {v:+g}" for labels, v in
+                   execution.rows("hean_position_drift") if v]
+        table.add_row("position drift (venue - reported)", ", ".join(drifted) or "none")
         return table
 
     def books(self, stack: Stack) -> Table | None:
