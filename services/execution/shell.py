@@ -89,6 +89,10 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # a drift is a PositionDriftDetected on control and a metric, and with halt_on_drift a halt.
     account_check_seconds: float = 30.0
     halt_on_drift: bool = False
+    # The REST circuit breaker: open after breaker_failures transient failures in a row, for
+    # breaker_open_seconds, so a failing venue is not hammered (services/execution/client.py).
+    breaker_failures: int = 5
+    breaker_open_seconds: float = 10.0
     # Approved amends of one symbol that arrive together go out as one /v5/order/amend-batch.
     batch_amends: bool = True
     # Approved cancels of one symbol that arrive together (a halt cancels every working order)
@@ -116,7 +120,9 @@ class Execution:
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.group_id = group_id(self.prefix, config.account)
-        self.rest = BybitRest(config.rest_url, config.api_key, config.api_secret)
+        self.rest = BybitRest(config.rest_url, config.api_key, config.api_secret,
+                              breaker_failures=config.breaker_failures,
+                              breaker_open_seconds=config.breaker_open_seconds)
         self.rest.on_send = self._on_send
         self.metrics = ExecutionMetrics(self.rest)
         # The owner names this process, not just the instance: a restarted instance (same name)

@@ -190,8 +190,8 @@ async def test_a_failed_reconciliation_at_start_is_retried_and_keeps_the_executo
     """Before the fix a reconciliation error ended the start (or was swallowed after a drop); now it
     is logged, counted and retried with backoff, and hean_ready stays 0 until it succeeded."""
     await create_topics(bootstrap, prefix, (ORDERS_DECISIONS, ORDERS_EVENTS, DLQ))
-    execution = executor(sim, bootstrap, redis_url, prefix)
-    sim.private.inject("http5xx", 12)  # every REST call answers 502 until these are used up
+    execution = executor(sim, bootstrap, redis_url, prefix, breaker_open_seconds=1.0)
+    sim.private.inject("http5xx", 6)  # every REST call answers 502 until these are used up (two attempts)
     stop = asyncio.Event()
     task = asyncio.create_task(execution.run(stop))
     try:
