@@ -452,6 +452,27 @@ class TallyUpdated(Event, frozen=True, kw_only=True, tag="demo.tally"):
     source_id: str
 
 
+class BarClosed(Event, frozen=True, kw_only=True, tag="md.bar"):
+    """One symbol's OHLCV bar of `interval_s` seconds from md.trades (services/bars), published
+    once the symbol's first trade of a later bar arrives. `ts_event` is the bar's start (ns), the
+    same bucket as ClickHouse's candles_1s / candles_1m. Open and close are the first and last
+    trade by (ts_event, trade_id); `turnover` is the exact sum of price * qty and `vwap` is
+    turnover / volume. A trade older than the open bar republishes its own bar, same id, with it."""
+
+    venue: str = "bybit"
+    category: str = "linear"
+    symbol: str
+    interval_s: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    turnover: Decimal
+    vwap: Decimal
+    trades: int
+
+
 MarketEvent = TradeReceived | BookSnapshotReceived | BookDeltaReceived | TickerUpdated
 IntentEvent = AnyIntent
 DecisionEvent = IntentApproved | IntentRejected
@@ -486,6 +507,7 @@ AnyEvent = (
     | PositionDriftDetected
     | DeadLettered
     | TallyUpdated
+    | BarClosed
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

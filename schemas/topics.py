@@ -61,6 +61,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("ref.instruments", "symbol", SYMBOL_PARTITIONS, -1, "ingest",
               ("strategy", "risk"), "instrument rules from the venue (tick, lot, minimums, fees)",
               compact=True),
+    TopicSpec("md.bars", "symbol", SYMBOL_PARTITIONS, 7 * DAY_MS, "bars",
+              ("operator",), "1 s and 1 m OHLCV bars from md.trades (services/bars, faust-streaming)"),
     TopicSpec("demo.trades", "symbol", SYMBOL_PARTITIONS, DAY_MS, "hean demo",
               ("tally",), "synthetic trades for the runtime demo and benchmarks"),
     TopicSpec("demo.tallies", "symbol", SYMBOL_PARTITIONS, DAY_MS, "tally",
@@ -79,6 +81,7 @@ ACCOUNTING_POSITIONS = "accounting.positions"
 CONTROL = "control"
 DLQ = "dlq"
 REF_INSTRUMENTS = "ref.instruments"
+MD_BARS = "md.bars"
 DEMO_TRADES = "demo.trades"
 DEMO_TALLIES = "demo.tallies"
 
