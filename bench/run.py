@@ -12,6 +12,7 @@ Measures, in one run on this machine against the local broker:
   account_scaling   risk and accounting: one instance vs one per account (bench/scaling.py)
   storage    bytes per trade row, candle query times over 1M trades (bench/recorder_bench.py)
   recorder_speed   the recorder end to end from the topic vs a bare insert of the same rows (same file)
+  bars       the faust bars app's events/s against the tally service on the runtime (bench/bars_bench.py)
   kafka_hops   the floor under tick-to-order: relays that only consume and re-produce (bench/hops.py),
                with each Kafka client
   tick_to_order_by_client  the light loop once per Kafka client (aiokafka, confluent)
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import backtest_bench  # noqa: E402  (bench/backtest_bench.py: HEAN's backtester vs NautilusTrader)
+import bars_bench  # noqa: E402  (bench/bars_bench.py: the faust bars app against the plain runtime)
 import hops  # noqa: E402  (bench/hops.py: the Kafka-hop floor under tick-to-order)
 import marketdata  # noqa: E402  (bench/marketdata.py: issue 3's figures)
 import recorder_bench  # noqa: E402  (bench/recorder_bench.py: bytes per trade row, candle query times)
@@ -224,6 +226,7 @@ def main(only: list[str]) -> int:
         "account_scaling": lambda: asyncio.run(scaling.bench_account_scaling(settings)),
         "storage": lambda: recorder_bench.measure(1_000_000),
         "recorder_speed": lambda: asyncio.run(recorder_bench.measure_speed(settings)),
+        "bars": lambda: asyncio.run(bars_bench.bench_bars(settings)),
         "tick_to_order": lambda: asyncio.run(trading.bench_tick_to_order(settings)),
         "tick_to_order_light": lambda: asyncio.run(trading.bench_tick_to_order(settings, market_rate=20.0)),
         "tick_to_order_by_client": lambda: asyncio.run(trading.bench_tick_to_order_by_client(settings)),
