@@ -54,6 +54,17 @@ HISTOGRAMS = {"order": ("execution", "hean_tick_to_order_seconds"), "signal": ("
               "decision": ("risk", "hean_tick_to_emit_seconds"), "ack": ("execution", "hean_order_ack_seconds")}
 
 
+GC_WATCHED = ("strategy", "risk")
+
+
+def _gc(samples: Any) -> tuple[float, float]:
+    """Seconds the collector stopped a service so far, and how many of its pauses took over 5 ms."""
+    buckets = samples.buckets("hean_gc_pause_seconds")
+    total = buckets[-1][1] if buckets else 0.0
+    under = max((count for le, count in buckets if le <= 5e-3), default=0.0)
+    return samples.total("hean_gc_pause_seconds_sum"), total - under
+
+
 def _since(end: list[tuple[float, float]], start: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Cumulative buckets of the observations made between two scrapes."""
     before = dict(start)
@@ -74,6 +85,7 @@ async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 60.0, 
         began = time.monotonic()
         at_warm: dict[str, list[tuple[float, float]]] = {}
         paced_at_warm: list[float] = []
+        gc_at_warm: dict[str, tuple[float, float]] = {}
 
         def note(stack: Any) -> None:
             if time.monotonic() - began < warmup:
@@ -81,6 +93,7 @@ async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 60.0, 
             if not at_warm:
                 at_warm.update({k: stack.services[s].samples.buckets(m) for k, (s, m) in HISTOGRAMS.items()})
                 paced_at_warm.append(stack.services["execution"].samples.total("hean_rest_paced_seconds_total"))
+                gc_at_warm.update({name: _gc(stack.services[name].samples) for name in GC_WATCHED})
             md = sum(t.end for t in stack.log.topics if t.name.startswith("md."))
             seen.setdefault("md_start", md)
             seen.setdefault("t_start", time.monotonic())
@@ -110,6 +123,12 @@ async def bench_tick_to_order(settings: RuntimeSettings, seconds: float = 60.0, 
            for name, key in (("tick_to_signal", "signal"), ("tick_to_decision", "decision"), ("order_ack", "ack"))
            for label, q in (("p50", 0.5), ("p99", 0.99))},
         "venue_rate_limited_answers": int(execution.total("hean_rest_responses_total", ret_code="10006")),
+        # Garbage collection in the steady state: total stop time and the pauses over 5 ms, each a
+        # candidate for a tail on its hop (issue 17 §3).
+        **{f"{name}_gc_{figure}": value for name in GC_WATCHED for figure, value in zip(
+            ("ms_total", "pauses_over_5ms"),
+            (round((_gc(stack.services[name].samples)[0] - gc_at_warm[name][0]) * 1000, 1),
+             int(_gc(stack.services[name].samples)[1] - gc_at_warm[name][1])), strict=True)},
         "stack_healthy": healthy,
     }
 

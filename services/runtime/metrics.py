@@ -7,6 +7,7 @@ the `service` label, so one dashboard panel covers the whole platform.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -104,6 +105,22 @@ class ServiceMetrics:
         self._last_snapshot = time.monotonic()
         self.snapshot_age.labels(service).set_function(lambda: time.monotonic() - self._last_snapshot)
         self.apply_hist = self.apply_seconds.labels(service)
+        self.gc_pause = Histogram("hean_gc_pause_seconds", "Time the garbage collector stopped the process, per "
+                                  "collection and generation: a full collection over a large state looks like a "
+                                  "slow hop", ["service", "generation"], buckets=LATENCY_BUCKETS, registry=r)
+        self._gc_started = 0.0
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Time every collection into hean_gc_pause_seconds; returns the call that stops it."""
+        series = [self.gc_pause.labels(self.service, str(g)) for g in range(3)]
+
+        def timed(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                self._gc_started = time.perf_counter()
+            else:
+                series[info["generation"]].observe(time.perf_counter() - self._gc_started)
+        gc.callbacks.append(timed)
+        return lambda: gc.callbacks.remove(timed)
 
     def mark_snapshot(self) -> None:
         """Reset the snapshot-age clock after a snapshot was stored."""

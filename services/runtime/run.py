@@ -120,6 +120,7 @@ class ServiceRunner:
                                            "transactional_id": transactional_id,
                                            "metrics_port": self.metrics_port})
         self.metrics.up.labels(self.definition.name).set(1)
+        unwatch_gc = self.metrics.watch_gc()
         try:
             while not stop.is_set():
                 wait_ms = 100 if not self.unflushed else max(0, min(100, self._commit_due_in_ms()))
@@ -133,6 +134,7 @@ class ServiceRunner:
             await self._snapshot(set(self.states))
             log.info("service stopping", extra={"shards": sorted(self.states)})
         finally:
+            unwatch_gc()
             self.metrics.up.labels(self.definition.name).set(0)
             self.metrics.ready.labels(self.definition.name).set(0)
             await consumer.stop()
