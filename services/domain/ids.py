@@ -16,11 +16,12 @@ import re
 from schemas.events import derive_id
 
 __all__ = [
-    "account_update_id", "algo_child_id", "algo_done_id", "algo_report_id", "dead_letter_id", "decision_id", "derive_id", "drift_halt_id", "drift_id", "ema_intent_id",
-    "exec_ack_id", "exec_amend_id", "exec_amend_reject_id", "exec_cancel_id", "exec_fill_id", "exec_funding_id",
-    "exec_reject_id", "halt_cancel_id", "halt_flatten_id", "instrument_event_id", "intent_id_of", "link_id_for",
-    "local_reject_id", "maker_amend_id", "maker_cancel_id", "maker_quote_id", "market_book_id", "market_ticker_id",
-    "market_trade_id", "operator_control_id", "position_update_id", "raw_dead_letter_id", "risk_halt_id",
+    "account_update_id", "algo_child_id", "algo_done_id", "algo_report_id", "dead_letter_id", "decision_id",
+    "derive_id", "drift_halt_id", "drift_id", "ema_intent_id", "exec_ack_id", "exec_amend_id",
+    "exec_amend_reject_id", "exec_cancel_id", "exec_fill_id", "exec_funding_id", "exec_reject_id", "halt_cancel_id",
+    "halt_flatten_id", "instrument_event_id", "intent_id_of", "link_id_for", "local_reject_id", "maker_amend_id",
+    "maker_cancel_id", "maker_quote_id", "market_book_id", "market_ticker_id", "market_trade_id",
+    "operator_control_id", "position_update_id", "raw_dead_letter_id", "risk_halt_id",
 ]
 
 # ---------------------------------------------------------------- market data (ingest)
