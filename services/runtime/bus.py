@@ -35,7 +35,8 @@ from schemas.topics import TOPICS, TopicSpec
 from services.domain.ids import dead_letter_id, raw_dead_letter_id
 from services.runtime.codec import encode
 from services.runtime.errors import ConfigError, DeliveryFailed
-from services.runtime.kafka_confluent import ConfluentConsumer, ConfluentProducer
+from services.runtime.kafka_confluent import ConfluentConsumer
+from services.runtime.kafka_confluent_producer import ConfluentProducer
 
 __all__ = [
     "DEFAULT_CLIENT",

@@ -1,5 +1,6 @@
-"""The confluent-kafka (librdkafka) adapter behind bus.py, with the calls HEAN's shells make of a
-consumer and a producer (the aiokafka-shaped bus interface, `bus.Consumer` / `bus.Producer`).
+"""The confluent-kafka (librdkafka) consumer behind bus.py (the producer is in
+kafka_confluent_producer.py), with the calls HEAN's shells make of a consumer (the aiokafka-shaped
+bus interface, `bus.Consumer` / `bus.Producer`).
 
 Why an adapter and not a rewrite of every shell: the runtime, recorder, ingest, execution and the
 supervisor already speak that interface; the adapter keeps them client-agnostic while librdkafka
@@ -8,12 +9,11 @@ does the fetching, batching and acknowledging in its own C threads.
 Threads, so the asyncio loop is never blocked for long:
 - each consumer polls in one thread of its own: a blocking `poll` with a short timeout, then
   `consume(n, 0)` drains what is already fetched without waiting. Rebalance callbacks fire inside
-  that poll; they run the owner's async listener on the loop and wait for it there, so no record of
-  a newly assigned partition is returned before the listener has seeked it;
-- each producer has one thread serving delivery reports (`poll`); a batch's records resolve one
-  asyncio future when the last of them is acknowledged (one loop wake-up per batch, not per record);
-- every other blocking call (commit, committed, watermarks, transaction commit) runs in the loop's
-  default executor.
+  that poll: an assignment is taken paused and the owner's listener runs on the loop from the next
+  getmany (librdkafka answers no committed-offset query inside the callback), so no record of a new
+  partition is returned before the listener has seeked it; a revocation runs the listener on the
+  loop while the poll thread waits and makes the consumer calls the listener asks for;
+- every other blocking call (commit, committed, watermarks) runs in the loop's default executor.
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import threading
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
 import confluent_kafka as ck
@@ -34,9 +32,10 @@ from aiokafka.structs import TopicPartition  # the bus interface's partition typ
 from confluent_kafka import KafkaError as _CkError
 from confluent_kafka import KafkaException
 
-from services.runtime.errors import ConfigError, DeliveryFailed
+from services.runtime.errors import ConfigError
 
-__all__ = ["ConfluentConsumer", "ConfluentProducer", "OffsetAndTimestamp", "Record", "TopicPartition"]
+__all__ = ["ConfluentConsumer", "OffsetAndTimestamp", "Record", "TopicPartition", "blocking", "ck_partitions",
+           "group_member", "group_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +46,6 @@ CALL_TIMEOUT_S = 30.0  # a broker call (commit, committed, watermarks) that take
 class OffsetAndTimestamp(NamedTuple):
     offset: int
     timestamp: int
-
-
-class RecordMetadata(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
 
 
 class Record:
@@ -70,11 +63,11 @@ class Record:
         return f"Record({self.topic}:{self.partition}:{self.offset})"
 
 
-def _ck_tps(offsets: Mapping[Any, Any]) -> list[ck.TopicPartition]:
+def ck_partitions(offsets: Mapping[Any, Any]) -> list[ck.TopicPartition]:
     return [ck.TopicPartition(tp.topic, tp.partition, int(getattr(o, "offset", o))) for tp, o in offsets.items()]
 
 
-async def _blocking(function: Any, *args: Any) -> Any:
+async def blocking(function: Any, *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
@@ -131,6 +124,7 @@ class ConfluentConsumer:
         self._held_eof: dict[TopicPartition, int] = {}  # an end reached behind held records
         self._in_callback = False
         self._to_assign: dict[TopicPartition, int | None] | None = None
+        self._seeked: set[TopicPartition] = set()  # librdkafka's position is stale until a fetch answers
         self._callback_calls: queue.Queue[tuple[Any, tuple[Any, ...], asyncio.Future[Any]]] = queue.Queue()
         self._unheard: set[TopicPartition] = set()  # assigned, the listener not yet told
         self._listening: set[TopicPartition] = set()  # held paused while the listener runs
@@ -257,7 +251,7 @@ class ConfluentConsumer:
         """Run a blocking consumer call off the loop: in the poll thread while it is inside a
         rebalance callback, else in the default executor."""
         if not self._in_callback:
-            return await _blocking(function, *args)
+            return await blocking(function, *args)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._callback_calls.put((function, args, future))
         return await future
@@ -267,6 +261,7 @@ class ConfluentConsumer:
             self._positions.pop(tp, None)
             self._held.pop(tp, None)
             self._held_eof.pop(tp, None)
+            self._seeked.discard(tp)
             self._user_paused.discard(tp)
             self._rk_paused.discard(tp)
             self._unheard.discard(tp)
@@ -279,6 +274,7 @@ class ConfluentConsumer:
             self._to_assign[tp] = int(offset)
             self._positions[tp] = int(offset)
             self._held.pop(tp, None)
+            self._seeked.add(tp)
             return
         c, where = self._consumer(), ck.TopicPartition(tp.topic, tp.partition, int(offset))
         try:
@@ -295,6 +291,7 @@ class ConfluentConsumer:
         self._positions[tp] = int(offset)
         self._held.pop(tp, None)
         self._held_eof.pop(tp, None)
+        self._seeked.add(tp)
 
     async def seek_to_beginning(self, *tps: Any) -> None:
         for tp, offset in (await self.beginning_offsets(tps)).items():
@@ -305,6 +302,13 @@ class ConfluentConsumer:
         tp = TopicPartition(tp.topic, tp.partition)
         known = self._positions.get(tp)
         if known is not None:
+            if tp not in self._seeked and tp not in self._held and self._to_assign is None:
+                # librdkafka moves its own position past transaction markers as poll passes them
+                # (a local read, no broker call); the end-of-partition report alone came too late
+                # or not at all for a marker that ended a partition.
+                ahead = self._consumer().position([ck.TopicPartition(tp.topic, tp.partition)])[0].offset
+                if ahead > known:
+                    self._positions[tp] = known = ahead
             return known
         self._assign_now()
         c = self._consumer()
@@ -323,7 +327,7 @@ class ConfluentConsumer:
 
     async def commit(self, offsets: Mapping[Any, Any]) -> None:
         if offsets:
-            await self._call(lambda: self._consumer().commit(offsets=_ck_tps(offsets), asynchronous=False))
+            await self._call(lambda: self._consumer().commit(offsets=ck_partitions(offsets), asynchronous=False))
 
     async def beginning_offsets(self, tps: Iterable[Any]) -> dict[TopicPartition, int]:
         return {tp: low for tp, (low, _high) in (await self._watermarks(tps)).items()}
@@ -417,6 +421,7 @@ class ConfluentConsumer:
                         self._held_eof[tp] = m.offset()
                     else:
                         positions[tp] = m.offset()
+                    self._seeked.discard(tp)
                     continue
                 raise KafkaException(error)
             tp = TopicPartition(m.topic(), m.partition())
@@ -429,6 +434,7 @@ class ConfluentConsumer:
             out.setdefault(tp, []).append(record)
         for tp, records in out.items():
             positions[tp] = records[-1].offset + 1
+            self._seeked.discard(tp)
         if self._unheard:
             await self._hear_assignment()
         return out
@@ -450,175 +456,11 @@ class ConfluentConsumer:
         return out
 
 
-class _Batch:
-    """Counts a batch's delivery reports (served by whichever thread polls) and resolves one future."""
-
-    __slots__ = ("error", "future", "lock", "loop", "remaining")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
-        self.loop, self.future = loop, loop.create_future()
-        self.remaining, self.error = count, None
-        self.lock = threading.Lock()
-
-    def report(self, error: Any, _message: Any) -> None:
-        with self.lock:
-            if error is not None and self.error is None:
-                self.error = error
-            self.remaining -= 1
-            done = self.remaining == 0
-        if done:
-            self.loop.call_soon_threadsafe(self._resolve)
-
-    def fail(self, error: Any, unsent: int) -> None:
-        """Records that never reached librdkafka's queue count as failed reports."""
-        for _ in range(unsent):
-            self.report(error, None)
-
-    def _resolve(self) -> None:
-        if self.future.done():
-            return
-        if self.error is not None:
-            self.future.set_exception(DeliveryFailed(f"Kafka refused a record: {self.error}"))
-        else:
-            self.future.set_result(None)
+def group_member(group_id: str) -> ConfluentConsumer | None:
+    """This process's started consumer of `group_id`, if any (a transaction's offsets need it)."""
+    consumer = _GROUPS.get(group_id)
+    return consumer if consumer is not None and consumer._c is not None else None
 
 
-class ConfluentProducer:
-    """An idempotent producer (transactional with `transactional_id`), murmur2-partitioned like
-    aiokafka and the Java client, so a key lands on the same partition whichever client sent it."""
-
-    def __init__(self, bootstrap: str, transactional_id: str | None = None, linger_ms: float = 2) -> None:
-        self.transactional_id = transactional_id
-        self._config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": linger_ms,
-            "message.max.bytes": 4 * 1024 * 1024,
-            "partitioner": "murmur2_random",
-            "retry.backoff.ms": 10,
-            "socket.nagle.disable": True,
-            "log_level": 3,
-        }
-        if transactional_id is not None:
-            self._config.update({"transactional.id": transactional_id, "transaction.timeout.ms": 15_000})
-        self._p: ck.Producer | None = None
-        self._serving = threading.Event()
-        self._server: threading.Thread | None = None
-
-    async def start(self) -> None:
-        self._p = ck.Producer(self._config)
-        self._serving.set()
-        self._server = threading.Thread(target=self._serve, name="hean-ck-deliveries", daemon=True)
-        self._server.start()
-        if self.transactional_id is not None:
-            await _blocking(self._p.init_transactions, CALL_TIMEOUT_S)
-
-    def _serve(self) -> None:
-        """Serve delivery reports until stopped. A fatal producer error (fenced by a newer
-        instance) is raised by the next transaction call; reports must still be served so every
-        waiting future resolves."""
-        assert self._p is not None
-        while self._serving.is_set():
-            try:
-                self._p.poll(0.05)
-            except KafkaException as exc:
-                log.error("Kafka producer error: %s", exc)
-
-    async def stop(self) -> None:
-        if self._p is None:
-            return
-        await self.flush()
-        self._serving.clear()
-        if self._server is not None:
-            await _blocking(self._server.join)
-        self._p = None
-
-    async def flush(self) -> None:
-        """Wait until every record sent so far has its delivery report."""
-        p = self._producer()
-        deadline = asyncio.get_running_loop().time() + CALL_TIMEOUT_S
-        while await _blocking(p.flush, 1.0) and asyncio.get_running_loop().time() < deadline:
-            pass
-
-    def _producer(self) -> ck.Producer:
-        if self._p is None:
-            raise ConfigError("the Kafka producer is not started (call start() first) or already stopped")
-        return self._p
-
-    async def _produce(self, topic: str, value: bytes | None, key: bytes | None, on_delivery: Any) -> None:
-        """Queue one record; when librdkafka's queue is full, wait for deliveries (back-pressure)."""
-        p = self._producer()
-        while True:
-            try:
-                p.produce(topic, value, key, on_delivery=on_delivery)
-                return
-            except BufferError:
-                await asyncio.sleep(0.001)
-
-    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> asyncio.Future[Any]:
-        """Queue one record; the returned future resolves to its RecordMetadata once acknowledged."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-
-        def settle(error: Any, message: Any) -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(DeliveryFailed(f"Kafka refused a record for {topic}: {error}"))
-            else:
-                future.set_result(RecordMetadata(message.topic(), message.partition(), message.offset()))
-
-        def report(error: Any, message: Any) -> None:
-            loop.call_soon_threadsafe(settle, error, message)
-        try:
-            await self._produce(topic, value, key, report)
-        except KafkaException as exc:  # refused before queueing, e.g. over message.max.bytes
-            future.set_exception(DeliveryFailed(f"Kafka refused a record for {topic}: {exc}"))
-        return future
-
-    async def send_keyed(self, records: Iterable[tuple[str, bytes, bytes]]) -> list[asyncio.Future[Any]]:
-        """Queue (topic, key, value) records; one future for all of them (see bus.send_keyed)."""
-        records = list(records)
-        if not records:
-            return []
-        batch = _Batch(asyncio.get_running_loop(), len(records))
-        for index, (topic, key, value) in enumerate(records):
-            try:
-                await self._produce(topic, value, key, batch.report)
-            except KafkaException as exc:
-                batch.fail(exc.args[0] if exc.args else exc, 1)
-            except BaseException as exc:
-                batch.fail(exc, len(records) - index)
-                raise
-        return [batch.future]
-
-    # ------------------------------------------------------------------ transactions
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        """Begin; commit on a clean exit, abort when the body raised (then re-raise)."""
-        p = self._producer()
-        p.begin_transaction()
-        try:
-            yield
-        except BaseException:
-            await _blocking(p.abort_transaction, CALL_TIMEOUT_S)
-            raise
-        try:
-            await _blocking(p.commit_transaction, CALL_TIMEOUT_S)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if error is not None and error.txn_requires_abort():
-                await _blocking(p.abort_transaction, CALL_TIMEOUT_S)
-                raise DeliveryFailed(f"transaction aborted: {error}") from exc
-            raise
-
-    async def send_offsets_to_transaction(self, offsets: Mapping[Any, Any], group_id: str) -> None:
-        """Make `offsets` of `group_id` part of the open transaction (committed with it or not at all)."""
-        consumer = _GROUPS.get(group_id)
-        if consumer is None or consumer._c is None:
-            raise ConfigError(f"no started confluent consumer of group {group_id!r} in this process; "
-                              "a transaction's offsets need the group's live member")
-        metadata = consumer._c.consumer_group_metadata()
-        await _blocking(self._producer().send_offsets_to_transaction, _ck_tps(offsets), metadata, CALL_TIMEOUT_S)
+def group_metadata(consumer: ConfluentConsumer) -> Any:
+    return consumer._consumer().consumer_group_metadata()
