@@ -149,7 +149,8 @@ def _updates(state: AccountingState, cause: Event, account: str, symbol: str,
     totals = account_totals(state, account, starting_balance)
     return [
         Emit(ACCOUNTING_POSITIONS, account, PositionUpdated(
-            id=position_update_id(cause.id, account, symbol), **common, account=account, symbol=symbol,
+            id=position_update_id(cause.id, account, symbol), **common, account=account,
+            venue=getattr(cause, "venue", "bybit"), symbol=symbol,
             qty=position.qty, avg_entry_price=position.avg_entry, mark_price=mark or ZERO,
             realized_pnl=position.realized, unrealized_pnl=position.unrealized(mark), fees=position.fees)),
         Emit(ACCOUNTING_POSITIONS, account, AccountUpdated(
