@@ -85,6 +85,8 @@ TRADING: list[Panel] = [
     ("Executor holding the lease", [q("hean_execution_active", "{{account}} {{instance}}")], "none", "stat"),
     ("Trading halted", [q("hean_trading_halted", "{{account}}")], "none", "stat"),
     ("Working orders", [q("hean_working_orders", "{{account}}")], "none", "timeseries"),
+    ("Strategy PnL at mid (RISK_MAX_STRATEGY_LOSS)", [q("hean_strategy_pnl", "{{account}} {{strategy}}")], "none",
+     "timeseries"),
 ]
 
 MARKET_DATA: list[Panel] = [

@@ -64,7 +64,8 @@ def classify(event: Event) -> str:
 
 
 def readings(state: core.RiskState) -> list[Reading]:
-    """Whether each account is halted, and its working orders, for dashboards and alerts."""
+    """Whether each account is halted, its working orders and each strategy's PnL, for dashboards
+    and alerts."""
     out: list[Reading] = []
     for name, account in sorted(state.accounts.items()):
         labels = {"account": name}
@@ -72,4 +73,9 @@ def readings(state: core.RiskState) -> list[Reading]:
                         1.0 if account.halted else 0.0),
                 Reading("hean_working_orders", "Orders approved and not yet closed", labels,
                         float(len(account.working)))]
+        for strategy, flows in sorted(account.strategy_flows.items()):
+            pnl = flows.pnl(state.mids)
+            if pnl is not None:  # a symbol held without a mid cannot be valued yet
+                out.append(Reading("hean_strategy_pnl", "A strategy's PnL on the account at mid (max_strategy_loss)",
+                                   {**labels, "strategy": strategy}, float(pnl)))
     return out

@@ -59,7 +59,8 @@ async def exported_metric_names() -> set[str]:
     accounting = accounting_definition()
     state, _ = accounting.step(accounting_core.initial_state(), fill)
     risk = risk_definition(RiskConfig())
-    risk_state = risk_core.RiskState(accounts={"acc1": risk_core.AccountRisk(equity=Decimal(1))}, mids={})
+    risk_state = risk_core.RiskState(accounts={"acc1": risk_core.AccountRisk(
+        equity=Decimal(1), strategy_flows={"ema": risk_core.Flows(cash=Decimal(-1))})}, mids={})
     for reading in [*accounting.gauges(state), *risk.gauges(risk_state)]:
         names.add(reading.name)
     return names
