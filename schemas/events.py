@@ -191,6 +191,62 @@ class CancelAllOrders(Event, frozen=True, kw_only=True, tag="order.cancel_all"):
     symbol: str
 
 
+# ---------------------------------------------------------------- a parent order (orders.intents → algos)
+
+AlgoKind = Literal["twap", "vwap", "iceberg"]
+MAX_ALGO_SLICES = 1_000
+
+
+class SubmitAlgo(Event, frozen=True, kw_only=True, tag="algo.submit"):
+    """A parent order for the algos service (services/algos), which works it as ordinary
+    SubmitOrder children, each checked by risk. Its `id` is the parent id; the children's ids derive
+    from it, so a replay makes the same children.
+
+    twap     `slices` children over `duration_s` of market time, one at the end of each interval,
+             each a marketable IOC limit (through the touch, never past `limit_price`);
+    vwap     the same, sized by the algos service's configured volume curve (ALGOS_VWAP_CURVE);
+    iceberg  `display_qty` at a time as a GTC limit at `limit_price`, the next once one filled.
+    `participation` (twap, vwap) caps a child at that fraction of the volume traded since the last."""
+
+    account: str
+    strategy: str
+    venue: str = "bybit"
+    symbol: str
+    side: Side
+    kind: AlgoKind
+    qty: Decimal
+    limit_price: Decimal | None = None
+    duration_s: int = 0
+    slices: int = 0
+    display_qty: Decimal | None = None
+    participation: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        """Parameters no algorithm can work are refused at decoding (a dead letter), never folded."""
+        for name in ("qty", "limit_price", "display_qty"):
+            value = getattr(self, name)
+            if value is not None and not (value.is_finite() and value > 0):
+                raise ValueError(f"Expected a positive {name} in algo {self.id}, found {value}")
+        if self.kind == "iceberg":
+            if self.limit_price is None or self.display_qty is None:
+                raise ValueError(f"An iceberg needs limit_price and display_qty (algo {self.id})")
+            if self.display_qty > self.qty:
+                raise ValueError(f"display_qty {self.display_qty} exceeds qty {self.qty} (algo {self.id})")
+            if self.duration_s or self.slices or self.participation is not None:
+                raise ValueError(f"An iceberg takes no duration_s, slices or participation (algo {self.id})")
+            return
+        if self.duration_s <= 0:
+            raise ValueError(f"A {self.kind} needs a positive duration_s, found {self.duration_s} (algo {self.id})")
+        if self.kind == "twap" and not 1 <= self.slices <= MAX_ALGO_SLICES:
+            raise ValueError(f"A twap needs 1-{MAX_ALGO_SLICES} slices, found {self.slices} (algo {self.id})")
+        if self.kind == "vwap" and self.slices:
+            raise ValueError(f"A vwap takes its slices from the configured curve, found slices={self.slices}")
+        if self.display_qty is not None:
+            raise ValueError(f"A {self.kind} takes no display_qty (algo {self.id})")
+        if self.participation is not None and not (self.participation.is_finite() and 0 < self.participation <= 1):
+            raise ValueError(f"Expected a participation in (0, 1], found {self.participation} (algo {self.id})")
+
+
 # ---------------------------------------------------------------- risk → orders.decisions
 
 AnyIntent = SubmitOrder | CancelOrder | AmendOrder | CancelAllOrders
@@ -324,6 +380,50 @@ class FundingSettled(Event, frozen=True, kw_only=True, tag="account.funding"):
                 raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
         if self.mark_price <= 0:
             raise ValueError(f"mark_price must be positive, got {self.mark_price}")
+
+
+# ---------------------------------------------------------------- algos → algos.reports
+
+
+class AlgoReport(Event, frozen=True, kw_only=True):
+    """A parent order's execution so far (every report carries these fields).
+
+    `arrival_price` is the mid when the parent started; `market_vwap` the volume-weighted price of
+    every public trade on the symbol from the start to this report (`market_volume` their qty);
+    `avg_price` the children's average fill; `shortfall` the implementation shortfall in the quote
+    currency, side-signed so a cost is positive: (avg_price - arrival) * filled, plus fees, plus the
+    unfilled qty's (mid - arrival); `shortfall_bps` the same per arrival notional of the whole qty."""
+
+    parent_id: str
+    account: str
+    strategy: str
+    venue: str = "bybit"
+    symbol: str
+    side: Side
+    kind: AlgoKind
+    qty: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal | None = None
+    arrival_price: Decimal | None = None
+    market_vwap: Decimal | None = None
+    market_volume: Decimal = Decimal(0)
+    shortfall: Decimal | None = None
+    shortfall_bps: Decimal | None = None
+    fees: Decimal = Decimal(0)
+    children: int = 0
+    started_ts: int = 0
+    status: Literal["working", "completed", "expired", "cancelled", "failed"] = "working"
+    detail: str = ""
+
+
+class AlgoProgressed(AlgoReport, frozen=True, kw_only=True, tag="algo.progress"):
+    """A child of the parent ended (filled, cancelled, or rejected by risk or the venue)."""
+
+
+class AlgoCompleted(AlgoReport, frozen=True, kw_only=True, tag="algo.completed"):
+    """The parent is done: `status` says how (completed: all filled; expired: the schedule ran out
+    with qty left; cancelled: a child was cancelled by someone else; failed: children kept being
+    rejected, `detail` says why)."""
 
 
 # ---------------------------------------------------------------- accounting → accounting.positions
@@ -489,6 +589,7 @@ AnyEvent = (
     | CancelOrder
     | AmendOrder
     | CancelAllOrders
+    | SubmitAlgo
     | IntentApproved
     | IntentRejected
     | OrderAcknowledged
@@ -499,6 +600,8 @@ AnyEvent = (
     | OrderAmended
     | OrderAmendRejected
     | FundingSettled
+    | AlgoProgressed
+    | AlgoCompleted
     | PositionUpdated
     | AccountUpdated
     | InstrumentDefined

@@ -45,7 +45,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("md.tickers", "symbol", SYMBOL_PARTITIONS, 7 * DAY_MS, "ingest",
               ("strategy", "recorder", "accounting"), "merged tickers (mark price)"),
     TopicSpec("orders.intents", "symbol", SYMBOL_PARTITIONS, -1, "strategy",
-              ("risk",), "order intents (submit / cancel)"),
+              ("risk", "algos"), "order intents (submit / cancel; parent orders for algos)"),
     TopicSpec("orders.decisions", "symbol", SYMBOL_PARTITIONS, -1, "risk",
               ("execution", "recorder"), "risk decisions (approved / rejected with rule)"),
     TopicSpec("orders.events", "symbol", SYMBOL_PARTITIONS, -1, "execution",
@@ -63,6 +63,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               compact=True),
     TopicSpec("md.bars", "symbol", SYMBOL_PARTITIONS, 7 * DAY_MS, "bars",
               ("operator",), "1 s and 1 m OHLCV bars from md.trades (services/bars, faust-streaming)"),
+    TopicSpec("algos.reports", "symbol", SYMBOL_PARTITIONS, -1, "algos",
+              ("recorder", "operator"), "execution reports of parent orders (TWAP, VWAP, iceberg)"),
     TopicSpec("demo.trades", "symbol", SYMBOL_PARTITIONS, DAY_MS, "hean demo",
               ("tally",), "synthetic trades for the runtime demo and benchmarks"),
     TopicSpec("demo.tallies", "symbol", SYMBOL_PARTITIONS, DAY_MS, "tally",
@@ -82,6 +84,7 @@ CONTROL = "control"
 DLQ = "dlq"
 REF_INSTRUMENTS = "ref.instruments"
 MD_BARS = "md.bars"
+ALGOS_REPORTS = "algos.reports"
 DEMO_TRADES = "demo.trades"
 DEMO_TALLIES = "demo.tallies"
 

@@ -23,6 +23,12 @@ CREATE TABLE IF NOT EXISTS {db}.intents
     time_in_force Nullable(Enum8('GTC' = 1, 'IOC' = 2, 'FOK' = 3, 'PostOnly' = 4)),
     reduce_only   Nullable(Bool),
     intent_id     String CODEC(ZSTD(1)),
+    kind          Nullable(Enum8('twap' = 1, 'vwap' = 2, 'iceberg' = 3)),
+    limit_price   Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    duration_s    Nullable(Int64) CODEC(ZSTD(1)),
+    slices        Nullable(Int64) CODEC(ZSTD(1)),
+    display_qty   Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    participation Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
     _topic        LowCardinality(String),
     _partition    UInt16,
     _offset       UInt64 CODEC(Delta, ZSTD(1))

@@ -62,7 +62,7 @@ def test_book_levels_row_per_level_and_topics_fill_their_tables() -> None:
         ("bid", snapshot.bids[0][0], snapshot.bids[0][1]), ("ask", snapshot.asks[0][0], snapshot.asks[0][1])]
     assert [t.name for t in TOPIC_TABLES["md.book"]] == ["book_top", "book_levels"]
     assert set(TOPIC_TABLES) == {"md.trades", "md.book", "md.tickers", "orders.intents", "orders.decisions",
-                                 "orders.events", "accounting.positions", "control", "dlq"}
+                                 "orders.events", "accounting.positions", "control", "dlq", "algos.reports"}
 
 
 def test_dead_letter_payload_is_hex_of_the_bytes() -> None:
