@@ -16,6 +16,7 @@ SERVICES: dict[str, str] = {
     "accounting": "services.accounting.shell:definition",
     "strategy": "services.strategy.shell:definition",
     "risk": "services.risk.shell:definition",
+    "algos": "services.algos.shell:definition",
 }
 PROCESSES: dict[str, str] = {
     "exchange-sim": "services.exchange_sim.main:run",

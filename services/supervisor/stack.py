@@ -31,7 +31,7 @@ from services.venues.bybit.endpoints import VENUES, credential_problem
 
 # Start order: the venue, then the services that consume what others produce, ingest last (the
 # source), so nothing misses its first events. Stopped in reverse.
-ORDER = ("exchange-sim", "accounting", "risk", "execution", "strategy", "recorder", "ingest")
+ORDER = ("exchange-sim", "accounting", "risk", "execution", "algos", "strategy", "recorder", "ingest")
 HAS_METRICS = frozenset(ORDER) - {"exchange-sim"}
 # How each service scales in `hean up --scale NAME=N`: strategy by partition (one consumer group),
 # execution by standby (one active per account, the rest wait on the lease), ingest by symbol set

@@ -1,0 +1,1 @@
+"""Execution algorithms: parent orders (TWAP, VWAP, iceberg) worked as ordinary child orders."""
