@@ -158,8 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start a fresh session (new topics, a fresh simulator account) instead of continuing")
 
     from services.backtest.cli import add_parser as add_backtest
+    from services.cli.algo import add_parser as add_algo
 
     add_backtest(sub)
+    add_algo(sub)
 
     demo = sub.add_parser("demo", help="the runtime end to end: synthetic trades → tally, live summary")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
@@ -218,6 +220,10 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         from services.cli.orders import run_order_command
 
         return run_order_command(args, _reader_prefix(args.topic_prefix))
+    if args.command == "algo":
+        from services.cli.algo import main as algo
+
+        return algo(args, _reader_prefix(args.topic_prefix))
     if args.command == "sql":
         return _sql(args)
     if args.command == "up":
