@@ -185,7 +185,13 @@ class ConfluentProducer:
         try:
             yield
         except BaseException:
-            await blocking(p.abort_transaction, CALL_TIMEOUT_S)
+            try:
+                await blocking(p.abort_transaction, CALL_TIMEOUT_S)
+            except KafkaException as exc:
+                # Seen after a refused record: librdkafka's epoch bump reports the producer fenced.
+                # Nothing of the transaction is committed either way; the body's error is the one
+                # to act on, and the next transaction call fails on the dead producer (a restart).
+                log.error("aborting the transaction failed as well: %s", exc)
             raise
         try:
             await blocking(p.commit_transaction, CALL_TIMEOUT_S)
