@@ -93,4 +93,8 @@ SAMPLES: dict[type, ev.Event] = {
                                      payload=b"\xc1\x00garbage"),
     ev.TallyUpdated: ev.TallyUpdated(id="y1", **ENVELOPE, symbol="BTCUSDT", count=3, total_qty=Decimal("0.003"),
                                      total_notional=Decimal("49.7355"), source_id="t1"),
+    ev.BarClosed: ev.BarClosed(id="r1", **ENVELOPE, symbol="BTCUSDT", interval_s=60, open=Decimal("16578.50"),
+                               high=Decimal("16580.00"), low=Decimal("16570.50"), close=Decimal("16579.00"),
+                               volume=Decimal("0.003"), turnover=Decimal("49.7355"), vwap=Decimal("16578.5"),
+                               trades=3),
 }
