@@ -2,7 +2,8 @@
 
 State is a fold of the log, per partition of the symbol-keyed inputs: the parents in progress, their
 open children, what filled, and each symbol's market (top of book, market time, instrument rules).
-Time is market time only, the `ts_event` of md.trades and md.book: a TWAP slice is due when the
+Time is market time only, the `ts_event` of md.trades and md.book: a parent starts when the market
+passes the parent's own time (its arrival price is the mid then) and a TWAP slice is due when the
 market passes its slot, never by a clock, so a replay or a restart after SIGKILL sends the same
 children, numbered in the order the fold sends them (services/domain/ids.py algo_child_id).
 
@@ -200,12 +201,14 @@ def _finish(state: AlgoState, parent_id: str, cause: Event, status: str) -> tupl
 
 
 def _advance(state: AlgoState, parent_id: str, cause: Event, params: AlgoParams) -> tuple[AlgoState, list[Emit]]:
-    """Start the parent once its symbol has a book, then send what its schedule says is due."""
+    """Start the parent once its symbol has a book and market time has reached the parent's own
+    time (a service folding the market late must not date the start, nor the arrival price, back),
+    then send what its schedule says is due."""
     parent = state.parents[parent_id]
     order = parent.order
     market = _market(state, order.symbol)
     if not parent.started:
-        if market.mid is None or not market.ts:
+        if market.mid is None or not market.ts or market.ts < order.ts_event:
             return state, []
         parent = msgspec.structs.replace(parent, started=market.ts, arrival=market.mid)
     if parent.open:

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,10 @@ from typing import Any
 import httpx
 import msgspec
 
-from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_INTENTS
-from services.runtime.bus import make_consumer, partitions_of, read_to_end
-from services.runtime.codec import decode
+from schemas.events import Event
+from schemas.topics import ALGOS_REPORTS, ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_INTENTS
+from services.runtime.bus import make_consumer, make_producer, partitions_of, read_to_end, send_and_wait
+from services.runtime.codec import decode, encode
 from services.supervisor.lockstep import Settle, drive
 from services.supervisor.stack import Stack, StackConfig
 
@@ -84,10 +85,11 @@ Fault = Callable[["Stack"], Awaitable[str]]  # does something to the run (its in
 # a label for the record
 
 
-def kill_plan(rng: random.Random, frames_estimate: int, kills_per_service: int) -> dict[int, str]:
+def kill_plan(rng: random.Random, frames_estimate: int, kills_per_service: int,
+              killable: tuple[str, ...] = KILLABLE) -> dict[int, str]:
     """Frame number → service to kill there: each killable service `kills_per_service` times, at
     random frames spread over the run (none in the first few, while groups are still forming)."""
-    victims = [s for s in KILLABLE for _ in range(kills_per_service)]
+    victims = [s for s in killable for _ in range(kills_per_service)]
     rng.shuffle(victims)
     frames = sorted(rng.sample(range(8, max(9 + len(victims), frames_estimate)), len(victims)))
     return dict(zip(frames, victims, strict=True))
@@ -96,19 +98,27 @@ def kill_plan(rng: random.Random, frames_estimate: int, kills_per_service: int) 
 async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills_per_service: int = 0,
                        chaos_seed: int = 1, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
                        bootstrap: str = "127.0.0.1:9092", redis_url: str = "redis://127.0.0.1:6379/0",
-                       faults: Mapping[int, Fault] | None = None) -> RunRecord:
+                       faults: Mapping[int, Fault] | None = None, parents: Sequence[Event] = (),
+                       killable: tuple[str, ...] = KILLABLE, env: Mapping[str, str] | None = None,
+                       folded: tuple[str, ...] | None = None) -> RunRecord:
     """One run (see the module docstring); `kills_per_service` = 0 is the crash-free run.
+
+    `parents` (SubmitAlgo) go to orders.intents before the first frame; the run then also waits for
+    the algos service at every frame and compares its state, its children and algos.reports.
+    `killable` names the services the kills pick from; `env` adds to the services' settings;
+    `folded` the services whose `hean state` and `hean replay` are compared (default: all).
 
     `faults` maps a frame number to a fault done right after that frame's release (a broker
     SIGKILL and restart, a Redis wipe: services/supervisor/faults.py); the driver waits for it,
     then for the platform to settle again."""
     started = time.monotonic()
-    env = {**LOCKSTEP_ENV, "EXCHANGE_SIM_SEED": str(seed)}
+    env = {**LOCKSTEP_ENV, "EXCHANGE_SIM_SEED": str(seed), **(env or {})}
     config = StackConfig(home=home, bootstrap=bootstrap, redis_url=redis_url, prefix=prefix, symbols=symbols,
                          recorder=False, extra_env=env)
     stack = Stack(config)
     rng = random.Random(chaos_seed)
-    plan = kill_plan(rng, steps * len(symbols) * 2, kills_per_service) if kills_per_service else {}
+    plan = kill_plan(rng, steps * len(symbols) * 2, kills_per_service, killable) if kills_per_service else {}
+    folded = folded or ((*SERVICES, "algos") if parents else SERVICES)
     kills: list[tuple[int, str]] = []
     pending: set[asyncio.Task[None]] = set()
 
@@ -135,11 +145,13 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
     sim_port = int(stack.services["exchange-sim"].child.env["EXCHANGE_SIM_PORT"])
     ingest_port = stack.services["ingest"].metrics_port
     assert ingest_port is not None
-    settle = Settle(bootstrap, prefix, sim_port, ingest_port, KILLABLE)
+    settle = Settle(bootstrap, prefix, sim_port, ingest_port, (*KILLABLE, "algos") if parents else KILLABLE)
     try:
         await stack.start()
         await _wait_subscribed(sim_port, SUBSCRIPTIONS_PER_SYMBOL * len(symbols))
         await settle.start()
+        if parents:
+            await _send_intents(bootstrap, prefix, parents)
         frames = await drive(settle, sim_port, symbols, steps, kill_later)
         await asyncio.gather(*pending)
         await settle.wait()
@@ -152,9 +164,9 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
     records, duplicates = await _read_outputs(bootstrap, prefix)
     # The services' own settings: a replay folds with the parameters the live service had.
     cli_env = {**env, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "HEAN_REDIS_URL": redis_url, "HEAN_HOME": str(home)}
-    states = {s: _cli_hash(["state", s, "--json", "--topic-prefix", prefix], cli_env) for s in SERVICES}
+    states = {s: _cli_hash(["state", s, "--json", "--topic-prefix", prefix], cli_env) for s in folded}
     replays = {s: _cli_hash(["replay", s, "--from-beginning", "--json", "--topic-prefix", prefix], cli_env)
-               for s in SERVICES}
+               for s in folded}
     return RunRecord(ledger=ledger, records=records, duplicates=duplicates, state_hashes=states,
                      replay_hashes=replays, frames=frames, kills=kills, restarts=restarts,
                      seconds=time.monotonic() - started, prefix=prefix)
@@ -169,16 +181,28 @@ def differences(clean: RunRecord, chaos: RunRecord) -> list[str]:
         a, b = clean.records.get(topic, []), chaos.records.get(topic, [])
         if a != b:
             found.append(f"{topic}: {len(a)} vs {len(b)} records; {len([x for x in b if x not in a])} new in chaos")
-    for name in SERVICES:
+    folded = sorted(clean.state_hashes.keys() | chaos.state_hashes.keys())
+    for name in folded:
         if clean.state_hashes.get(name) != chaos.state_hashes.get(name):
             found.append(f"{name}: state hash {clean.state_hashes.get(name)} vs {chaos.state_hashes.get(name)}")
     for run, label in ((clean, "clean"), (chaos, "chaos")):
-        for name in SERVICES:
+        for name in folded:
             if run.state_hashes.get(name) != run.replay_hashes.get(name):
                 found.append(f"{label} {name}: hean state {run.state_hashes.get(name)} != hean replay "
                              f"{run.replay_hashes.get(name)}")
         found += [f"{label} {topic}: {n} duplicated records" for topic, n in run.duplicates.items() if n]
     return found
+
+
+async def _send_intents(bootstrap: str, prefix: str, intents: Sequence[Event]) -> None:
+    """Operator intents (parent orders) into the run's orders.intents, keyed by symbol."""
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        await send_and_wait(producer, [(prefix + ORDERS_INTENTS, e.symbol.encode(), encode(e))  # type: ignore[attr-defined]
+                                       for e in intents])
+    finally:
+        await producer.stop()
 
 
 async def _wait_subscribed(sim_port: int, subscriptions: int, timeout: float = 60.0) -> None:
@@ -201,7 +225,7 @@ async def _read_outputs(bootstrap: str, prefix: str) -> tuple[dict[str, list[Any
     records: dict[str, list[Any]] = {}
     duplicates: dict[str, int] = {}
     try:
-        topics = (ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS)
+        topics = (ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, ALGOS_REPORTS)
         every = await partitions_of(consumer, [prefix + t for t in topics])  # before any assign narrows it
         for topic in topics:
             tps = [tp for tp in every if tp.topic == prefix + topic]

@@ -199,6 +199,16 @@ def test_a_parent_waits_for_the_first_book_and_a_repeated_parent_starts_nothing(
     assert out == [], "the same parent id read again (a re-sent record) is the same parent"
 
 
+def test_a_parent_starts_when_market_time_reaches_its_own() -> None:
+    """A service that folds the market late sees the parent before the books of its time: the start
+    and the arrival price are the market's at the parent's time, not older."""
+    state, out = run([instrument_defined(), book(T0 - 20 * S, "90.0", "90.2"), parent()])
+    assert state.parents["p1"].started == 0
+    state, out = run([book(T0 - 5 * S, "95.0", "95.2"), book(T0 + S)], state)
+    assert state.parents["p1"].started == T0 + S and state.parents["p1"].arrival == D("100.1")
+    assert children(out) == [], "slot 1 is 15 s after the start, not after the older books"
+
+
 def test_folding_the_same_log_twice_gives_the_same_children_and_state() -> None:
     """What a restart relies on: the fold is the state, so the same records give the same children."""
     log: list[Event] = [instrument_defined(), book(T0), parent(participation=D("0.5"))]
