@@ -14,9 +14,10 @@ children, numbered in the order the fold sends them (services/domain/ids.py algo
                the last slot the parent ends: completed, or expired with what is left.
   iceberg      one GTC limit child of `display_qty` at the parent's price at a time; the next once
                it filled, until the total is done. A child cancelled by anyone else ends the parent.
-Children rejected by risk or the venue are retried (twap: at the next slot; iceberg: at once)
-until `max_rejects`, then the parent fails. Each ended child gives an AlgoProgressed report and
-the end an AlgoCompleted (services/algos/report.py) on algos.reports.
+Children rejected by risk or the venue are retried (twap: at the next slot; iceberg: a second of
+market time later, past risk's order-rate window) until `max_rejects`, then the parent fails.
+Each ended child gives an AlgoProgressed report and the end an AlgoCompleted
+(services/algos/report.py) on algos.reports.
 
 The backtester can run this core as it runs the strategy's: it needs only the same event stream.
 """
@@ -52,6 +53,7 @@ from services.runtime.service import Emit
 
 ZERO = Decimal(0)
 NS_PER_S = 10**9
+RETRY_AFTER_NS = NS_PER_S  # a rejected child is sent again no sooner, in market time (order_rate is per second)
 
 
 class AlgoParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +84,7 @@ class Parent(msgspec.Struct, frozen=True):
     notional: Decimal = ZERO  # sum of fill qty * price
     fees: Decimal = ZERO
     rejects: int = 0
+    retry_at: int = 0  # market time before which no child follows a rejected one
     volume: Decimal = ZERO  # public trades on the symbol since the start
     turnover: Decimal = ZERO
     since_slice: Decimal = ZERO  # public volume since the last slice (the participation cap)
@@ -174,11 +177,12 @@ def _ended(state: AlgoState, child_id: str, cause: Event, why: str,
     unfilled_end = isinstance(cause, IntentRejected | OrderRejected)
     rejects = parent.rejects + (1 if unfilled_end else 0)
     detail = why or parent.detail
+    market = _market(state, parent.order.symbol)
     parent = msgspec.structs.replace(parent, open={k: v for k, v in parent.open.items() if k != child_id},
-                                     rejects=rejects, detail=detail)
+                                     rejects=rejects, detail=detail,
+                                     retry_at=market.ts + RETRY_AFTER_NS if unfilled_end else parent.retry_at)
     state = msgspec.structs.replace(state, parents={**state.parents, parent_id: parent},
                                     child_of={k: v for k, v in state.child_of.items() if k != child_id})
-    market = _market(state, parent.order.symbol)
     progress = report.build(AlgoProgressed, parent, market, cause, algo_report_id(parent_id, cause.id), "working")
     emits = [Emit(ALGOS_REPORTS, parent.order.symbol, progress)]
     if parent.order.kind == "iceberg" and isinstance(cause, OrderCancelled):
@@ -211,8 +215,8 @@ def _advance(state: AlgoState, parent_id: str, cause: Event, params: AlgoParams)
         if market.mid is None or not market.ts or market.ts < order.ts_event:
             return state, []
         parent = msgspec.structs.replace(parent, started=market.ts, arrival=market.mid)
-    if parent.open:
-        child = None  # one child at a time: the next is sized by what this one filled
+    if parent.open or market.ts < parent.retry_at:
+        child = None  # one child at a time (the next is sized by what this one filled), none right after a rejection
     elif parent.filled >= order.qty:
         return _finish(_put(state, parent), parent_id, cause, "completed")
     elif order.kind == "iceberg":

@@ -113,17 +113,17 @@ def _text(value: Decimal | None) -> str:
 
 def render(rows: list[tuple[SubmitAlgo, AlgoReport | None]]) -> str:
     header = ("parent", "kind", "account", "symbol", "side", "qty", "filled", "children", "status", "arrival",
-              "avg_fill", "market_vwap", "shortfall", "bps", "fees")
+              "avg_fill", "market_vwap", "shortfall", "bps", "fees", "detail")
     lines = [header]
     for parent, report in rows:
         if report is None:
             lines.append((parent.id, parent.kind, parent.account, parent.symbol, parent.side, str(parent.qty), "0",
-                          "0", "waiting", "", "", "", "", "", ""))
+                          "0", "waiting", "", "", "", "", "", "", ""))
             continue
         lines.append((parent.id, parent.kind, parent.account, parent.symbol, parent.side, str(parent.qty),
                       str(report.filled_qty), str(report.children), report.status, _text(report.arrival_price),
                       _text(report.avg_price), _text(report.market_vwap), _text(report.shortfall),
-                      _text(report.shortfall_bps), _text(report.fees)))
+                      _text(report.shortfall_bps), _text(report.fees), report.detail[:60]))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 

@@ -64,7 +64,7 @@ class Loop:
 async def running_loop(bootstrap: str, redis_url: str, prefix: str, *, key: str, secret: str,
                        account: str = "sim-1", symbols: tuple[str, ...] = SYMBOLS,
                        maker_symbols: tuple[str, ...] = ("BTCUSDT",), recorder_store: str | None = None,
-                       ) -> AsyncIterator[Loop]:
+                       ema: bool = True) -> AsyncIterator[Loop]:
     await create_topics(bootstrap, prefix, [t.name for t in TOPICS])
     sim = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=symbols, seed=12, api_keys=(f"{key}:{secret}",)))
     port = await sim.start()
@@ -72,7 +72,7 @@ async def running_loop(bootstrap: str, redis_url: str, prefix: str, *, key: str,
                                snapshot_every_seconds=1.0)
     loop = Loop(
         sim=sim, prefix=prefix, bootstrap=bootstrap,
-        strategy=ServiceRunner(strategy_definition(StrategyConfig(account=account, ema_fast=3, ema_slow=10,
+        strategy=ServiceRunner(strategy_definition(StrategyConfig(account=account, ema=ema, ema_fast=3, ema_slow=10,
                                                                   maker_symbols=maker_symbols)), settings),
         risk=ServiceRunner(risk_definition(RiskConfig(rate_per_second=8)), settings),  # under the venue's 10/s
         accounting=ServiceRunner(accounting_definition(), settings),

@@ -54,7 +54,7 @@ async def test_a_twap_and_an_iceberg_complete_through_risk_and_add_up(bootstrap:
                                                                      prefix: str) -> None:
     settings = RuntimeSettings(kafka_bootstrap=bootstrap, redis_url=redis_url, topic_prefix=prefix)
     async with running_loop(bootstrap, redis_url, prefix, key=KEY, secret=SECRET, account=ACCOUNT,
-                            symbols=("BTCUSDT",), maker_symbols=()) as loop:
+                            symbols=("BTCUSDT",), maker_symbols=(), ema=False) as loop:  # the algos' orders only
         algos = ServiceRunner(algos_definition(), settings)
         stop = asyncio.Event()
         task = asyncio.create_task(algos.run(stop))

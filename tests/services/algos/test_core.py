@@ -180,11 +180,16 @@ def test_an_iceberg_child_cancelled_by_someone_else_ends_the_parent() -> None:
 def test_children_rejected_by_risk_are_retried_then_the_parent_fails() -> None:
     state, out = run([instrument_defined(), book(T0), parent("iceberg")])
     statuses = []
-    for _ in range(PARAMS.max_rejects):
+    for n in range(PARAMS.max_rejects):
         [child] = children(out)
         state, out = run([IntentRejected(id=f"r-{child.id}", ts_event=T0, ts_ingest=0, intent=child,
                                          rule="max_notional", detail="too big")], state)
         statuses += [r.status for r in reports(out)]
+        if n < PARAMS.max_rejects - 1:
+            assert children(out) == [], "not again at once: order_rate counts the last second"
+            state, out = run([book(T0 + (n + 1) * S - 1)], state)
+            assert children(out) == []
+            state, out = run([book(T0 + (n + 1) * S)], state)
     assert statuses[-1] == "failed" and statuses.count("working") == PARAMS.max_rejects
     done = reports(out)[-1]
     assert "max_notional" in done.detail and done.children == PARAMS.max_rejects
