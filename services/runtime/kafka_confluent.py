@@ -40,6 +40,7 @@ __all__ = ["ConfluentConsumer", "OffsetAndTimestamp", "Record", "TopicPartition"
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_S = 0.1  # the longest a poll may wait inside one getmany, unless its timeout is shorter
+LATEST, EARLIEST = -1, -2  # ListOffsets' logical times: the end (last stable offset) and the start
 CALL_TIMEOUT_S = 30.0  # a broker call (commit, committed, watermarks) that takes longer has failed
 
 
@@ -330,19 +331,27 @@ class ConfluentConsumer:
             await self._call(lambda: self._consumer().commit(offsets=ck_partitions(offsets), asynchronous=False))
 
     async def beginning_offsets(self, tps: Iterable[Any]) -> dict[TopicPartition, int]:
-        return {tp: low for tp, (low, _high) in (await self._watermarks(tps)).items()}
+        return await self._list_offsets(tps, EARLIEST)
 
     async def end_offsets(self, tps: Iterable[Any]) -> dict[TopicPartition, int]:
         """The last stable offsets under read_committed (librdkafka asks with the isolation level)."""
-        return {tp: high for tp, (_low, high) in (await self._watermarks(tps)).items()}
+        return await self._list_offsets(tps, LATEST)
 
-    async def _watermarks(self, tps: Iterable[Any]) -> dict[TopicPartition, tuple[int, int]]:
+    async def _list_offsets(self, tps: Iterable[Any], which: int) -> dict[TopicPartition, int]:
+        """One request per broker for every partition (offsets_for_times with the logical times
+        -1 latest / -2 earliest). Why not get_watermark_offsets: one round trip per partition made
+        the lockstep's settle check, which asks for a hundred partitions, take seconds each time."""
         c = self._consumer()
-        keys = [TopicPartition(tp.topic, tp.partition) for tp in tps]
-
-        def query() -> list[tuple[int, int]]:
-            return [c.get_watermark_offsets(ck.TopicPartition(t, p), CALL_TIMEOUT_S) for t, p in keys]
-        return dict(zip(keys, await self._call(query), strict=True))
+        asked = [ck.TopicPartition(tp.topic, tp.partition, which) for tp in tps]
+        if not asked:
+            return {}
+        found = await self._call(c.offsets_for_times, asked, CALL_TIMEOUT_S)
+        out: dict[TopicPartition, int] = {}
+        for f in found:
+            if f.error is not None:
+                raise KafkaException(f.error)
+            out[TopicPartition(f.topic, f.partition)] = f.offset
+        return out
 
     async def offsets_for_times(self, times: Mapping[Any, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """Per partition the first offset at or after the time (ms), None past the end."""
