@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAN_SERVICES = {"exchange-sim", "ingest", "recorder", "strategy", "risk", "execution", "accounting"}
+HEAN_SERVICES = {"exchange-sim", "ingest", "recorder", "strategy", "risk", "execution", "accounting", "algos"}
 SCALABLE = {"strategy", "recorder", "execution"}  # by partition; execution's extra replicas wait on the lease
 
 

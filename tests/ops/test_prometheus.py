@@ -77,7 +77,7 @@ async def test_real_prometheus_scrapes_every_service_of_the_local_stack(bootstra
                 except (httpx.HTTPError, KeyError, ValueError):
                     continue  # Prometheus is still starting
                 missing = wanted - set(names)
-                if not missing and len(targets) == 6 and all(t["health"] == "up" for t in targets):
+                if not missing and len(targets) == 7 and all(t["health"] == "up" for t in targets):
                     break
             jobs = {t["labels"]["job"] for t in targets if t["health"] == "up"}
             halted = (await client.get(f"{api}/query", params={"query": "hean_trading_halted"})).json()["data"]
@@ -86,6 +86,6 @@ async def test_real_prometheus_scrapes_every_service_of_the_local_stack(bootstra
         await run
         server.terminate()
         server.wait(timeout=20)
-    assert jobs == {"ingest", "recorder", "strategy", "risk", "execution", "accounting"}, targets
+    assert jobs == {"ingest", "recorder", "strategy", "risk", "execution", "accounting", "algos"}, targets
     assert not missing, f"metrics the dashboards or alerts read that Prometheus never scraped: {sorted(missing)}"
     assert halted["result"] and all(r["value"][1] == "0" for r in halted["result"])
