@@ -32,7 +32,8 @@ takes its default, an unknown one is ignored), so they travel without a version 
   1.1  `venue` on intents, order events and positions (InstrumentId = venue + symbol; events
        written before it decode with venue "bybit", the only venue then); ref.instrument;
        account.funding (a funding settlement, on orders.events); control.drift (a position that
-       differs at the venue)."""
+       differs at the venue); algo.submit (a parent order, on orders.intents), algo.progress and
+       algo.completed (its execution reports, on algos.reports)."""
 
 Side = Literal["Buy", "Sell"]
 OrderType = Literal["Limit", "Market"]
