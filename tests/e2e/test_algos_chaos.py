@@ -20,7 +20,7 @@ from services.domain.ids import algo_child_id
 from services.supervisor.chaos import differences, lockstep_run
 
 pytestmark = pytest.mark.integration
-STEPS, SEED, KILLS = 30, 11, 2
+STEPS, SEED, KILLS = 24, 11, 2
 SYMBOLS = ("BTCUSDT",)
 
 
