@@ -17,6 +17,7 @@ from decimal import Decimal
 from schemas import events as ev
 from schemas.topics import (
     ACCOUNTING_POSITIONS,
+    ALGOS_REPORTS,
     CONTROL,
     DLQ,
     MD_BOOK,
@@ -108,6 +109,12 @@ def session(steps: int = 3000, seed: int = 7) -> dict[str, list[Keyed]]:
             out[CONTROL].append((account, ev.TradingResumed(id=ev.derive_id("resume", step), ts_event=ts + 1,
                                                             ts_ingest=ts + 1, account=account, reason="reviewed",
                                                             actor="ops")))
+        if step % 100 == 50:  # an algo parent's progress, every table has rows under the crash test
+            filled = Decimal(step % 1000) / 1000
+            out[ALGOS_REPORTS].append((symbol, ev.AlgoProgressed(
+                id=ev.derive_id("algo", step), ts_event=ts, ts_ingest=ts, parent_id=f"parent-{step // 1000}",
+                account="acc1", strategy="operator", symbol=symbol, side="Buy", kind="twap", qty=Decimal(1),
+                filled_qty=filled, avg_price=best_bid[0] if filled else None, children=step % 1000 // 100)))
         if step % 200 == 100:
             out[DLQ].append(("md.trades", ev.DeadLettered(
                 id=ev.derive_id("dlq", step), ts_event=ts, ts_ingest=ts, service="strategy", source_topic="md.trades",
