@@ -10,7 +10,7 @@ import pytest
 from services.cli.main import build_parser, main
 
 SUBCOMMANDS = ["infra", "topics", "schemas", "run", "replay", "state", "sql", "kill-switch", "up", "demo", "orders",
-               "order", "backtest"]
+               "order", "backtest", "algo"]
 
 
 def test_every_subcommand_is_listed() -> None:
@@ -35,7 +35,7 @@ def test_replay_needs_a_start_point(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unknown_service_lists_the_known_ones() -> None:
-    with pytest.raises(SystemExit, match="known: accounting, risk, strategy, tally"):
+    with pytest.raises(SystemExit, match="known: accounting, algos, risk, strategy, tally"):
         main(["state", "nope"])
 
 

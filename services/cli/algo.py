@@ -19,9 +19,7 @@ from typing import Any
 from schemas.events import AlgoReport, Event, SubmitAlgo
 from schemas.topics import ALGOS_REPORTS, ORDERS_INTENTS
 from services.cli.orders import UsageError, _common, _decimal, _read
-from services.cli.topics import bootstrap
 from services.domain.ids import derive_id
-from services.runtime.bus import make_producer, send_and_wait
 from services.runtime.codec import encode
 
 
@@ -129,6 +127,8 @@ def render(rows: list[tuple[SubmitAlgo, AlgoReport | None]]) -> str:
 
 
 async def _send(topic: str, parent: SubmitAlgo) -> None:
+    from services.cli.topics import bootstrap  # the broker's client only when sending (hean starts faster)
+    from services.runtime.bus import make_producer, send_and_wait
     producer = make_producer(bootstrap())
     await producer.start()
     try:

@@ -42,9 +42,6 @@ from schemas.events import (
     derive_id,
 )
 from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_INTENTS
-from services.cli.topics import bootstrap
-from services.risk.core import OPERATOR_STRATEGY
-from services.runtime.bus import make_consumer, make_producer, partitions_of, read_to_end
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError
 
@@ -73,6 +70,7 @@ def _decimal(name: str, text: str | None) -> Decimal | None:
 
 
 def _common(account: str, symbol: str, now_ns: int) -> dict[str, Any]:
+    from services.risk.core import OPERATOR_STRATEGY  # lazily: risk's core is a heavy import
     if not _ACCOUNT.match(account):
         raise UsageError(f"--account must be 1-64 of letters, digits and _.:-, got {account!r}")
     if not _SYMBOL.match(symbol):
@@ -221,6 +219,9 @@ def render(rows: Iterable[OrderRow]) -> str:
 
 
 async def _read(topics: list[str]) -> dict[str, list[Event]]:
+    # Kafka's client only where a command talks to the broker: every `hean` start imports this module.
+    from services.cli.topics import bootstrap
+    from services.runtime.bus import make_consumer, partitions_of, read_to_end
     consumer = make_consumer(bootstrap(), None)
     await consumer.start()
     out: dict[str, list[Event]] = {t: [] for t in topics}
@@ -268,6 +269,8 @@ def _outcome(intent: AnyIntent, event: Event) -> str | None:
 async def _send_and_follow(prefix: str, intent: AnyIntent, wait_s: float) -> list[str]:
     """Send the intent, then read decisions and reports from where the log ended before it until
     its answers arrived: risk's decision, then (approved) the venue's first word on the order."""
+    from services.cli.topics import bootstrap
+    from services.runtime.bus import make_consumer, make_producer, partitions_of
     consumer = make_consumer(bootstrap(), None)
     producer = make_producer(bootstrap())
     await consumer.start()

