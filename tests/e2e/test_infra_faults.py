@@ -34,7 +34,7 @@ from services.supervisor.stack import Stack
 from tests.e2e.conftest import SEED, STEPS
 
 pytestmark = pytest.mark.integration
-BROKER_KILLS, REDIS_WIPES = (20, 95), (50, 125)  # frames (of ~150) after which each fault happens
+BROKER_KILLS, REDIS_WIPES = (30,), (90,)  # frames (of ~150) after which each fault happens
 VENUE_FAULTS = {15: ("http5xx", 8), 45: ("timeout", 2), 75: ("dropack", 2), 105: ("ratelimit", 3)}
 
 
