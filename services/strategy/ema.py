@@ -7,6 +7,7 @@ order for target - expected position (fills plus working orders), so a cross nev
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 import msgspec
@@ -39,10 +40,17 @@ class EmaState(msgspec.Struct, frozen=True):
     orders: OwnOrders = OwnOrders()
 
 
+@functools.cache
+def smoothing(period: int) -> Decimal:
+    """The EMA's weight of a new price, 2 / (period + 1), computed once per period: a Decimal
+    division per trade cost ~7% of the backtester's time per trade (bench: backtest)."""
+    return Decimal(2) / (period + 1)
+
+
 def on_trade(state: EmaState, trade: TradeReceived, params: EmaParams) -> tuple[EmaState, list[Event]]:
     price = trade.price
-    fast = price if state.fast is None else state.fast + (price - state.fast) * 2 / (params.fast + 1)
-    slow = price if state.slow is None else state.slow + (price - state.slow) * 2 / (params.slow + 1)
+    fast = price if state.fast is None else state.fast + (price - state.fast) * smoothing(params.fast)
+    slow = price if state.slow is None else state.slow + (price - state.slow) * smoothing(params.slow)
     trades = state.trades + 1
     signal = state.signal
     if trades >= params.slow and fast != slow:
