@@ -98,6 +98,11 @@ class SymbolMarket:
     def best_ask(self) -> int:
         return min(self.asks)
 
+    def mark_ticks(self) -> int:
+        """The mark in ticks: the mid, or, while an order has just eaten one side whole (refilled
+        after it), the last price. Positions are valued and funding charged at it."""
+        return (self.best_bid() + self.best_ask()) // 2 if self.bids and self.asks else self.last_price
+
     def mid_ticks2(self) -> int:
         """Twice the mid in ticks (exact even when the spread is odd)."""
         return self.best_bid() + self.best_ask()

@@ -318,8 +318,7 @@ class MatchingEngine:
                     continue
                 market = self.markets[symbol]
                 inst = market.instrument
-                mark_ticks = (market.best_bid() + market.best_ask()) // 2 if market.bids and market.asks \
-                    else market.last_price
+                mark_ticks = market.mark_ticks()
                 value = inst.tick_size * mark_ticks * inst.qty_step * abs(position.size)
                 amount = (value * rate * (1 if position.size > 0 else -1)).quantize(Decimal("0.00000001"))
                 account.balance -= amount

@@ -55,9 +55,7 @@ def position_view(engine: MatchingEngine, account: Account, symbol: str) -> dict
     market = engine.markets[symbol]
     inst = market.instrument
     position = account.positions.get(symbol, Position())
-    # Mid as the mark; while an order has just eaten one side whole (refilled after it), the last price.
-    mark = inst.tick_size * ((market.best_bid() + market.best_ask()) // 2 if market.bids and market.asks
-                             else market.last_price)
+    mark = inst.tick_size * market.mark_ticks()
     size = inst.qty_step * abs(position.size)
     avg = position.entry_value / size if size else Decimal(0)
     unrealized = (mark * size - position.entry_value) * (1 if position.size > 0 else -1) if size else Decimal(0)
