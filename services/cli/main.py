@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--duration", type=float, default=0, help="seconds to run, then summarize (0 = until Ctrl-C)")
     up.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT", help="comma-separated symbols to trade")
     up.add_argument("--no-recorder", action="store_true", help="do not record ticks into ClickHouse")
+    up.add_argument("--market-rate", type=float, default=20.0,
+                    help="the simulator's market events per second per symbol (default 20)")
     up.add_argument("--topic-prefix", help="topic prefix of the session (default: continue the current session)")
     up.add_argument("--scale", action="append", default=[], metavar="NAME=N",
                     help="run N instances of a service: strategy (by partition), execution (standbys), "
@@ -239,7 +241,8 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         # venue), so positions and PnL carry on; --new-session starts fresh.
         prefix, continued = session.for_up(home, args.topic_prefix, args.new_session, args.venue)
         try:  # refuse a bad venue setting before the session is made current
-            StackConfig(home=home, prefix=prefix, symbols=symbols, scale=_scale(args.scale), venue=args.venue)
+            StackConfig(home=home, prefix=prefix, symbols=symbols, market_rate=args.market_rate,
+                        scale=_scale(args.scale), venue=args.venue)
         except ValueError as exc:
             print(f"hean up: {exc}", file=sys.stderr)
             return 2
@@ -247,7 +250,7 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         print(f"hean up: {'continuing' if continued else 'new'} session {prefix!r} on {args.venue}"
               + (" (--new-session starts a fresh one)" if continued else ""), flush=True)
         return up(args.duration, prefix, symbols, not args.no_recorder, home, _scale(args.scale), args.venue,
-                  args.binance)
+                  args.binance, args.market_rate)
     if args.command == "backtest":
         from services.backtest.cli import main as backtest
 

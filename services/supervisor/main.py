@@ -16,12 +16,13 @@ from services.supervisor.view import View, make_renderer, summary
 
 
 def up(duration: float, prefix: str, symbols: tuple[str, ...], recorder: bool, home: Path,
-       scale: dict[str, int] | None = None, venue: str = "sim", binance: bool = False) -> int:
+       scale: dict[str, int] | None = None, venue: str = "sim", binance: bool = False,
+       market_rate: float = 20.0) -> int:
     """Run until Ctrl-C (duration 0) or for `duration` seconds; 0 when every service ended healthy."""
     settings = load_settings(RuntimeSettings, "HEAN")
     try:
         config = StackConfig(home=home, bootstrap=settings.kafka_bootstrap, redis_url=settings.redis_url,
-                             prefix=prefix, symbols=symbols, recorder=recorder,
+                             prefix=prefix, symbols=symbols, market_rate=market_rate, recorder=recorder,
                              recorder_store=os.environ.get("RECORDER_STORE", ""), scale=scale or {}, venue=venue,
                              binance=binance)
     except ValueError as exc:

@@ -65,6 +65,9 @@ class StackConfig:
     binance: bool = False  # also Binance USDⓈ-M market data (the simulator's dialect, or Binance with a real venue)
 
     def __post_init__(self) -> None:
+        if not (0 < self.market_rate <= 10_000):  # also refuses NaN
+            raise ValueError(f"--market-rate {self.market_rate}: the simulated market's events per second per "
+                             "symbol must be above 0 and at most 10000")
         if self.venue != "sim" and self.venue not in VENUES:
             raise ValueError(f"--venue {self.venue!r}: known venues are sim, {', '.join(VENUES)}")
         if self.venue != "sim":

@@ -86,7 +86,7 @@ def start_recorder(prefix: str, bootstrap: str, path: Path, log: Path) -> subpro
     the two tables md.book fills."""
     env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "RECORDER_STORE": f"chdb://{path}",
            "RECORDER_FLUSH_ROWS": "400", "RECORDER_FLUSH_SECONDS": "0.02", "RECORDER_INSERT_MAX_ROWS": "300",
-           "RECORDER_QUERY_PORT": "-1", "HEAN_BATCH_MAX_RECORDS": "200", "HEAN_SESSION_TIMEOUT_MS": "6000",
+           "RECORDER_QUERY_PORT": "-1", "HEAN_BATCH_MAX_RECORDS": "200", "HEAN_SESSION_TIMEOUT_MS": "3000",
            "HEAN_LOG_LEVEL": "WARNING"}
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "services.cli.main", "run", "recorder", "--topic-prefix",

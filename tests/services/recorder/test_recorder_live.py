@@ -1,20 +1,15 @@
-"""The recorder on the real stack: simulator → ingest → Kafka → recorder → chDB, and SIGKILLs."""
+"""The recorder on the real stack: simulator → ingest → Kafka → recorder → chDB, each row once.
+
+SIGKILLs of the recorder, for every table, are tests/services/recorder/test_exactly_once.py."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import random
-import signal
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
-from schemas.events import TradeReceived
 from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES
 from services.exchange_sim.server import SimConfig, Simulator
 from services.ingest.shell import Ingest, IngestConfig
@@ -22,8 +17,7 @@ from services.recorder.shell import Recorder, RecorderConfig
 from services.recorder.store import ChdbStore
 from services.runtime.codec import decode
 from services.runtime.settings import RuntimeSettings
-from services.tally.feed import produce_trades, synthetic_trades
-from tests.conftest import create_topics, group_offsets, read_topic, wait_caught_up
+from tests.conftest import create_topics, read_topic, wait_caught_up
 
 pytestmark = pytest.mark.integration
 MD = (MD_TRADES, MD_BOOK, MD_TICKERS, DLQ)
@@ -100,57 +94,3 @@ async def test_simulated_market_lands_in_clickhouse_once(bootstrap: str, prefix:
     finally:
         store.close()
     assert recorded == topic_trades  # every price and quantity exactly as published
-
-
-def start_recorder(prefix: str, bootstrap: str, path: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "RECORDER_STORE": f"chdb://{path}",
-           "RECORDER_FLUSH_ROWS": "3000", "RECORDER_FLUSH_SECONDS": "0.05", "HEAN_BATCH_MAX_RECORDS": "500",
-           "HEAN_SESSION_TIMEOUT_MS": "6000", "HEAN_LOG_LEVEL": "WARNING", "RECORDER_TOPICS": "md.trades"}
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "services.cli.main", "run", "recorder", "--topic-prefix",
-                                 prefix], env=env, stdout=out, stderr=out)
-
-
-async def test_sigkill_at_random_points_leaves_no_duplicate_rows(bootstrap: str, prefix: str,
-                                                                 tmp_path: Path) -> None:
-    seed = int(os.environ.get("HEAN_CRASH_SEED", random.randrange(1 << 30)))
-    rng = random.Random(seed)
-    print(f"recorder crash seed {seed}")
-    await create_topics(bootstrap, prefix, MD)
-    n = 60_000
-    trades: list[TradeReceived] = list(synthetic_trades(n, seed=13))
-    await produce_trades(bootstrap, prefix + MD_TRADES, trades)
-    path, log = tmp_path / "chdb", tmp_path / "recorder.log"
-    group = f"{prefix}hean.recorder"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    kills = []
-    try:
-        for _ in range(4):
-            before = kills[-1] if kills else 0
-            target = min(n - 2_000, before + rng.randint(2_000, 10_000))
-            proc = start_recorder(prefix, bootstrap, path, log)
-            while proc.poll() is None:
-                committed = sum(m.offset for m in (await group_offsets(admin, group)).values() if m.offset > 0)
-                if committed >= target:
-                    break
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(rng.uniform(0, 0.1))
-            proc.kill()
-            proc.wait()
-            kills.append(sum(m.offset for m in (await group_offsets(admin, group)).values() if m.offset > 0))
-        proc = start_recorder(prefix, bootstrap, path, log)
-        waiter = asyncio.create_task(wait_caught_up(bootstrap, group, prefix + MD_TRADES, timeout=120))
-        while not waiter.done():
-            assert proc.poll() is None, f"recorder exited early: {log.read_text()[-3000:]}"
-            await asyncio.sleep(0.1)
-        await waiter
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        await admin.close()
-    print(f"committed offsets at each SIGKILL: {kills}")
-    assert all(0 < k < n for k in kills) and kills == sorted(kills), kills
-    assert table_counts(path, "trades") == (n, n)

@@ -138,7 +138,7 @@ async def test_one_instance_per_account_equals_one_for_all(service: str, bootstr
     first, feed = risk_feed() if service == "risk" else accounting_feed()
     half = len(feed) // 2
     env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "HEAN_REDIS_URL": redis_url,
-           "HEAN_SNAPSHOT_EVERY_SECONDS": "0.3", "HEAN_SESSION_TIMEOUT_MS": "6000", "HEAN_LOG_LEVEL": "WARNING",
+           "HEAN_SNAPSHOT_EVERY_SECONDS": "0.3", "HEAN_SESSION_TIMEOUT_MS": "3000", "HEAN_LOG_LEVEL": "WARNING",
            "HEAN_TOPIC_PREFIX": run}
 
     def start(account: str) -> subprocess.Popen[bytes]:

@@ -36,7 +36,7 @@ POISON = [(777, b"\xc1\xc1 garbage"), (15_000, b"\x81\xa4type\xa7md.nope")]
 def start_service(prefix: str, bootstrap: str, redis_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "HEAN_REDIS_URL": redis_url,
            "HEAN_BATCH_MAX_RECORDS": "100", "HEAN_SNAPSHOT_EVERY_EVENTS": "700",
-           "HEAN_SESSION_TIMEOUT_MS": "6000", "HEAN_LOG_LEVEL": "WARNING"}
+           "HEAN_SESSION_TIMEOUT_MS": "3000", "HEAN_LOG_LEVEL": "WARNING"}
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "services.cli.main", "run", "tally", "--topic-prefix", prefix],
                                 env=env, stdout=out, stderr=out)

@@ -127,7 +127,7 @@ async def test_three_instances_share_partitions_and_survive_a_kill(bootstrap: st
     feed = trades(symbols)
     half = len(feed) // 2
     env = {**os.environ, **ENV, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "HEAN_REDIS_URL": redis_url,
-           "HEAN_SNAPSHOT_EVERY_SECONDS": "0.5", "HEAN_SESSION_TIMEOUT_MS": "6000", "HEAN_LOG_LEVEL": "WARNING"}
+           "HEAN_SNAPSHOT_EVERY_SECONDS": "0.5", "HEAN_SESSION_TIMEOUT_MS": "3000", "HEAN_LOG_LEVEL": "WARNING"}
     processes = [subprocess.Popen([sys.executable, "-m", "services.cli.main", "run", "strategy", "--instance",
                                    str(i), "--topic-prefix", run], env=env, stdout=subprocess.DEVNULL,
                                   stderr=(tmp_path / f"strategy{i}.log").open("wb")) for i in range(3)]
