@@ -1,6 +1,6 @@
 """Market-data figures for `make bench` (issue 3): L2 book, ingest, recorder.
 
-  book      level updates/s of services.ingest.book.L2Book on a recorded delta stream, against a
+  book      level updates/s of services.venues.bybit.book.BybitBook on a recorded delta stream, against a
             reference book on sortedcontainers.SortedDict with Decimal keys
   ingest    events/s published by one ingest process fed at full speed (simulator replay mode in
             its own process), and the ratio to raw aiokafka produce measured in the same run
@@ -26,13 +26,13 @@ from sortedcontainers import SortedDict
 from schemas.events import TradeReceived
 from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES, spec
 from services.exchange_sim.record import synthetic_frames, write_replay_file
-from services.ingest.book import L2Book
 from services.ingest.shell import Ingest, IngestConfig
 from services.recorder.shell import Recorder, RecorderConfig
 from services.runtime.bus import ensure_topics, make_producer, send_keyed
 from services.runtime.codec import encode
 from services.runtime.settings import RuntimeSettings
 from services.tally.feed import synthetic_trades
+from services.venues.bybit.book import BybitBook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def bench_book() -> dict[str, float]:
     results: dict[str, float] = {"delta_messages": len(deltas), "levels": levels}
     best: dict[str, float] = {}
     for _ in range(3):
-        book = L2Book("BTCUSDT", 200)
+        book = BybitBook("BTCUSDT", 200)
         book.apply_snapshot([], [], deltas[0][2] - 1)
         t0 = time.perf_counter()
         for bids, asks, u in deltas:

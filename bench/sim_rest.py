@@ -1,7 +1,7 @@
 """Requests per second of the simulator's REST front: signed order creates and public book GETs.
 
 The trading loop's hot path to the venue is a signed POST /v5/order/create per decision, over a
-pooled keep-alive client (execution/client.py holds 8 connections), plus reads such as the book.
+pooled keep-alive client (services/venues/bybit/rest.py holds 8 connections), plus reads such as the book.
 This bench starts a simulator in its own process (lockstep, so no market tick loop competes for the
 CPU; a process of its own, so the client's cost is not counted as the server's), lifts the per-key
 rate limit there (it would answer 10006 after ten creates and measure nothing), and times N creates

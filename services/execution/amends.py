@@ -18,9 +18,9 @@ import time
 import msgspec
 
 from schemas.events import AmendOrder, OrderAmended, OrderAmendRejected
-from services.domain.ids import exec_amend_id, exec_amend_reject_id
-from services.execution.client import BybitRest, VenueError
-from services.execution.core import amend_request, link_id_for
+from services.domain.ids import exec_amend_id, exec_amend_reject_id, link_id_for
+from services.venues.bybit.private import amend_request
+from services.venues.bybit.rest import BybitRest, VenueError
 
 UNCHANGED = "remains unchanged"  # Bybit's 10001 text for an amend whose terms the order already has
 PARAMS_ERROR = 10001

@@ -14,8 +14,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from services.execution.client import BybitRest
 from services.runtime.metrics import ORIGIN_BUCKETS, ServiceMetrics
+from services.venues.bybit.rest import BybitRest
 
 __all__ = ["ExecutionMetrics"]
 

@@ -42,18 +42,13 @@ from schemas.events import (
     SubmitOrder,
 )
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
-from services.execution.client import BybitRest, VenueError
-from services.execution.core import (
-    MalformedPrivateMessage,
-    events_from_private,
-    link_id_for,
-    never_rested,
-    parse_private,
-)
+from services.domain.ids import link_id_for
 from services.execution.metrics import ExecutionMetrics
 from services.runtime.bus import KAFKA_ERRORS, dead_letter_raw, make_consumer, partitions_of, read_to_end, send_and_wait
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, DeliveryFailed, TransientError
+from services.venues.bybit.private import MalformedPrivateMessage, events_from_private, never_rested, parse_private
+from services.venues.bybit.rest import BybitRest, VenueError
 from services.venues.bybit.signing import ws_auth_signature
 
 if TYPE_CHECKING:

@@ -40,10 +40,8 @@ from schemas.events import (
     TradingHalted,
 )
 from schemas.topics import CONTROL, DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
-from services.domain.ids import drift_halt_id, drift_id, local_reject_id
+from services.domain.ids import drift_halt_id, drift_id, link_id_for, local_reject_id
 from services.execution.amends import send_amends, stale_report
-from services.execution.client import DUPLICATE_LINK_ID, BybitRest, VenueError
-from services.execution.core import create_request, link_id_for
 from services.execution.drift import Drift, PositionCheck, venue_positions
 from services.execution.lease import Lease
 from services.execution.metrics import ExecutionMetrics
@@ -53,6 +51,8 @@ from services.runtime.codec import decode, encode
 from services.runtime.errors import ConfigError, DecodeError, NotAccepted, TransientError
 from services.runtime.settings import RuntimeSettings, Secret
 from services.venues.bybit.endpoints import credential_problem, is_real_bybit
+from services.venues.bybit.private import create_request
+from services.venues.bybit.rest import DUPLICATE_LINK_ID, BybitRest, VenueError
 
 log = logging.getLogger(__name__)
 Batchable = AmendOrder | CancelOrder | SubmitOrder  # intents a run of which goes out in one request

@@ -34,7 +34,6 @@ from prometheus_client import Counter, Gauge
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from schemas.topics import DLQ, MD_BOOK, REF_INSTRUMENTS
-from services.ingest.core import MalformedFrame, Normalizer
 from services.ingest.reference import InstrumentFeed, topic_exists
 from services.runtime.bus import DeliveryWatch, dead_letter_raw, make_producer
 from services.runtime.codec import encode
@@ -42,6 +41,7 @@ from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
 from services.venues.bybit.instruments import BybitInstruments
+from services.venues.bybit.public import BybitNormalizer, MalformedFrame
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class Ingest:
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             log.warning("connect to %s failed: %s", config.url, exc)
             return "connect_failed"
-        normalizer = Normalizer(config.category)
+        normalizer = BybitNormalizer(config.category)
         logged: set[str] = set()
         self._last_frame = time.monotonic()
         self._ping_unanswered_since = None
@@ -340,7 +340,7 @@ class Ingest:
                 await ws.close()
                 return
 
-    async def _on_frame(self, raw: str | bytes, normalizer: Normalizer, ws: Any, producer: Any,
+    async def _on_frame(self, raw: str | bytes, normalizer: BybitNormalizer, ws: Any, producer: Any,
                         logged: set[str]) -> None:
         """Handle one frame; it is counted once its events are handed to the producer, so a frame
         count equal to the venue's sent count means every event of those frames was sent."""
@@ -350,7 +350,7 @@ class Ingest:
             self._frames.inc()
         self.delivery.check()
 
-    async def _handle_frame(self, raw: str | bytes, normalizer: Normalizer, ws: Any, producer: Any,
+    async def _handle_frame(self, raw: str | bytes, normalizer: BybitNormalizer, ws: Any, producer: Any,
                             logged: set[str]) -> None:
         recv_ns = time.time_ns()
         if self._recorder is not None:

@@ -31,7 +31,6 @@ from aiokafka import TopicPartition
 
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.domain.ids import exec_ack_id, exec_cancel_id, exec_fill_id, exec_funding_id, intent_id_of
-from services.execution.core import never_rested
 from services.execution.shell import ExecutionConfig
 from services.execution.shell import group_id as execution_group
 from services.registry import definition
@@ -39,6 +38,7 @@ from services.runtime.bus import KAFKA_ERRORS, group_offsets, make_admin, make_c
 from services.runtime.codec import decode
 from services.runtime.errors import DecodeError
 from services.supervisor.observe import scrape
+from services.venues.bybit.private import never_rested
 
 MD_TOPICS = (MD_TRADES, MD_BOOK, MD_TICKERS)
 
@@ -59,7 +59,7 @@ def group_inputs(services: Iterable[str], accounts: Iterable[str] = (ExecutionCo
 def expected_event_ids(ledger: Mapping[str, Any]) -> set[str]:
     """The orders.events ids the venue's books imply for HEAN's orders: an ack for every order that
     rested or traded, a fill per execution, a cancel per cancelled order, a funding settlement per
-    funding execution (execution/core.py)."""
+    funding execution (services/venues/bybit/private.py)."""
     ids: set[str] = set()
     for account in ledger.values():
         for order in account["orders"]:

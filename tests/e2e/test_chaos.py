@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS
-from services.execution.core import link_id_for
+from services.domain.ids import link_id_for
 from services.supervisor.chaos import KILLABLE, RunRecord, differences, lockstep_run
 from tests.e2e.conftest import SEED, STEPS
 

@@ -465,8 +465,8 @@ def test_execution_dead_letters_garbage_and_places_the_rest(bootstrap: str, redi
 async def check_execution(bootstrap: str, redis_url: str, prefix: str, data: st.DataObject) -> None:
     """Garbage among the decisions: each bad record is dead-lettered with its position and reason;
     every valid approval becomes exactly one order at the venue, in log order per partition."""
+    from services.domain.ids import link_id_for
     from services.exchange_sim.server import SimConfig, Simulator
-    from services.execution.core import link_id_for
     from services.execution.shell import Execution, ExecutionConfig
     from services.runtime.settings import Secret
 

@@ -26,7 +26,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS
-from services.execution.core import link_id_for
+from services.domain.ids import link_id_for
 from services.runtime.bus import wait_group_coordinator
 from services.supervisor.chaos import Fault, RunRecord, differences, lockstep_run
 from services.supervisor.faults import PrivateBroker, PrivateRedis

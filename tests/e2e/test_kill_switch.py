@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from schemas.events import CancelOrder, IntentApproved, IntentRejected, SubmitOrder, TradingHalted
-from services.execution.core import link_id_for
+from services.domain.ids import link_id_for
 from services.risk.core import OWN_STRATEGY
 from services.runtime.bus import make_producer, send_and_wait
 from services.runtime.codec import decode, encode

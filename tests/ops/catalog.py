@@ -17,7 +17,6 @@ from prometheus_client import CollectorRegistry
 from schemas.events import OrderFilled
 from services.accounting import core as accounting_core
 from services.accounting.shell import definition as accounting_definition
-from services.execution.client import BybitRest, RateLimit
 from services.execution.metrics import ExecutionMetrics
 from services.ingest.shell import IngestMetrics
 from services.recorder.shell import RecorderMetrics
@@ -26,6 +25,7 @@ from services.risk.config import RiskConfig
 from services.risk.shell import definition as risk_definition
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import Secret
+from services.venues.bybit.rest import BybitRest, RateLimit
 from tests.samples import SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.ingest.book import L2Book
+from services.venues.book import L2Book
 
 __all__ = ["MAX_BUFFERED", "DepthSync", "DepthUpdate", "Snapshot"]
 
@@ -123,10 +123,7 @@ class DepthSync:
 
     def _apply(self, update: DepthUpdate) -> bool:
         """Apply in place; False (and nothing to publish) when the book crossed."""
-        self.book.bids.apply(update.bids)
-        self.book.asks.apply(update.asks)
-        self.book.update_id = update.final_id
-        self.book.seq = update.final_id
+        self.book.apply_levels(update.bids, update.asks, update.final_id, update.final_id)
         self.last_final_id = update.final_id
         return not self.book.crossed()
 

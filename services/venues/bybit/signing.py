@@ -1,4 +1,4 @@
-"""Bybit V5 request signing (bybit-v5.md §2.1, §3.2-3.3), shared by the execution client and the
+"""Bybit V5 request signing (bybit-v5.md §2.1, §3.2-3.3), shared by the REST client (rest.py) and the
 simulator's verifier so both sides compute the same string from the same bytes.
 
 REST: HMAC-SHA256(secret, timestamp + api_key + recv_window + payload) as lowercase hex, where the

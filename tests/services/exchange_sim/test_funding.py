@@ -17,8 +17,8 @@ from services.accounting import core as accounting
 from services.exchange_sim.market import DEFAULT_INSTRUMENTS, SymbolMarket
 from services.exchange_sim.matching import MatchingEngine
 from services.exchange_sim.server import Simulator
-from services.execution.core import MalformedPrivateMessage, events_from_private
 from services.runtime.codec import decode, encode
+from services.venues.bybit.private import MalformedPrivateMessage, events_from_private
 from tests.conftest import create_topics, read_topic
 from tests.services.execution.test_execution_faults import KEYS, decision, executor, produce, sim, until
 

@@ -13,8 +13,8 @@ import pytest
 import websockets
 
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.client import BybitRest
 from services.runtime.settings import Secret
+from services.venues.bybit.rest import BybitRest
 from tests.conftest import sim_get
 
 KEY, SECRET = "lock-key", "lock-secret"

@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.events import DeadLettered, IntentApproved, OrderAcknowledged, OrderFilled, SubmitOrder
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
+from services.domain.ids import link_id_for
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.core import link_id_for
 from services.execution.reports import PRIVATE_SOURCE
 from services.execution.shell import Execution, ExecutionConfig
 from services.runtime.codec import decode, encode

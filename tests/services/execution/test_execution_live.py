@@ -22,12 +22,13 @@ from schemas.events import (
     derive_id,
 )
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
+from services.domain.ids import link_id_for
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.client import BybitRest
-from services.execution.core import create_request, link_id_for
 from services.execution.shell import Execution, ExecutionConfig
 from services.runtime.codec import decode, encode
 from services.runtime.settings import RuntimeSettings, Secret
+from services.venues.bybit.private import create_request
+from services.venues.bybit.rest import BybitRest
 from tests.conftest import create_topics, read_topic, wait_consumed
 
 pytestmark = pytest.mark.integration

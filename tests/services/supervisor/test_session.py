@@ -21,9 +21,9 @@ import pytest
 
 from schemas.events import derive_id
 from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS
+from services.domain.ids import intent_id_of, link_id_for
 from services.exchange_sim import persist
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.core import intent_id_of, link_id_for
 from services.runtime.codec import decode
 from services.supervisor.stack import StackConfig, run_stack, venue_state_file
 from tests.conftest import read_topic

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.client import BybitRest, VenueError
 from services.runtime.errors import TransientError
 from services.runtime.settings import Secret
+from services.venues.bybit.rest import BybitRest, VenueError
 
 KEY, SECRET = "exec-key", "exec-secret-value"
 

@@ -1,4 +1,4 @@
-"""The L2 book: snapshot/delta rules, gaps, crossed detection, and agreement with a naive model."""
+"""The L2 book under Bybit's sync rule: snapshots, deltas, gaps, crossed books; agrees with a naive model."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.book import BookGap, L2Book
+from services.venues.bybit.book import BookGap, BybitBook
 
 
-def book() -> L2Book:
-    b = L2Book("BTCUSDT", 50)
+def book() -> BybitBook:
+    b = BybitBook("BTCUSDT", 50)
     b.apply_snapshot([["100.5", "1"], ["100.0", "2"]], [["101.0", "3"], ["101.5", "4"]], update_id=10)
     return b
 
@@ -70,7 +70,7 @@ updates = st.lists(st.tuples(prices, sizes), max_size=12)
 @given(st.lists(st.tuples(updates, updates), max_size=40))
 def test_matches_a_naive_model(deltas: list) -> None:
     """After any sequence of deltas the book equals a plain Decimal dict applied the slow way."""
-    b = L2Book("X", 200)
+    b = BybitBook("X", 200)
     b.apply_snapshot([], [], update_id=1)
     model: dict[str, dict[Decimal, str]] = {"b": {}, "a": {}}
     for u, (bids, asks) in enumerate(deltas, start=2):

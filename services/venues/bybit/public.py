@@ -1,5 +1,6 @@
 """Bybit V5 public frames → HEAN market events; books and tickers maintained in between.
 
+The public market-data part of the Bybit adapter (services/venues/port.py), used by ingest's shell.
 No I/O: the shell passes each raw frame with its local receive time and publishes what comes back.
 The state here (books, tickers) comes from the venue, not from the log: a restart rebuilds it
 from the snapshots the venue sends on subscribe, so it is kept mutable for speed.
@@ -33,8 +34,8 @@ from schemas.events import (
 )
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
 from services.domain.ids import market_book_id, market_ticker_id, market_trade_id
-from services.ingest.book import BookGap, L2Book
 from services.runtime.errors import DecodeError
+from services.venues.bybit.book import BookGap, BybitBook
 
 MS = 1_000_000
 
@@ -64,13 +65,13 @@ class FrameResult:
     gaps: int = 0
 
 
-class Normalizer:
+class BybitNormalizer:
     """Turns frames of one connection (one category) into events."""
 
     def __init__(self, category: str = "linear", venue: str = "bybit") -> None:
         self.category = category
         self.venue = venue
-        self.books: dict[str, L2Book] = {}
+        self.books: dict[str, BybitBook] = {}
         self.tickers: dict[str, dict[str, str]] = {}
 
     def on_frame(self, raw: bytes | str, recv_ns: int) -> FrameResult:
@@ -111,7 +112,7 @@ class Normalizer:
         kind = message["type"]
         book = self.books.get(topic)
         if book is None:
-            book = self.books[topic] = L2Book(symbol, depth)
+            book = self.books[topic] = BybitBook(symbol, depth)
         result = FrameResult()
         is_snapshot = kind == "snapshot" or update_id == 1
         if is_snapshot:

@@ -1,4 +1,4 @@
-"""The ingest core on the reference's Bybit fixtures, byte for byte, and on synthetic chains."""
+"""The Bybit public-feed parser on the reference's Bybit fixtures, byte for byte, and on synthetic chains."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from schemas.events import BookDeltaReceived, BookSnapshotReceived, TickerUpdated, TradeReceived
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
-from services.ingest.core import MalformedFrame, Normalizer
+from services.venues.bybit.public import BybitNormalizer, MalformedFrame
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "bybit"
 RECV = 1_700_000_000_000_000_000
@@ -21,7 +21,7 @@ def fixture(name: str) -> bytes:
 
 
 def test_orderbook_snapshot_fixture() -> None:
-    result = Normalizer().on_frame(fixture("orderbook_snapshot"), RECV)
+    result = BybitNormalizer().on_frame(fixture("orderbook_snapshot"), RECV)
     [(topic, key, event)] = result.events
     assert (topic, key) == (MD_BOOK, "BTCUSDT")
     assert isinstance(event, BookSnapshotReceived)
@@ -34,7 +34,7 @@ def test_orderbook_snapshot_fixture() -> None:
 
 def test_orderbook_delta_fixture_after_a_chained_snapshot() -> None:
     """The docs' delta (u=177400507) follows a snapshot at u-1 built from the snapshot fixture."""
-    normalizer = Normalizer()
+    normalizer = BybitNormalizer()
     snap = orjson.loads(fixture("orderbook_snapshot"))
     snap["data"]["u"] = 177400506
     snap["data"]["b"] = [["30247.20", "1"], ["30240.00", "2"]]
@@ -53,7 +53,7 @@ def test_orderbook_delta_fixture_after_a_chained_snapshot() -> None:
 
 
 def test_delta_without_snapshot_or_with_gap_resubscribes() -> None:
-    normalizer = Normalizer()
+    normalizer = BybitNormalizer()
     result = normalizer.on_frame(fixture("orderbook_delta"), RECV)
     assert result.events == [] and result.resubscribe == ["orderbook.50.BTCUSDT"]
     normalizer.on_frame(fixture("orderbook_snapshot"), RECV)
@@ -64,7 +64,7 @@ def test_delta_without_snapshot_or_with_gap_resubscribes() -> None:
 
 
 def test_u_equal_one_is_a_snapshot() -> None:
-    normalizer = Normalizer()
+    normalizer = BybitNormalizer()
     normalizer.on_frame(fixture("orderbook_snapshot"), RECV)
     restart = orjson.loads(fixture("orderbook_delta"))
     restart["data"]["u"] = 1
@@ -76,7 +76,7 @@ def test_u_equal_one_is_a_snapshot() -> None:
 
 
 def test_crossed_book_is_never_published() -> None:
-    normalizer = Normalizer()
+    normalizer = BybitNormalizer()
     normalizer.on_frame(fixture("orderbook_snapshot"), RECV)
     cross = {"topic": "orderbook.50.BTCUSDT", "type": "delta", "ts": 1, "cts": 1,
              "data": {"s": "BTCUSDT", "b": [["17000.00", "1"]], "a": [], "u": 18521289, "seq": 1}}
@@ -85,7 +85,7 @@ def test_crossed_book_is_never_published() -> None:
 
 
 def test_public_trade_fixture() -> None:
-    [(topic, key, event)] = Normalizer().on_frame(fixture("public_trade"), RECV).events
+    [(topic, key, event)] = BybitNormalizer().on_frame(fixture("public_trade"), RECV).events
     assert (topic, key) == (MD_TRADES, "BTCUSDT")
     assert isinstance(event, TradeReceived)
     assert event.trade_id == "20f43950-d8dd-5b31-9112-a178eb6023af"
@@ -94,7 +94,7 @@ def test_public_trade_fixture() -> None:
 
 
 def test_ticker_snapshot_then_delta_merges() -> None:
-    normalizer = Normalizer()
+    normalizer = BybitNormalizer()
     [(topic, _, snap)] = normalizer.on_frame(fixture("ticker_linear_snapshot"), RECV).events
     assert topic == MD_TICKERS and isinstance(snap, TickerUpdated)
     assert snap.mark_price == Decimal("66666.60") and snap.funding_rate == Decimal("-0.005")
@@ -106,15 +106,15 @@ def test_ticker_snapshot_then_delta_merges() -> None:
 
 
 def test_ticker_delta_fixture_and_spot_snapshot_fixture() -> None:
-    [(_, _, delta)] = Normalizer().on_frame(fixture("ticker_linear_delta"), RECV).events
+    [(_, _, delta)] = BybitNormalizer().on_frame(fixture("ticker_linear_delta"), RECV).events
     assert delta.symbol == "AAVEUSDT" and delta.ask1_size == Decimal("5.02") and delta.mark_price is None
-    [(_, _, spot)] = Normalizer("spot").on_frame(fixture("ticker_spot_snapshot"), RECV).events
+    [(_, _, spot)] = BybitNormalizer("spot").on_frame(fixture("ticker_spot_snapshot"), RECV).events
     assert spot.category == "spot" and spot.last_price == Decimal("21109.77")
 
 
 def test_control_replies_are_returned_not_published() -> None:
     for name in ("subscribe_ack_linear", "pong_linear"):
-        result = Normalizer().on_frame(fixture(name), RECV)
+        result = BybitNormalizer().on_frame(fixture(name), RECV)
         assert result.events == [] and result.control is not None and result.control["success"] is True
 
 
@@ -126,10 +126,10 @@ def test_control_replies_are_returned_not_published() -> None:
 ])
 def test_malformed_frames_are_typed_errors(frame: bytes) -> None:
     with pytest.raises(MalformedFrame):
-        Normalizer().on_frame(frame, RECV)
+        BybitNormalizer().on_frame(frame, RECV)
 
 
 def test_ids_are_deterministic_across_runs() -> None:
-    a = Normalizer().on_frame(fixture("public_trade"), RECV).events[0][2]
-    b = Normalizer().on_frame(fixture("public_trade"), RECV + 99).events[0][2]
+    a = BybitNormalizer().on_frame(fixture("public_trade"), RECV).events[0][2]
+    b = BybitNormalizer().on_frame(fixture("public_trade"), RECV + 99).events[0][2]
     assert a.id == b.id

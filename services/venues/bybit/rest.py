@@ -1,4 +1,5 @@
-"""A Bybit V5 REST client for execution: one pooled httpx.AsyncClient, signed requests, retries.
+"""The Bybit V5 REST client (the adapter's order gateway, services/venues/port.py), used by
+execution: one pooled httpx.AsyncClient, signed requests, retries.
 
 - Signing over the exact bytes sent (compact JSON body, or the sorted query string).
 - Server-time offset from /v5/market/time, refreshed on 10002 (timestamp outside recv_window).

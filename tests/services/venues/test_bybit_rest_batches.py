@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 from services.exchange_sim.server import Simulator
-from services.execution.client import BybitRest
-from tests.services.execution.test_client import KEY, client, created, order, sim  # noqa: F401 (fixtures)
+from services.venues.bybit.rest import BybitRest
+from tests.services.venues.test_bybit_rest import KEY, client, created, order, sim  # noqa: F401 (fixtures)
 
 CREATE_BATCH = "/v5/order/create-batch"
 

@@ -1,4 +1,4 @@
-"""An incrementally maintained L2 book with Bybit V5 update-id continuity checks.
+"""An incrementally maintained L2 book: the level store every venue's book sync builds on.
 
 Levels are kept as the venue's own decimal strings (exact; converted to Decimal only when an
 event is built). Each side is a dict keyed by the price as a float, used for *ordering only*:
@@ -6,9 +6,10 @@ Bybit prices have at most ~10 significant digits, so distinct prices map to dist
 the same order. Best bid/ask are tracked incrementally; a full rescan happens only when the best
 level itself is deleted. This keeps a level update well under a microsecond (`make bench`).
 
-Rules (bybit-v5.md §1.5): a snapshot replaces the book; size "0" deletes a level; a delta must
-carry u == last_u + 1 (u <= last_u is an old message and is ignored); u == 1 is a snapshot after
-a venue restart; anything else is a gap: the book is stale until the next snapshot.
+A venue's sync rule (which update may follow which, when the book is stale) is the venue's own
+and lives with its adapter: Bybit's consecutive update ids in services/venues/bybit/book.py,
+Binance's U/u/pu chaining against REST snapshots in services/venues/binance/depth.py. Common to
+both: a snapshot replaces the book, and a size of zero deletes a level.
 """
 
 from __future__ import annotations
@@ -17,14 +18,6 @@ from collections.abc import Iterable, Sequence
 
 Level = tuple[str, str]
 
-
-class BookGap(Exception):
-    """A delta whose update id does not follow the book's: the book is now stale."""
-
-    def __init__(self, symbol: str, expected: int, got: int) -> None:
-        super().__init__(f"{symbol}: expected update id {expected}, got {got}; book is stale until a snapshot")
-        self.expected = expected
-        self.got = got
 
 
 class _Side:
@@ -70,7 +63,7 @@ class _Side:
 
 
 class L2Book:
-    """One symbol's book as the venue publishes it for one depth."""
+    """One symbol's book as the venue publishes it for one depth; `stale` until a snapshot."""
 
     __slots__ = ("asks", "bids", "depth", "seq", "stale", "symbol", "update_id")
 
@@ -94,20 +87,10 @@ class L2Book:
         self.stale = False
         return n
 
-    def apply_delta(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]], update_id: int,
-                    seq: int = 0) -> int:
-        """Apply a delta in sequence; returns levels applied (0 for an old, ignored message).
-
-        Raises BookGap (and marks the book stale) when update ids skip, or when the book is
-        already stale: nothing is applied to a book that is known to be wrong.
-        """
-        if self.stale:
-            raise BookGap(self.symbol, self.update_id + 1, update_id)
-        if update_id <= self.update_id:
-            return 0
-        if update_id != self.update_id + 1:
-            self.stale = True
-            raise BookGap(self.symbol, self.update_id + 1, update_id)
+    def apply_levels(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]], update_id: int,
+                     seq: int = 0) -> int:
+        """Apply level updates unconditionally (the caller's sync rule has accepted them); returns
+        the number of levels applied."""
         n = self.bids.apply(bids) + self.asks.apply(asks)
         self.update_id = update_id
         self.seq = seq

@@ -1,4 +1,7 @@
-"""Execution's pure part: intents → V5 requests, private WS messages → orders.events. No I/O.
+"""Bybit V5's private side, pure: intents → V5 request bodies, private WS messages → orders.events.
+
+The private-stream and request-shape parts of the Bybit adapter (services/venues/port.py), used by
+execution's shell (and its reconciliation, which feeds REST views through the same parser). No I/O.
 
 The orderLinkId is derived from the intent id, so the same intent can never become two orders:
 "h-" + the intent id when that fits Bybit's 36 characters of [A-Za-z0-9_-] (our ids are 32 hex
