@@ -55,7 +55,7 @@ async def test_scaled_stack_restarts_killed_services_and_moves_the_executor_leas
             os.kill(pid, signal.SIGKILL)
 
     began = time.monotonic()
-    stack, healthy = await run_stack(config, 34.0, chaos, interval=0.5)
+    stack, healthy = await run_stack(config, 28.0, chaos, interval=0.5)
     out = io.StringIO()
     summary(Console(file=out, width=140), View(), stack, healthy)
     report = out.getvalue()
