@@ -135,7 +135,7 @@ async def test_broker_sigkill_and_redis_wipe_change_nothing(infra: Infra, clean:
 
 async def test_venue_errors_stalls_and_dropped_answers_lose_and_duplicate_nothing(infra: Infra,
                                                                                   clean: RunRecord) -> None:
-    """8 answers of HTTP 502 in a row open execution's circuit (5 failures) for 10 s; the batch is
+    """8 answers of HTTP 502 in a row open execution's circuit (5 failures) for 3 s; the batch is
     acted on again once it closes. Late answers, answers dropped after the order was placed, and
     10006 refusals follow. The venue's books and the log equal the fault-free run's."""
     home = infra.home / "venue"
@@ -153,7 +153,8 @@ async def test_venue_errors_stalls_and_dropped_answers_lose_and_duplicate_nothin
         return fault
 
     faults = {frame: venue_fault(kind, count) for frame, (kind, count) in VENUE_FAULTS.items()}
-    faulty = await lockstep_run(home, f"v{uuid.uuid4().hex[:8]}.", STEPS, seed=SEED, faults=faults, **infra.where)
+    faulty = await lockstep_run(home, f"v{uuid.uuid4().hex[:8]}.", STEPS, seed=SEED, faults=faults,
+                                env={"EXECUTION_BREAKER_OPEN_SECONDS": "3"}, **infra.where)
     context = f"faults {faulty.kills}"
     assert sorted(injected) == sorted(kind for kind, _ in VENUE_FAULTS.values()), context
     assert differences(clean, faulty) == [], context

@@ -30,6 +30,7 @@ from tests.conftest import read_topic
 
 pytestmark = pytest.mark.integration
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
+FAST = {"STRATEGY_EMA_FAST": "3", "STRATEGY_EMA_SLOW": "8"}  # as the lockstep runs: a short run trades
 
 
 def venue_ledger(path: Path) -> dict[str, Any]:
@@ -50,14 +51,14 @@ def cli(args: list[str], env: dict[str, str]) -> dict[str, Any]:
 async def test_a_second_run_of_the_session_carries_on(bootstrap: str, redis_url: str, prefix: str,
                                                       tmp_path: Path) -> None:
     config = StackConfig(home=tmp_path, bootstrap=bootstrap, redis_url=redis_url, prefix=prefix, symbols=SYMBOLS,
-                         market_rate=40, recorder=False)
+                         market_rate=40, recorder=False, extra_env=FAST)
     env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "HEAN_REDIS_URL": redis_url, "HEAN_HOME": str(tmp_path)}
 
     # The first run is `hean up` itself, headless: it exits 0 with its summary (as `make run DURATION=…`).
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "services.cli.main", "up", "--duration", "20", "--no-recorder",
+        subprocess.run, [sys.executable, "-m", "services.cli.main", "up", "--duration", "12", "--no-recorder",
                          "--topic-prefix", prefix, "--symbols", ",".join(SYMBOLS), "--market-rate", "40"],
-        env=env, capture_output=True, text=True, timeout=180)
+        env={**env, **FAST}, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"new session {prefix!r}" in done.stdout and "all services healthy" in done.stdout, done.stdout
     assert "tick→order" in done.stdout and (tmp_path / "logs" / "strategy.log").exists()
@@ -66,7 +67,7 @@ async def test_a_second_run_of_the_session_carries_on(bootstrap: str, redis_url:
     first_state = cli(["state", "accounting", "--topic-prefix", prefix], env)
     assert first_venue["executions"], "the first run traded"
 
-    _stack, healthy = await run_stack(config, 20.0, lambda _stack: None, interval=0.5)
+    _stack, healthy = await run_stack(config, 12.0, lambda _stack: None, interval=0.5)
     assert healthy
     venue = venue_ledger(venue_state_file(config))
     state = cli(["state", "accounting", "--topic-prefix", prefix], env)
