@@ -10,7 +10,7 @@ import pytest
 from services.cli.main import build_parser, main
 
 SUBCOMMANDS = ["infra", "topics", "schemas", "run", "replay", "state", "sql", "kill-switch", "up", "demo", "orders",
-               "order", "backtest", "algo"]
+               "order", "backtest", "algo", "compose"]
 
 
 def test_every_subcommand_is_listed() -> None:

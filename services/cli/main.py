@@ -161,9 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from services.backtest.cli import add_parser as add_backtest
     from services.cli.algo import add_parser as add_algo
+    from services.cli.compose import add_parser as add_compose
 
     add_backtest(sub)
     add_algo(sub)
+    add_compose(sub)
 
     demo = sub.add_parser("demo", help="the runtime end to end: synthetic trades → tally, live summary")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
@@ -228,6 +230,10 @@ def _dispatch(args: argparse.Namespace, configure_logging: Any) -> int:
         return algo(args, _reader_prefix(args.topic_prefix))
     if args.command == "sql":
         return _sql(args)
+    if args.command == "compose":
+        from services.cli.compose import main as compose
+
+        return compose(args)
     if args.command == "up":
         from services.cli import session
         from services.cli.infra import LocalStack
