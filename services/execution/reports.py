@@ -25,7 +25,6 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -47,9 +46,16 @@ from services.execution.metrics import ExecutionMetrics
 from services.runtime.bus import KAFKA_ERRORS, dead_letter_raw, make_consumer, partitions_of, read_to_end, send_and_wait
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, DeliveryFailed, TransientError
-from services.venues.bybit.private import MalformedPrivateMessage, events_from_private, never_rested, parse_private
+from services.venues.bybit.private import (
+    SUBSCRIBE,
+    MalformedPrivateMessage,
+    auth_message,
+    events_from_private,
+    never_rested,
+    parse_private,
+    ping_message,
+)
 from services.venues.bybit.rest import BybitRest, VenueError
-from services.venues.bybit.signing import ws_auth_signature
 
 if TYPE_CHECKING:
     from services.execution.shell import ExecutionConfig
@@ -175,13 +181,12 @@ class Reports:
         async with websockets.connect(self.config.ws_url, ping_interval=None, open_timeout=10,
                                       logger=_ws_log) as ws:
             expires = int(time.time() * 1000) + self.rest.time_offset_ms + 10_000
-            signature = ws_auth_signature(self.config.api_secret.reveal(), expires)
-            await ws.send(orjson.dumps({"op": "auth", "args": [self.config.api_key, expires, signature]}).decode())
+            await ws.send(auth_message(self.config.api_key, self.config.api_secret.reveal(), expires))
             auth = parse_private(await asyncio.wait_for(ws.recv(), 10))
             if not auth.get("success"):
                 raise TransientError(f"private WS auth refused: {auth.get('ret_msg')}; check EXECUTION_API_KEY "
                                      "and EXECUTION_API_SECRET")
-            await ws.send('{"op": "subscribe", "args": ["order", "execution"]}')
+            await ws.send(SUBSCRIBE)
             self.last_message = time.monotonic()
             heartbeat = asyncio.create_task(self._heartbeat(ws, stop))
             try:
@@ -222,7 +227,7 @@ class Reports:
                 last_ping = now
                 if waiting is None:
                     self.ping_unanswered_since = now
-                await ws.send(orjson.dumps({"op": "ping", "req_id": f"hean-{n}"}).decode())
+                await ws.send(ping_message(n))
 
     async def _on_message(self, raw: str | bytes) -> None:
         try:

@@ -28,7 +28,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from services.ingest.shell import Ingest
-from services.venues.binance.streams import BinanceNormalizer, MalformedBinanceFrame, StreamResult, stream_names
+from services.venues.binance.streams import DEPTH_PATH, BinanceNormalizer, depth_params, stream_names, stream_url
+from services.venues.frames import FeedResult, MalformedFrame
 
 log = logging.getLogger(__name__)
 RETRY_SNAPSHOT_SECONDS = 0.5
@@ -45,7 +46,7 @@ class BinanceIngest(Ingest):
     async def _connection(self, producer: Any, stop: asyncio.Event) -> str:
         config = self.config
         names = stream_names(config.symbols, config.depth_speed, config.trades, config.tickers)
-        url = f"{config.url.rstrip('/')}?streams={'/'.join(names)}"
+        url = stream_url(config.url, names)
         try:
             ws = await websockets.connect(url, ping_interval=config.ping_interval, ping_timeout=config.pong_timeout,
                                           max_size=2**24, open_timeout=10)
@@ -59,7 +60,7 @@ class BinanceIngest(Ingest):
         watchdog = asyncio.create_task(self._watch(ws, stop, ended), name="watchdog")
         watchdog.add_done_callback(lambda t: self._task_ended(t, ws, ended))
         fetches: dict[str, asyncio.Task[None]] = {}
-        async with httpx.AsyncClient(base_url=config.instruments_url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=config.public_rest_url, timeout=10) as http:
             try:
                 log.info("connected", extra={"url": config.url, "streams": len(names)})
                 self.connected.set()
@@ -97,14 +98,14 @@ class BinanceIngest(Ingest):
         async with self._lock:
             try:
                 result = normalizer.on_frame(raw, recv_ns)
-            except MalformedBinanceFrame as exc:
+            except MalformedFrame as exc:
                 self.metrics.malformed.labels("ingest").inc()
                 log.warning("malformed frame skipped: %s; frame %r", exc, raw[:200])
                 await self._dead_letter(producer, raw, exc, recv_ns)
                 return
             await self._settle(result, normalizer, producer, http, fetches)
 
-    async def _settle(self, result: StreamResult, normalizer: BinanceNormalizer, producer: Any,
+    async def _settle(self, result: FeedResult, normalizer: BinanceNormalizer, producer: Any,
                       http: httpx.AsyncClient, fetches: dict[str, asyncio.Task[None]]) -> None:
         """Publish what a frame or snapshot produced; start the snapshot fetches it asks for."""
         if result.control is not None and ("code" in result.control or "error" in result.control):
@@ -112,11 +113,11 @@ class BinanceIngest(Ingest):
             log.warning("venue refused a request: %s", result.control)
         if result.gaps:
             log.warning("book out of sync, resynchronising from a new snapshot: %s", "; ".join(result.reasons))
-            for symbol in result.need_snapshot:
+            for symbol in result.resync:
                 self.metrics.gaps.labels("ingest", symbol).inc()
         if result.events:
             await self.publish(producer, result.events)
-        for symbol in result.need_snapshot:
+        for symbol in result.resync:
             running = fetches.get(symbol)
             if running is None or running.done():
                 delay = RETRY_SNAPSHOT_SECONDS if result.gaps else 0.0
@@ -129,7 +130,7 @@ class BinanceIngest(Ingest):
         if delay:
             await asyncio.sleep(delay)  # a fresh gap: give the stream a moment to carry the events past it
         try:
-            response = await http.get("/fapi/v1/depth", params={"symbol": symbol, "limit": self.config.depth})
+            response = await http.get(DEPTH_PATH, params=depth_params(symbol, self.config.depth))
             payload = orjson.loads(response.content)
             if response.status_code != 200:
                 raise RuntimeError(f"HTTP {response.status_code}: {payload}")
@@ -143,7 +144,7 @@ class BinanceIngest(Ingest):
             self.snapshots_fetched += 1
             try:
                 result = normalizer.on_snapshot(symbol, payload, recv_ns)
-            except MalformedBinanceFrame as exc:
+            except MalformedFrame as exc:
                 self.metrics.malformed.labels("ingest").inc()
                 normalizer.snapshot_failed(symbol)
                 await self._dead_letter(producer, response.content, exc, recv_ns)

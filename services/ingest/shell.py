@@ -41,7 +41,14 @@ from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
 from services.venues.bybit.instruments import BybitInstruments
-from services.venues.bybit.public import BybitNormalizer, MalformedFrame
+from services.venues.bybit.public import (
+    BybitNormalizer,
+    ping_message,
+    public_topics,
+    resubscribe_messages,
+    subscribe_message,
+)
+from services.venues.frames import MalformedFrame
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +116,9 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return self.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
 
     @property
-    def instruments_url(self) -> str:
-        """The public REST base URL: the simulator serves it on its WebSocket port, and the venues'
+    def public_rest_url(self) -> str:
+        """The venue's public REST base URL (instruments-info, Binance's depth snapshots; "" when
+        INGEST_REST_URL is "off"): the simulator serves it on its WebSocket port, and the venues'
         stream hosts have REST hosts beside them (stream.bybit.com → api.bybit.com,
         fstream.binance.com → fapi.binance.com)."""
         if self.rest_url:
@@ -124,12 +132,7 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return f"{'https' if parts.scheme == 'wss' else 'http'}://{host}"
 
     def topics(self) -> list[str]:
-        topics = [f"orderbook.{self.depth}.{s}" for s in self.symbols]
-        if self.trades:
-            topics += [f"publicTrade.{s}" for s in self.symbols]
-        if self.tickers:
-            topics += [f"tickers.{s}" for s in self.symbols]
-        return topics
+        return public_topics(self.symbols, self.depth, self.trades, self.tickers)
 
 
 class IngestMetrics:
@@ -236,7 +239,7 @@ class Ingest:
         events wait (in `publish`) for the first publish, up to `instruments_wait_seconds`, so a
         symbol's rules reach the log before its first book; with no feed they wait for nothing."""
         config = self.config
-        rest_url = config.instruments_url
+        rest_url = config.public_rest_url
         failures = self.metrics.instrument_failures.labels("ingest")
         try:
             if not rest_url or config.venue != "bybit":  # Binance's exchangeInfo is not read yet
@@ -281,7 +284,7 @@ class Ingest:
         for task in (pinger, watchdog):
             task.add_done_callback(lambda t: self._task_ended(t, ws, ended))
         try:
-            await ws.send(orjson.dumps({"op": "subscribe", "req_id": "hean-sub", "args": config.topics()}).decode())
+            await ws.send(subscribe_message(config.topics()))
             log.info("connected", extra={"url": config.url, "topics": len(config.topics())})
             self.connected.set()
             self.metrics.base.ready.labels("ingest").set(1)  # connected and subscribed
@@ -373,10 +376,10 @@ class Ingest:
         if result.control is not None and result.control.get("success") is False:
             self.metrics.venue_errors.labels("ingest").inc()
             log.warning("venue refused %s: %s", result.control.get("op"), result.control.get("ret_msg"))
-        for topic in result.resubscribe:
+        for topic in result.resync:
             self.metrics.gaps.labels("ingest", topic.rsplit(".", 1)[-1]).inc()
-            await ws.send(orjson.dumps({"op": "unsubscribe", "args": [topic]}).decode())
-            await ws.send(orjson.dumps({"op": "subscribe", "req_id": "hean-resub", "args": [topic]}).decode())
+            for message in resubscribe_messages(topic):
+                await ws.send(message)
         if result.events:
             await self.publish(producer, result.events)
 
@@ -423,7 +426,7 @@ class Ingest:
                 n += 1
                 if self._ping_unanswered_since is None:  # the oldest unanswered ping sets the deadline
                     self._ping_unanswered_since = time.monotonic()
-                await ws.send(orjson.dumps({"op": "ping", "req_id": f"hean-ping-{n}"}).decode())
+                await ws.send(ping_message(n))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

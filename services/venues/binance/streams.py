@@ -18,43 +18,22 @@ maker, so the taker (HEAN's trade side, as Bybit reports it) sold.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import orjson
-
-from schemas.events import BookDeltaReceived, BookSnapshotReceived, Event, TickerUpdated, TradeReceived
+from schemas.events import BookDeltaReceived, BookSnapshotReceived, TickerUpdated, TradeReceived
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
 from services.domain.ids import market_book_id, market_ticker_id, market_trade_id
-from services.runtime.errors import DecodeError
 from services.venues.binance.depth import DepthSync, DepthUpdate, Snapshot, Step
+from services.venues.frames import FeedResult, MalformedFrame, json_object
 
-__all__ = ["VENUE", "BinanceNormalizer", "MalformedBinanceFrame", "StreamResult", "stream_names"]
+__all__ = ["DEPTH_PATH", "VENUE", "BinanceNormalizer", "depth_params", "stream_names", "stream_url"]
 
 VENUE = "binance"
 CATEGORY = "linear"
 MS = 1_000_000
 DEPTH_SPEEDS = ("100ms", "250ms", "500ms")
-
-
-class MalformedBinanceFrame(DecodeError):
-    """A frame that is not a Binance futures stream message we understand."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("malformed_frame", message)
-
-
-@dataclass
-class StreamResult:
-    """Events to publish (topic, key, event), symbols whose book needs a REST snapshot, gaps seen,
-    and the control reply if the frame was one."""
-
-    events: list[tuple[str, str, Event]] = field(default_factory=list)
-    need_snapshot: list[str] = field(default_factory=list)
-    gaps: int = 0
-    control: dict[str, Any] | None = None
-    reasons: list[str] = field(default_factory=list)  # why books lost sync
+DEPTH_PATH = "/fapi/v1/depth"  # the REST depth snapshot every book starts from
 
 
 def stream_names(symbols: tuple[str, ...], speed: str = "100ms", trades: bool = True,
@@ -71,29 +50,41 @@ def stream_names(symbols: tuple[str, ...], speed: str = "100ms", trades: bool = 
     return names
 
 
+def stream_url(base: str, names: list[str]) -> str:
+    """The combined-stream URL (`…/stream?streams=a/b`) of `names` at `base` (…/stream)."""
+    return f"{base.rstrip('/')}?streams={'/'.join(names)}"
+
+
+def depth_params(symbol: str, limit: int) -> dict[str, str | int]:
+    """The query of a `GET /fapi/v1/depth` snapshot (`limit` is INGEST_DEPTH)."""
+    return {"symbol": symbol, "limit": limit}
+
+
 class BinanceNormalizer:
-    """Frames and snapshots of one connection into events; one DepthSync per symbol."""
+    """Frames and snapshots of one connection into events; one DepthSync per symbol: the public-feed
+    part of the venue port (services/venues/port.py SnapshotFeed). A book that lost sync is named in
+    `FeedResult.resync` by its symbol; the shell fetches a REST depth snapshot for it (`book_sync`)
+    and passes it to `on_snapshot`."""
+
+    venue = VENUE
+    category = CATEGORY
+    book_sync = "rest_snapshot"
 
     def __init__(self, symbols: tuple[str, ...], depth: int) -> None:
         self.depth = depth
         self.books = {s: DepthSync(s, depth) for s in symbols}
 
-    def on_frame(self, raw: bytes | str, recv_ns: int) -> StreamResult:
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedBinanceFrame(f"not JSON: {exc}") from None
-        if not isinstance(message, dict):
-            raise MalformedBinanceFrame(f"expected a JSON object, got {type(message).__name__}")
+    def on_frame(self, raw: bytes | str, recv_ns: int) -> FeedResult:
+        message = json_object(raw)
         if "stream" in message and "data" in message:
             message = message["data"]
             if not isinstance(message, dict):
-                raise MalformedBinanceFrame("data of a combined stream must be an object")
+                raise MalformedFrame("data of a combined stream must be an object")
         kind = message.get("e")
         if kind is None:
             if "id" in message or "code" in message or "error" in message:
-                return StreamResult(control=message)
-            raise MalformedBinanceFrame("no event type (e) and not a reply")
+                return FeedResult(control=message)
+            raise MalformedFrame("no event type (e) and not a reply")
         try:
             if kind == "depthUpdate":
                 return self._depth(message, recv_ns)
@@ -102,18 +93,18 @@ class BinanceNormalizer:
             if kind == "bookTicker":
                 return self._ticker(message, recv_ns)
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-            raise MalformedBinanceFrame(f"{kind}: {type(exc).__name__}: {exc}") from None
-        raise MalformedBinanceFrame(f"unsupported event type {kind!r}")
+            raise MalformedFrame(f"{kind}: {type(exc).__name__}: {exc}") from None
+        raise MalformedFrame(f"unsupported event type {kind!r}")
 
-    def on_snapshot(self, symbol: str, payload: Any, recv_ns: int) -> StreamResult:
-        """A `GET /fapi/v1/depth` answer for `symbol` (raises MalformedBinanceFrame if it is not one)."""
+    def on_snapshot(self, symbol: str, payload: Any, recv_ns: int) -> FeedResult:
+        """A `GET /fapi/v1/depth` answer for `symbol` (raises MalformedFrame if it is not one)."""
         try:
             if not isinstance(payload, dict):
                 raise TypeError(f"expected an object, got {type(payload).__name__}")
             snapshot = Snapshot(int(payload["lastUpdateId"]), int(payload.get("T") or payload.get("E") or 0),
                                 _checked_levels(payload["bids"]), _checked_levels(payload["asks"]))
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-            raise MalformedBinanceFrame(f"depth snapshot of {symbol}: {type(exc).__name__}: {exc}") from None
+            raise MalformedFrame(f"depth snapshot of {symbol}: {type(exc).__name__}: {exc}") from None
         return self._publish(symbol, self.books[symbol].on_snapshot(snapshot), recv_ns)
 
     def snapshot_failed(self, symbol: str) -> None:
@@ -121,7 +112,7 @@ class BinanceNormalizer:
 
     # ------------------------------------------------------------------ payloads
 
-    def _depth(self, m: dict[str, Any], recv_ns: int) -> StreamResult:
+    def _depth(self, m: dict[str, Any], recv_ns: int) -> FeedResult:
         symbol = m["s"]
         sync = self.books.get(symbol)
         if sync is None:
@@ -130,9 +121,9 @@ class BinanceNormalizer:
                              _checked_levels(m["b"]), _checked_levels(m["a"]))
         return self._publish(symbol, sync.on_update(update), recv_ns)
 
-    def _publish(self, symbol: str, step: Step, recv_ns: int) -> StreamResult:
-        result = StreamResult(need_snapshot=[symbol] if step.need_snapshot else [], gaps=1 if step.gap else 0,
-                              reasons=[f"{symbol}: {step.reason}"] if step.reason else [])
+    def _publish(self, symbol: str, step: Step, recv_ns: int) -> FeedResult:
+        result = FeedResult(resync=[symbol] if step.need_snapshot else [], gaps=1 if step.gap else 0,
+                            reasons=[f"{symbol}: {step.reason}"] if step.reason else [])
         book = self.books[symbol].book
         topic = f"depth.{symbol}"
         if step.snapshot is not None:
@@ -158,7 +149,7 @@ class BinanceNormalizer:
                 best_ask=(Decimal(top_ask[0]), Decimal(top_ask[1])) if top_ask else None)))
         return result
 
-    def _trade(self, m: dict[str, Any], recv_ns: int) -> StreamResult:
+    def _trade(self, m: dict[str, Any], recv_ns: int) -> FeedResult:
         symbol, agg_id = m["s"], str(int(m["a"]))
         maker_buyer = m["m"]
         if not isinstance(maker_buyer, bool):
@@ -166,14 +157,14 @@ class BinanceNormalizer:
         price, qty = Decimal(m["p"]), Decimal(m["q"])
         if not (price.is_finite() and qty.is_finite() and price > 0 and qty > 0):
             raise ValueError(f"price and quantity must be positive, got {m['p']!r} x {m['q']!r}")
-        return StreamResult(events=[(MD_TRADES, symbol, TradeReceived(
+        return FeedResult(events=[(MD_TRADES, symbol, TradeReceived(
             id=market_trade_id(VENUE, CATEGORY, symbol, agg_id), ts_event=int(m["T"]) * MS, ts_ingest=recv_ns,
             origin_ts=recv_ns, venue=VENUE, category=CATEGORY, symbol=symbol, trade_id=agg_id,
             side="Sell" if maker_buyer else "Buy", price=price, qty=qty))])
 
-    def _ticker(self, m: dict[str, Any], recv_ns: int) -> StreamResult:
+    def _ticker(self, m: dict[str, Any], recv_ns: int) -> FeedResult:
         symbol, update_id, ts = m["s"], int(m["u"]), int(m.get("T") or m["E"])
-        return StreamResult(events=[(MD_TICKERS, symbol, TickerUpdated(
+        return FeedResult(events=[(MD_TICKERS, symbol, TickerUpdated(
             id=market_ticker_id(VENUE, CATEGORY, f"bookTicker.{symbol}", update_id, ts), ts_event=ts * MS,
             ts_ingest=recv_ns, origin_ts=recv_ns, venue=VENUE, category=CATEGORY, symbol=symbol,
             bid1_price=Decimal(m["b"]), bid1_size=Decimal(m["B"]), ask1_price=Decimal(m["a"]),

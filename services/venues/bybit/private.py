@@ -41,7 +41,8 @@ from services.domain.ids import (
     intent_id_of,
     link_id_for,
 )
-from services.runtime.errors import DecodeError
+from services.venues.bybit.signing import ws_auth_signature
+from services.venues.frames import MalformedFrame, json_object
 
 # Orders the venue cancels at placement, before they ever rest: Bybit reports them Cancelled with
 # cancelType "UNKNOWN" and one of these rejectReasons (a PostOnly that would cross, a FOK that
@@ -74,22 +75,29 @@ def amend_request(intent: AmendOrder) -> dict[str, Any]:
     return body
 
 
-class MalformedPrivateMessage(DecodeError):
+class MalformedPrivateMessage(MalformedFrame):
     """A private WebSocket message that is not what Bybit sends: dead-lettered, never fatal."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("malformed", message)
+        super().__init__(message, "malformed")
 
 
 def parse_private(raw: str | bytes) -> dict[str, Any]:
     """One private WS frame as a JSON object, or MalformedPrivateMessage."""
-    try:
-        message = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedPrivateMessage(f"Expected a JSON private message, found undecodable text: {exc}") from None
-    if not isinstance(message, dict):
-        raise MalformedPrivateMessage(f"Expected a JSON object, found {type(message).__name__}")
-    return message
+    return json_object(raw, MalformedPrivateMessage)
+
+
+# The private stream's own requests (bybit-v5.md §2.1-2.2): auth first, then the all-in-one topics.
+SUBSCRIBE = '{"op": "subscribe", "args": ["order", "execution"]}'
+
+
+def auth_message(api_key: str, secret: str, expires_ms: int) -> str:
+    """The `auth` op for a connection, valid until `expires_ms` (venue time, in the future)."""
+    return orjson.dumps({"op": "auth", "args": [api_key, expires_ms, ws_auth_signature(secret, expires_ms)]}).decode()
+
+
+def ping_message(n: int) -> str:
+    return orjson.dumps({"op": "ping", "req_id": f"hean-{n}"}).decode()
 
 
 def _decimal(item: dict[str, Any], field: str, default: str | None = None) -> Decimal:

@@ -19,7 +19,6 @@ An orderbook frame, annotated (bybit-v5.md §1.5):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -34,9 +33,12 @@ from schemas.events import (
 )
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
 from services.domain.ids import market_book_id, market_ticker_id, market_trade_id
-from services.runtime.errors import DecodeError
 from services.venues.bybit.book import BookGap, BybitBook
+from services.venues.frames import FeedResult, MalformedFrame, json_object
 
+__all__ = ["VENUE", "BybitNormalizer", "ping_message", "public_topics", "resubscribe_messages", "subscribe_message"]
+
+VENUE = "bybit"
 MS = 1_000_000
 
 TICKER_FIELDS = {
@@ -47,45 +49,51 @@ TICKER_FIELDS = {
 }
 
 
-class MalformedFrame(DecodeError):
-    """A WebSocket frame that is not a Bybit V5 message we understand."""
+def public_topics(symbols: tuple[str, ...], depth: int, trades: bool = True, tickers: bool = True) -> list[str]:
+    """The V5 public topics for `symbols` (bybit-v5.md §1.4): the book at `depth`, trades, tickers."""
+    topics = [f"orderbook.{depth}.{s}" for s in symbols]
+    if trades:
+        topics += [f"publicTrade.{s}" for s in symbols]
+    if tickers:
+        topics += [f"tickers.{s}" for s in symbols]
+    return topics
 
-    def __init__(self, message: str) -> None:
-        super().__init__("malformed_frame", message)
+
+def subscribe_message(topics: list[str], req_id: str = "hean-sub") -> str:
+    return orjson.dumps({"op": "subscribe", "req_id": req_id, "args": topics}).decode()
 
 
-@dataclass
-class FrameResult:
-    """What one frame produced: events to publish (topic, key, event), topics to resubscribe
-    (their book went stale), and the control reply if the frame was one (ack or pong)."""
+def resubscribe_messages(topic: str) -> list[str]:
+    """Bybit's book resync: unsubscribe and subscribe again; the venue answers with a snapshot."""
+    return [orjson.dumps({"op": "unsubscribe", "args": [topic]}).decode(),
+            subscribe_message([topic], "hean-resub")]
 
-    events: list[tuple[str, str, Event]] = field(default_factory=list)
-    resubscribe: list[str] = field(default_factory=list)
-    control: dict[str, Any] | None = None
-    gaps: int = 0
+
+def ping_message(n: int) -> str:
+    """The application-level ping (bybit-v5.md §1.3); linear answers op "ping", spot op "pong"."""
+    return orjson.dumps({"op": "ping", "req_id": f"hean-ping-{n}"}).decode()
 
 
 class BybitNormalizer:
-    """Turns frames of one connection (one category) into events."""
+    """Turns frames of one connection (one category) into events: the public-feed part of the
+    venue port (services/venues/port.py PublicFeed). A book that lost sync is named in
+    `FeedResult.resync` by its topic, to be resubscribed (`book_sync`)."""
 
-    def __init__(self, category: str = "linear", venue: str = "bybit") -> None:
+    book_sync = "resubscribe"
+
+    def __init__(self, category: str = "linear", venue: str = VENUE) -> None:
         self.category = category
         self.venue = venue
         self.books: dict[str, BybitBook] = {}
         self.tickers: dict[str, dict[str, str]] = {}
 
-    def on_frame(self, raw: bytes | str, recv_ns: int) -> FrameResult:
+    def on_frame(self, raw: bytes | str, recv_ns: int) -> FeedResult:
         """Parse one frame. Raises MalformedFrame for anything that is not a valid V5 message."""
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedFrame(f"not JSON: {exc}") from None
-        if not isinstance(message, dict):
-            raise MalformedFrame(f"expected a JSON object, got {type(message).__name__}")
+        message = json_object(raw)
         topic = message.get("topic")
         if topic is None:
             if "op" in message or "success" in message:
-                return FrameResult(control=message)
+                return FeedResult(control=message)
             raise MalformedFrame("no topic and no op: neither data nor a control reply")
         if not isinstance(topic, str):
             raise MalformedFrame(f"topic must be a string, got {topic!r}")
@@ -102,7 +110,7 @@ class BybitNormalizer:
 
     # ------------------------------------------------------------------ orderbook
 
-    def _book(self, topic: str, message: dict[str, Any], recv_ns: int) -> FrameResult:
+    def _book(self, topic: str, message: dict[str, Any], recv_ns: int) -> FeedResult:
         _, depth_text, symbol = topic.split(".", 2)
         depth = int(depth_text)
         data = message["data"]
@@ -113,7 +121,7 @@ class BybitNormalizer:
         book = self.books.get(topic)
         if book is None:
             book = self.books[topic] = BybitBook(symbol, depth)
-        result = FrameResult()
+        result = FeedResult()
         is_snapshot = kind == "snapshot" or update_id == 1
         if is_snapshot:
             if depth == 1 and not book.stale and update_id == book.update_id:
@@ -123,16 +131,18 @@ class BybitNormalizer:
             try:
                 if book.apply_delta(data["b"], data["a"], update_id, seq) == 0 and update_id <= book.update_id:
                     return result  # an old message: already applied
-            except BookGap:
-                result.resubscribe.append(topic)
+            except BookGap as gap:
+                result.resync.append(topic)
                 result.gaps = 1
+                result.reasons.append(str(gap))
                 return result
         else:
             raise ValueError(f"type must be snapshot or delta, got {kind!r}")
         if book.crossed():
             book.mark_stale()
-            result.resubscribe.append(topic)
+            result.resync.append(topic)
             result.gaps = 1
+            result.reasons.append(f"{symbol}: crossed")
             return result
         best_bid, best_ask = book.best_bid(), book.best_ask()
         common = dict(
@@ -152,8 +162,8 @@ class BybitNormalizer:
 
     # ------------------------------------------------------------------ trades
 
-    def _trades(self, message: dict[str, Any], recv_ns: int) -> FrameResult:
-        result = FrameResult()
+    def _trades(self, message: dict[str, Any], recv_ns: int) -> FeedResult:
+        result = FeedResult()
         for trade in message["data"]:
             side = trade["S"]
             if side not in ("Buy", "Sell"):
@@ -169,7 +179,7 @@ class BybitNormalizer:
 
     # ------------------------------------------------------------------ tickers
 
-    def _ticker(self, topic: str, message: dict[str, Any], recv_ns: int) -> FrameResult:
+    def _ticker(self, topic: str, message: dict[str, Any], recv_ns: int) -> FeedResult:
         data = message["data"]
         symbol = data["symbol"]
         if message.get("type", "snapshot") == "snapshot" or symbol not in self.tickers:
@@ -184,7 +194,7 @@ class BybitNormalizer:
             ts_event=ts * MS, ts_ingest=recv_ns, origin_ts=recv_ns,
             venue=self.venue, category=self.category, symbol=symbol, **fields,
         )
-        return FrameResult(events=[(MD_TICKERS, symbol, event)])
+        return FeedResult(events=[(MD_TICKERS, symbol, event)])
 
 
 def _levels(levels: list[Any]) -> list[tuple[Decimal, Decimal]]:

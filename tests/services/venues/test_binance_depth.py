@@ -7,7 +7,8 @@ import pytest
 
 from schemas.events import BookDeltaReceived, BookSnapshotReceived, TradeReceived
 from services.venues.binance.depth import DepthSync, DepthUpdate, Snapshot
-from services.venues.binance.streams import BinanceNormalizer, MalformedBinanceFrame, stream_names
+from services.venues.binance.streams import BinanceNormalizer, stream_names
+from services.venues.frames import MalformedFrame
 
 
 def update(first: int, final: int, prev: int, bids: list[list[str]] | None = None,
@@ -76,7 +77,7 @@ def test_normalizer_builds_venue_tagged_events_and_names_what_is_malformed() -> 
     [(_, key, event)] = normalizer.on_frame(orjson.dumps(trade), 9).events
     assert isinstance(event, TradeReceived) and event.venue == "binance" and event.side == "Sell" and key == "BTCUSDT"
     depth = {"e": "depthUpdate", "E": 5, "T": 4, "s": "BTCUSDT", "U": 95, "u": 101, "pu": 94, "b": [], "a": []}
-    assert normalizer.on_frame(orjson.dumps(depth), 9).need_snapshot == ["BTCUSDT"]
+    assert normalizer.on_frame(orjson.dumps(depth), 9).resync == ["BTCUSDT"]
     out = normalizer.on_snapshot("BTCUSDT", {"lastUpdateId": 100, "T": 3, "bids": [["10.0", "1"]],
                                              "asks": [["11.0", "1"]]}, 9)
     kinds = [type(e).__name__ for _, _, e in out.events]
@@ -88,9 +89,9 @@ def test_normalizer_builds_venue_tagged_events_and_names_what_is_malformed() -> 
                        (orjson.dumps({**trade["data"], "p": "-1"}), "positive"),
                        (orjson.dumps({**depth, "b": [["NaN", "1"]]}), "bad level"),
                        (orjson.dumps({**depth, "s": "DOGEUSDT"}), "not a subscribed symbol")]:
-        with pytest.raises(MalformedBinanceFrame, match=words):
+        with pytest.raises(MalformedFrame, match=words):
             normalizer.on_frame(bad, 9)
-    with pytest.raises(MalformedBinanceFrame, match="depth snapshot"):
+    with pytest.raises(MalformedFrame, match="depth snapshot"):
         normalizer.on_snapshot("BTCUSDT", {"lastUpdateId": "x"}, 9)
 
 

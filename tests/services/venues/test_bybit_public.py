@@ -10,7 +10,8 @@ import pytest
 
 from schemas.events import BookDeltaReceived, BookSnapshotReceived, TickerUpdated, TradeReceived
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES
-from services.venues.bybit.public import BybitNormalizer, MalformedFrame
+from services.venues.bybit.public import BybitNormalizer
+from services.venues.frames import MalformedFrame
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "bybit"
 RECV = 1_700_000_000_000_000_000
@@ -55,12 +56,12 @@ def test_orderbook_delta_fixture_after_a_chained_snapshot() -> None:
 def test_delta_without_snapshot_or_with_gap_resubscribes() -> None:
     normalizer = BybitNormalizer()
     result = normalizer.on_frame(fixture("orderbook_delta"), RECV)
-    assert result.events == [] and result.resubscribe == ["orderbook.50.BTCUSDT"]
+    assert result.events == [] and result.resync == ["orderbook.50.BTCUSDT"]
     normalizer.on_frame(fixture("orderbook_snapshot"), RECV)
     delta = orjson.loads(fixture("orderbook_delta"))
     delta["data"]["u"] = 18521288 + 2  # skips one
     result = normalizer.on_frame(orjson.dumps(delta), RECV)
-    assert result.events == [] and result.gaps == 1 and result.resubscribe == ["orderbook.50.BTCUSDT"]
+    assert result.events == [] and result.gaps == 1 and result.resync == ["orderbook.50.BTCUSDT"]
 
 
 def test_u_equal_one_is_a_snapshot() -> None:
@@ -81,7 +82,7 @@ def test_crossed_book_is_never_published() -> None:
     cross = {"topic": "orderbook.50.BTCUSDT", "type": "delta", "ts": 1, "cts": 1,
              "data": {"s": "BTCUSDT", "b": [["17000.00", "1"]], "a": [], "u": 18521289, "seq": 1}}
     result = normalizer.on_frame(orjson.dumps(cross), RECV)
-    assert result.events == [] and result.resubscribe == ["orderbook.50.BTCUSDT"]
+    assert result.events == [] and result.resync == ["orderbook.50.BTCUSDT"]
 
 
 def test_public_trade_fixture() -> None:
