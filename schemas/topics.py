@@ -43,7 +43,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("md.book", "symbol", SYMBOL_PARTITIONS, 2 * DAY_MS, "ingest",
               ("strategy", "recorder"), "L2 book snapshots and continuous deltas"),
     TopicSpec("md.tickers", "symbol", SYMBOL_PARTITIONS, 7 * DAY_MS, "ingest",
-              ("strategy", "recorder", "accounting"), "merged tickers (mark price)"),
+              ("strategy", "recorder", "accounting", "risk"), "merged tickers (mark price)"),
     TopicSpec("orders.intents", "symbol", SYMBOL_PARTITIONS, -1, "strategy",
               ("risk", "algos"), "order intents (submit / cancel; parent orders for algos)"),
     TopicSpec("orders.decisions", "symbol", SYMBOL_PARTITIONS, -1, "risk",

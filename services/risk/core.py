@@ -7,7 +7,8 @@ Checks, in order; the first that fails names the rule in IntentRejected.rule:
   qty_step / min_qty / max_qty / tick_size   the venue's instrument rules
   max_order_qty   the order's quantity
   no_market_price a market order with no mid to value it
-  price_band      a limit price further than `price_band` (a fraction) from the mid
+  price_band      a limit price further than `price_band` (a fraction) from the venue's mark price
+                  (md.tickers), or from the mid while no mark is known; the rejection names which
   max_notional / min_notional      the order's value at its price (or the mid)
   max_position    |position + working orders + this order| * price per symbol (not for reduce-only)
   max_gross_exposure   sum of |expected position| * mid over the account's symbols, with this order
@@ -61,6 +62,7 @@ from schemas.events import (
     OrderPartiallyFilled,
     OrderRejected,
     SubmitOrder,
+    TickerUpdated,
     TradingHalted,
     TradingResumed,
 )
@@ -157,10 +159,11 @@ class RiskState(msgspec.Struct, frozen=True):
     accounts: dict[str, AccountRisk] = {}
     mids: dict[str, Decimal] = {}
     instruments: dict[str, InstrumentRules] = {}  # the venue's, folded from ref.instruments
+    marks: dict[str, Decimal] = {}  # the venue's mark price per symbol (md.tickers): the price band's reference
 
 
 def initial_state() -> RiskState:
-    return RiskState(accounts={}, mids={}, instruments={})
+    return RiskState(accounts={}, mids={}, instruments={}, marks={})
 
 
 def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState, list[Emit]]:
@@ -174,12 +177,17 @@ def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState,
         mid = (event.best_bid[0] + event.best_ask[0]) / 2
         if state.mids.get(event.symbol) == mid:
             return state, []
-        return RiskState(state.accounts, {**state.mids, event.symbol: mid}, state.instruments), []
+        return msgspec.structs.replace(state, mids={**state.mids, event.symbol: mid}), []
+    if isinstance(event, TickerUpdated):
+        mark = event.mark_price  # None: the venue has not stated one yet (the last one stays)
+        if mark is None or state.marks.get(event.symbol) == mark:
+            return state, []
+        return msgspec.structs.replace(state, marks={**state.marks, event.symbol: mark}), []
     if isinstance(event, InstrumentDefined):
         rules = rules_of(event)
         if state.instruments.get(event.symbol) == rules:
             return state, []
-        return RiskState(state.accounts, state.mids, {**state.instruments, event.symbol: rules}), []
+        return msgspec.structs.replace(state, instruments={**state.instruments, event.symbol: rules}), []
     if isinstance(event, OrderPartiallyFilled | OrderFilled | OrderCancelled | OrderRejected):
         return _replace(state, event.account, _apply_order_event(_account(state, event.account), event)), []
     if isinstance(event, OrderAmendRejected):
@@ -236,12 +244,13 @@ def merge_accounts(parts: Sequence[RiskState]) -> RiskState:
     """The state of one instance serving every account, from instances serving disjoint ones.
 
     Exact because each account's limits, orders and halts depend only on its own events and on
-    the market's mids, which every instance folds from the same books; once each has read the
-    same books, their mids agree. An account held by two parts is refused, not guessed."""
+    the market's mids and marks, which every instance folds from the same books and tickers; once
+    each has read them, they agree. An account held by two parts is refused, not guessed."""
     accounts = join_disjoint((part.accounts for part in parts), "risk accounts")
     mids = {symbol: mid for part in parts for symbol, mid in part.mids.items()}
     instruments = {symbol: rules for part in parts for symbol, rules in part.instruments.items()}
-    return RiskState(accounts=accounts, mids=mids, instruments=instruments)
+    marks = {symbol: mark for part in parts for symbol, mark in part.marks.items()}
+    return RiskState(accounts=accounts, mids=mids, instruments=instruments, marks=marks)
 
 
 def _read_back(state: RiskState, decision: IntentApproved | IntentRejected) -> RiskState:
@@ -284,7 +293,7 @@ def _account(state: RiskState, name: str) -> AccountRisk:
 
 
 def _replace(state: RiskState, name: str, account: AccountRisk) -> RiskState:
-    return RiskState({**state.accounts, name: account}, state.mids, state.instruments)
+    return RiskState({**state.accounts, name: account}, state.mids, state.instruments, state.marks)
 
 
 def _decide(state: RiskState, intent: AnyIntent, p: RiskParams) -> tuple[RiskState, list[Emit]]:
@@ -344,8 +353,10 @@ def _check(state: RiskState, account: AccountRisk, o: SubmitOrder, p: RiskParams
     price = o.price if o.price is not None else mid
     if price is None:
         return "no_market_price", f"no mid for {o.symbol} to value a market order"
-    if mid is not None and abs(price - mid) > mid * p.price_band:
-        return "price_band", f"price {price} is more than {p.price_band} from mid {mid}"
+    mark = state.marks.get(o.symbol)
+    reference, basis = (mark, "mark") if mark is not None else (mid, "mid")
+    if o.price is not None and reference is not None and abs(o.price - reference) > reference * p.price_band:
+        return "price_band", f"price {o.price} is more than {p.price_band} from {basis} {reference}"
     notional = o.qty * price
     if notional > p.max_order_notional:
         return "max_notional", f"notional {notional} > {p.max_order_notional}"

@@ -1,6 +1,7 @@
 """Wires the risk core: intents, its own decisions (read back), order events, books (mids),
-account equity, control and the venue's instruments (ref.instruments) in; decisions (and
-kill-switch halts) out. One state: one active risk instance per set of accounts."""
+tickers (mark prices, the price band's reference), account equity, control and the venue's
+instruments (ref.instruments) in; decisions (and kill-switch halts) out. One state: one active
+risk instance per set of accounts."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from schemas.events import (
     IntentApproved,
     IntentEvent,
     IntentRejected,
+    TickerUpdated,
 )
 from schemas.topics import (
     ACCOUNTING_POSITIONS,
     CONTROL,
     MD_BOOK,
+    MD_TICKERS,
     ORDERS_DECISIONS,
     ORDERS_EVENTS,
     ORDERS_INTENTS,
@@ -40,10 +43,10 @@ def definition(config: RiskConfig | None = None) -> ServiceDef[core.RiskState]:
     config = config or load_settings(RiskConfig, "RISK")
     return ServiceDef(
         name="risk",
-        inputs=(ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, MD_BOOK, ACCOUNTING_POSITIONS, CONTROL,
-                REF_INSTRUMENTS),
+        inputs=(ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, MD_BOOK, MD_TICKERS, ACCOUNTING_POSITIONS,
+                CONTROL, REF_INSTRUMENTS),
         accepts=IntentEvent | DecisionEvent | ExecutionEvent | BookSnapshotReceived | BookDeltaReceived
-        | AccountUpdated | ControlEvent | InstrumentDefined,
+        | TickerUpdated | AccountUpdated | ControlEvent | InstrumentDefined,
         state_type=core.RiskState,
         initial_state=core.initial_state,
         step=only_venue(partial(core.step, params=config.params())),

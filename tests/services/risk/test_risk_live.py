@@ -17,6 +17,7 @@ from schemas.topics import (
     CONTROL,
     DLQ,
     MD_BOOK,
+    MD_TICKERS,
     ORDERS_DECISIONS,
     ORDERS_EVENTS,
     ORDERS_INTENTS,
@@ -36,8 +37,8 @@ D = Decimal
 
 
 async def test_decisions_kill_switch_and_replay(bootstrap: str, redis_url: str, prefix: str) -> None:
-    await create_topics(bootstrap, prefix, (ORDERS_INTENTS, ORDERS_EVENTS, MD_BOOK, ACCOUNTING_POSITIONS, CONTROL,
-                                            ORDERS_DECISIONS, DLQ, REF_INSTRUMENTS))
+    await create_topics(bootstrap, prefix, (ORDERS_INTENTS, ORDERS_EVENTS, MD_BOOK, MD_TICKERS, ACCOUNTING_POSITIONS,
+                                            CONTROL, ORDERS_DECISIONS, DLQ, REF_INSTRUMENTS))
     settings = RuntimeSettings(kafka_bootstrap=bootstrap, redis_url=redis_url, topic_prefix=prefix)
     service = definition()
     runner = ServiceRunner(service, settings)
