@@ -90,7 +90,7 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     account_check_seconds: float = 30.0
     halt_on_drift: bool = False
     # The REST circuit breaker: open after breaker_failures transient failures in a row, for
-    # breaker_open_seconds, so a failing venue is not hammered (services/execution/client.py).
+    # breaker_open_seconds, so a failing venue is not hammered (services/venues/bybit/rest.py).
     breaker_failures: int = 5
     breaker_open_seconds: float = 10.0
     # Approved amends of one symbol that arrive together go out as one /v5/order/amend-batch.
