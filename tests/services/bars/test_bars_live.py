@@ -37,7 +37,7 @@ def trades() -> list[TradeReceived]:
 
 
 def start_bars(prefix: str, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "HEAN_TOPIC_PREFIX": prefix, "BARS_SESSION_TIMEOUT_S": "6"}
+    env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "HEAN_TOPIC_PREFIX": prefix, "BARS_SESSION_TIMEOUT_S": "3"}
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "services.bars"], env=env, stdout=out, stderr=out)
 
