@@ -6,8 +6,11 @@ no pong within `pong_timeout` of a ping, or no frame at all for `stale_after` se
 (a venue can keep streaming on a session it no longer answers; the pong is the proof of life).
 Reconnects back off exponentially with jitter;
 after `breaker_failures` failed connects in a row the circuit opens for `breaker_open_seconds`.
-A book gap or crossed book → unsubscribe + subscribe for a fresh snapshot. A malformed frame is
-logged (first of each kind per connection), counted, and kept in `dlq`; the connection goes on.
+A book gap or crossed book → unsubscribe + subscribe for a fresh snapshot. Trades have no snapshot:
+those printed while ingest was down or reconnecting are read from the venue's REST once the
+subscription is acknowledged, and published before the live ones (services/ingest/resume.py).
+A malformed frame is logged (first of each kind per connection), counted, and kept in `dlq`; the
+connection goes on.
 Ingest is a source, not a fold over the log: its books are rebuilt from the venue's snapshots.
 Every send's delivery is watched (DeliveryWatch): a record the broker did not acknowledge stops
 ingest with DeliveryFailed (counted in hean_produce_failures_total), so the process exits non-zero
@@ -27,14 +30,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import msgspec
 import orjson
 import websockets
 from prometheus_client import Counter, Gauge
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from schemas.topics import DLQ, MD_BOOK, REF_INSTRUMENTS
+from schemas.topics import DLQ, MD_BOOK, MD_TRADES, REF_INSTRUMENTS
 from services.ingest.reference import InstrumentFeed, topic_exists
+from services.ingest.resume import TradeGapFiller, read_published
+from services.ingest.trades import TradeLedger
 from services.runtime.bus import DeliveryWatch, dead_letter_raw, make_producer
 from services.runtime.codec import encode
 from services.runtime.errors import ConfigError, DecodeError
@@ -48,6 +54,7 @@ from services.venues.bybit.public import (
     resubscribe_messages,
     subscribe_message,
 )
+from services.venues.bybit.trades import BybitRecentTrades
 from services.venues.frames import MalformedFrame
 
 log = logging.getLogger(__name__)
@@ -78,6 +85,9 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     rest_url: str = ""
     instruments_refresh_seconds: float = 300.0
     instruments_wait_seconds: float = 10.0
+    # Trades missed while down or reconnecting, from the venue's recent trades at `rest_url` (bybit;
+    # needs `trades` and a REST URL): read back what md.trades holds at start, fill on each connect.
+    trade_gap_fill: bool = True
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -153,6 +163,13 @@ class IngestMetrics:
                                            "instruments-info reads or publishes that failed (retried)", ["service"],
                                            registry=r)
         self.instrument_failures.labels("ingest")
+        self.trades_filled = Counter("hean_ingest_trades_filled_total",
+                                     "Trades the live stream missed, published from the venue's REST on a (re)connect",
+                                     ["service", "symbol"], registry=r)
+        self.trade_gaps = Counter("hean_ingest_trade_gaps_total",
+                                  "Reconnects after which trades may be lost: the venue's recent trades did not reach "
+                                  "back to the last one published, or could not be read", ["service", "symbol"],
+                                  registry=r)
         self.breaker_open = Gauge("hean_ws_breaker_open", "1 while the reconnect circuit breaker is open",
                                   ["service"], registry=r)
         # The top of each published book, for the live view's venues side by side.
@@ -176,6 +193,18 @@ class Ingest:
         self.metrics = metrics or IngestMetrics()
         for symbol in config.symbols:
             self.metrics.gaps.labels("ingest", symbol)
+        self.trades: TradeLedger | None = None  # what md.trades holds of our symbols (gap fill on)
+        self._filler: TradeGapFiller | None = None
+        if config.trade_gap_fill and config.trades and config.venue == "bybit" and config.public_rest_url:
+            self.trades = TradeLedger()
+            self._filler = TradeGapFiller(
+                BybitRecentTrades(config.public_rest_url, config.category), self.trades,
+                on_filled=lambda symbol, n: self.metrics.trades_filled.labels("ingest", symbol).inc(n),
+                on_gap=lambda symbol: self.metrics.trade_gaps.labels("ingest", symbol).inc())
+            for symbol in config.symbols:
+                self.metrics.trades_filled.labels("ingest", symbol)
+                self.metrics.trade_gaps.labels("ingest", symbol)
+        self._rest: httpx.AsyncClient | None = None
         self._frames = self.metrics.frames.labels("ingest")
         self.prefix = settings.topic_prefix
         self.connected = asyncio.Event()
@@ -202,6 +231,11 @@ class Ingest:
         refresher: asyncio.Task[None] | None = None
         backoff = self.config.backoff_initial
         try:
+            if self.trades is not None:
+                self._rest = httpx.AsyncClient(timeout=10.0)
+                read = await read_published(self.settings.kafka_bootstrap, self.prefix + MD_TRADES,
+                                            self.config.symbols, self.trades)
+                log.info("published trades read back", extra={"trades": read})
             self._reference_ready.clear()  # market data waits for the rules (see _reference_data)
             refresher = asyncio.create_task(self._reference_data(producer, stop), name="instruments")
             self.metrics.base.up.labels("ingest").set(1)
@@ -230,6 +264,8 @@ class Ingest:
                     await refresher
             await producer.flush()
             await producer.stop()
+            if self._rest is not None:
+                await self._rest.aclose()
             if self._recorder is not None:
                 self._recorder.close()
         self.delivery.check()  # a stop must not hide records the broker never took
@@ -380,8 +416,17 @@ class Ingest:
             self.metrics.gaps.labels("ingest", topic.rsplit(".", 1)[-1]).inc()
             for message in resubscribe_messages(topic):
                 await ws.send(message)
+        if self._filler is not None and self._rest is not None and result.control is not None \
+                and result.control.get("req_id") == "hean-sub" and result.control.get("success"):
+            # Subscribed: every later trade comes live, every earlier one is in the venue's page.
+            # Frames wait in the socket meanwhile, so the filled trades precede the live ones.
+            filled = await self._filler.fill(self._rest, self.config.symbols)
+            if filled:
+                await self.publish(producer, filled)
         if result.events:
-            await self.publish(producer, result.events)
+            events = self.trades.admit(result.events) if self.trades is not None else result.events
+            if events:
+                await self.publish(producer, events)
 
     async def publish(self, producer: Any, events: list[tuple[str, str, Any]]) -> None:
         """Send (topic, key, event) triples in order, each delivery watched and counted.
