@@ -33,7 +33,9 @@ takes its default, an unknown one is ignored), so they travel without a version 
        written before it decode with venue "bybit", the only venue then); ref.instrument;
        account.funding (a funding settlement, on orders.events); control.drift (a position that
        differs at the venue); algo.submit (a parent order, on orders.intents), algo.progress and
-       algo.completed (its execution reports, on algos.reports)."""
+       algo.completed (its execution reports, on algos.reports);
+       account.position_adopted and account.opened (what the venue held when HEAN first traded
+       the account, on orders.events); control.wallet_drift (a wallet balance that differs at the venue)."""
 
 Side = Literal["Buy", "Sell"]
 OrderType = Literal["Limit", "Market"]
@@ -383,6 +385,48 @@ class FundingSettled(Event, frozen=True, kw_only=True, tag="account.funding"):
             raise ValueError(f"mark_price must be positive, got {self.mark_price}")
 
 
+class PositionAdopted(Event, frozen=True, kw_only=True, tag="account.position_adopted"):
+    """A position the venue already held when execution opened the account (see AccountOpened),
+    taken into the log as it stood: signed `qty` (short < 0) at the venue's `avg_entry_price`;
+    `venue_seq` is the venue's position sequence then. Accounting and risk fold it as the fill
+    that opened it, without fee (services/domain/position.py `adopt`), so it counts in equity,
+    exposure and the position limits, and execution's position check expects it. Keyed by symbol,
+    so it precedes every fill of the symbol in its partition."""
+
+    account: str
+    venue: str = "bybit"
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal
+    venue_seq: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.qty.is_finite() and self.qty != 0):
+            raise ValueError(f"Expected a non-zero finite qty to adopt on {self.symbol}, found {self.qty}")
+        if not (self.avg_entry_price.is_finite() and self.avg_entry_price > 0):
+            raise ValueError(f"Expected a positive avg_entry_price on {self.symbol}, found {self.avg_entry_price}")
+
+
+class AccountOpened(Event, frozen=True, kw_only=True, tag="account.opened"):
+    """The venue account as execution found it at the first start of a session on it (nothing in
+    orders.events described the account yet): `wallet_balance` of the settle `coin` (cash: no
+    unrealized PnL), after the `positions` PositionAdopted it held. Keyed by account. Accounting
+    takes the balance as the account's start in place of ACCOUNTING_STARTING_BALANCE; execution
+    expects the venue's wallet to hold it plus the realized PnL less the fees and funding logged
+    since (WalletDriftDetected otherwise). `ts_event` is the venue's time of the reading. Its id
+    derives from the account alone: a restart finds it and opens nothing again."""
+
+    account: str
+    venue: str = "bybit"
+    coin: str = "USDT"
+    wallet_balance: Decimal
+    positions: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.wallet_balance.is_finite():
+            raise ValueError(f"Expected a finite wallet_balance for {self.account}, found {self.wallet_balance}")
+
+
 # ---------------------------------------------------------------- algos → algos.reports
 
 
@@ -528,6 +572,20 @@ class PositionDriftDetected(Event, frozen=True, kw_only=True, tag="control.drift
     venue_seq: int
 
 
+class WalletDriftDetected(Event, frozen=True, kw_only=True, tag="control.wallet_drift"):
+    """The venue's wallet balance of `coin` differs from what the log says it holds (the opening
+    balance, AccountOpened, plus the realized PnL less the fees and funding on orders.events since)
+    by more than EXECUTION_WALLET_TOLERANCE, over two checks with neither side moving in between:
+    a transfer, a fee or a fill HEAN never saw. `venue_balance` and `expected_balance` are both
+    cash, without unrealized PnL."""
+
+    account: str
+    venue: str = "bybit"
+    coin: str = "USDT"
+    venue_balance: Decimal
+    expected_balance: Decimal
+
+
 # ---------------------------------------------------------------- dead letters and demo
 
 
@@ -578,8 +636,8 @@ MarketEvent = TradeReceived | BookSnapshotReceived | BookDeltaReceived | TickerU
 IntentEvent = AnyIntent
 DecisionEvent = IntentApproved | IntentRejected
 ExecutionEvent = (OrderAcknowledged | OrderRejected | OrderPartiallyFilled | OrderFilled | OrderCancelled
-                  | OrderAmended | OrderAmendRejected | FundingSettled)
-ControlEvent = TradingHalted | TradingResumed | PositionDriftDetected
+                  | OrderAmended | OrderAmendRejected | FundingSettled | PositionAdopted | AccountOpened)
+ControlEvent = TradingHalted | TradingResumed | PositionDriftDetected | WalletDriftDetected
 
 AnyEvent = (
     TradeReceived
@@ -601,6 +659,8 @@ AnyEvent = (
     | OrderAmended
     | OrderAmendRejected
     | FundingSettled
+    | PositionAdopted
+    | AccountOpened
     | AlgoProgressed
     | AlgoCompleted
     | PositionUpdated
@@ -609,6 +669,7 @@ AnyEvent = (
     | TradingHalted
     | TradingResumed
     | PositionDriftDetected
+    | WalletDriftDetected
     | DeadLettered
     | TallyUpdated
     | BarClosed

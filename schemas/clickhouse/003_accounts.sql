@@ -33,24 +33,27 @@ ORDER BY (account, ts_event);
 
 CREATE TABLE IF NOT EXISTS {db}.control
 (
-    type         LowCardinality(String),
-    id           String CODEC(ZSTD(1)),
-    ts_event     DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
-    ts_ingest    DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
-    origin_ts    DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
-    account      LowCardinality(String),
-    reason       LowCardinality(String),
-    actor        LowCardinality(String),
-    kill_switch  Nullable(Bool),
-    flatten      Nullable(Bool),
-    venue        LowCardinality(String),
-    symbol       LowCardinality(String),
-    venue_qty    Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
-    reported_qty Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
-    venue_seq    Nullable(Int64) CODEC(ZSTD(1)),
-    _topic       LowCardinality(String),
-    _partition   UInt16,
-    _offset      UInt64 CODEC(Delta, ZSTD(1))
+    type             LowCardinality(String),
+    id               String CODEC(ZSTD(1)),
+    ts_event         DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    ts_ingest        DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    origin_ts        DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    account          LowCardinality(String),
+    reason           LowCardinality(String),
+    actor            LowCardinality(String),
+    kill_switch      Nullable(Bool),
+    flatten          Nullable(Bool),
+    venue            LowCardinality(String),
+    symbol           LowCardinality(String),
+    venue_qty        Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    reported_qty     Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    venue_seq        Nullable(Int64) CODEC(ZSTD(1)),
+    coin             String CODEC(ZSTD(1)),
+    venue_balance    Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    expected_balance Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    _topic           LowCardinality(String),
+    _partition       UInt16,
+    _offset          UInt64 CODEC(Delta, ZSTD(1))
 )
 ENGINE = MergeTree
 PARTITION BY toDate(ts_event)

@@ -16,12 +16,13 @@ import re
 from schemas.events import derive_id
 
 __all__ = [
-    "account_update_id", "algo_child_id", "algo_done_id", "algo_report_id", "dead_letter_id", "decision_id",
-    "derive_id", "drift_halt_id", "drift_id", "ema_intent_id", "exec_ack_id", "exec_amend_id",
+    "account_opened_id", "account_update_id", "algo_child_id", "algo_done_id", "algo_report_id", "dead_letter_id",
+    "decision_id", "derive_id", "drift_halt_id", "drift_id", "ema_intent_id", "exec_ack_id", "exec_amend_id",
     "exec_amend_reject_id", "exec_cancel_id", "exec_fill_id", "exec_funding_id", "exec_reject_id", "halt_cancel_id",
     "halt_flatten_id", "instrument_event_id", "intent_id_of", "link_id_for", "local_reject_id", "maker_amend_id",
     "maker_cancel_id", "maker_quote_id", "market_book_id", "market_ticker_id", "market_trade_id",
-    "operator_control_id", "position_update_id", "raw_dead_letter_id", "risk_halt_id",
+    "operator_control_id", "position_adopted_id", "position_update_id", "raw_dead_letter_id", "risk_halt_id",
+    "wallet_drift_halt_id", "wallet_drift_id",
 ]
 
 # ---------------------------------------------------------------- market data (ingest)
@@ -113,6 +114,27 @@ def drift_id(account: str, symbol: str, venue_seq: int, venue_qty: object, repor
 def drift_halt_id(drift: str) -> str:
     """The halt a drift trips (EXECUTION_HALT_ON_DRIFT), from the drift's id."""
     return derive_id("drift-halt", drift)
+
+
+def wallet_drift_id(account: str, coin: str, venue_balance: object, expected_balance: object) -> str:
+    """A wallet drift from what was compared: the same difference seen again is the same fact."""
+    return derive_id("wallet-drift", account, coin, venue_balance, expected_balance)
+
+
+def wallet_drift_halt_id(drift: str) -> str:
+    """The halt a wallet drift trips (EXECUTION_HALT_ON_WALLET_DRIFT), from the drift's id."""
+    return derive_id("wallet-drift-halt", drift)
+
+
+def account_opened_id(account: str) -> str:
+    """An account's opening (AccountOpened): one per account, from the account alone, so a restart
+    that reads the venue again (other figures by then) still finds it already logged."""
+    return derive_id("account-opened", account)
+
+
+def position_adopted_id(account: str, symbol: str) -> str:
+    """A position adopted at the account's opening: one per account and symbol."""
+    return derive_id("position-adopted", account, symbol)
 
 
 def operator_control_id(account: str, state: str, now_ns: int) -> str:
