@@ -101,3 +101,10 @@ def apply_funding(position: Position, paid: Decimal) -> Position:
 
     Funding moves neither quantity nor entry value (Bybit settles it in the wallet)."""
     return msgspec.structs.replace(position, funding=position.funding + paid)
+
+
+def adopt(position: Position, qty: Decimal, avg_entry: Decimal) -> Position:
+    """The position after adopting one the venue already held (PositionAdopted): the fill that
+    would have opened it, `qty` (signed) at `avg_entry` without fee, so its entry value, and its
+    unrealized PnL at any mark, are the venue's; realized PnL, fees and funding count from here."""
+    return apply_fill(position, "Buy" if qty > 0 else "Sell", abs(qty), avg_entry)

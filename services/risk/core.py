@@ -61,6 +61,7 @@ from schemas.events import (
     OrderFilled,
     OrderPartiallyFilled,
     OrderRejected,
+    PositionAdopted,
     SubmitOrder,
     TickerUpdated,
     TradingHalted,
@@ -69,7 +70,7 @@ from schemas.events import (
 from schemas.topics import CONTROL, ORDERS_DECISIONS
 from services.domain.ids import decision_id, halt_cancel_id, halt_flatten_id, risk_halt_id
 from services.domain.instrument import from_defined
-from services.domain.position import FLAT, Position, apply_fill, signed_qty
+from services.domain.position import FLAT, Position, adopt, apply_fill, signed_qty
 from services.risk.strategy_pnl import Flows
 from services.runtime.service import Emit, join_disjoint
 
@@ -188,6 +189,11 @@ def step(state: RiskState, event: Event, params: RiskParams) -> tuple[RiskState,
         if state.instruments.get(event.symbol) == rules:
             return state, []
         return msgspec.structs.replace(state, instruments={**state.instruments, event.symbol: rules}), []
+    if isinstance(event, PositionAdopted):  # held before HEAN: counts in exposure and limits, owned by no strategy
+        account = _account(state, event.account)
+        held = adopt(account.positions.get(event.symbol, FLAT), event.qty, event.avg_entry_price)
+        return _replace(state, event.account, msgspec.structs.replace(
+            account, positions={**account.positions, event.symbol: held})), []
     if isinstance(event, OrderPartiallyFilled | OrderFilled | OrderCancelled | OrderRejected):
         return _replace(state, event.account, _apply_order_event(_account(state, event.account), event)), []
     if isinstance(event, OrderAmendRejected):

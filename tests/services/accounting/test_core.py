@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.events import AccountUpdated, OrderFilled, PositionUpdated, TickerUpdated
+from schemas.events import AccountOpened, AccountUpdated, OrderFilled, PositionAdopted, PositionUpdated, TickerUpdated
 from services.accounting.core import Position, account_totals, apply_fill, combine, fold, initial_state, step
 from services.runtime.errors import InvariantViolation
 from services.runtime.service import state_hash
@@ -179,3 +179,32 @@ def test_merge_accounts_refuses_an_account_held_by_two_instances() -> None:
     a = step(initial_state(), fill("Buy", "1", "100", n=1), START)[0]
     with pytest.raises(ValueError, match="held by two instances"):
         merge_accounts([a, a])
+
+
+def test_an_opened_account_starts_from_the_venue_balance_and_the_positions_it_adopted() -> None:
+    """AccountOpened replaces the configured starting balance with the venue's; a PositionAdopted is
+    the position as the venue held it (no PnL, no fee), so closing it realizes against its entry."""
+    adopted = PositionAdopted(id="pa", ts_event=1, ts_ingest=1, account="acc", symbol="BTCUSDT", qty=D("-0.5"),
+                              avg_entry_price=D("60000"), venue_seq=7)
+    opened = AccountOpened(id="ao", ts_event=1, ts_ingest=1, account="acc", wallet_balance=D("2500"), positions=1)
+    state, emits = step(initial_state(), adopted, START)
+    [position, _] = [e.event for e in emits]
+    assert isinstance(position, PositionUpdated)
+    assert (position.qty, position.avg_entry_price, position.realized_pnl, position.fees) == (D("-0.5"), D("60000"),
+                                                                                             0, 0)
+    state, emits = step(state, opened, START)
+    [account] = [e.event for e in emits]
+    assert isinstance(account, AccountUpdated) and account.equity == D("2500") and emits[0].key == "acc"
+    state, emits = step(state, ticker("59000", n=2), START)
+    assert emits[1].event.equity == D("3000")  # the short gained 500 at the mark
+    state, emits = step(state, fill("Buy", "0.5", "59000", "1", n=3), START)
+    assert emits[1].event.equity == D("2999") and state.positions["acc"]["BTCUSDT"].realized == D("500")
+    assert account_totals(state, "other", START)["equity"] == START, "an account never opened keeps the setting"
+    folded = initial_state()
+    for event in (adopted, opened, ticker("59000", n=2), fill("Buy", "0.5", "59000", "1", n=3)):
+        folded = fold(folded, event)
+    assert folded == state
+    parts = [fold(initial_state(), opened), fold(initial_state(), adopted)]  # one keyed by account, one by symbol
+    assert combine(parts) == fold(fold(initial_state(), adopted), opened)
+    with pytest.raises(ValueError, match="acc"):
+        combine([parts[0], parts[0]])

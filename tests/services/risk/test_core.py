@@ -14,6 +14,7 @@ from schemas.events import (
     IntentApproved,
     IntentRejected,
     OrderFilled,
+    PositionAdopted,
     SubmitOrder,
     TradingHalted,
     TradingResumed,
@@ -262,3 +263,20 @@ def test_a_drawdown_from_the_equity_peak_trips_the_kill_switch_across_days(ready
     state, [halt] = step(state, equity("9350", 2 * day + 2 * S), params)
     assert isinstance(halt.event, TradingHalted) and halt.event.reason.startswith("max_drawdown")
     assert "10200" in halt.event.reason and state.accounts["acc"].equity_peak == D("10200")
+
+
+def test_an_adopted_position_counts_against_the_limits_and_is_flattened(ready: RiskState) -> None:
+    """A position the venue held before HEAN (PositionAdopted) is part of the account's position:
+    1.5 BTC held at a 50,000 mid leaves room for 0.5 more under the 100,000 limit, and a flattening
+    halt closes it."""
+    adopted = PositionAdopted(id="pa", ts_event=0, ts_ingest=0, account="acc", symbol="BTCUSDT", qty=D("1.5"),
+                              avg_entry_price=D("48000"))
+    assert decide(ready, submit(1, qty="0.6", ts=0))[1] == "approved"
+    state, emits = step(ready, adopted, PARAMS)
+    assert emits == [] and state.accounts["acc"].positions["BTCUSDT"].qty == D("1.5")
+    assert decide(state, submit(1, qty="0.6", ts=0))[1] == "max_position"
+    assert decide(state, submit(1, qty="0.5", ts=0))[1] == "approved"
+    halt = TradingHalted(id="h", ts_event=0, ts_ingest=0, account="acc", reason="stop", actor="operator", flatten=True)
+    _, emits = step(state, halt, PARAMS)
+    [flatten] = [e.event.intent for e in emits]
+    assert (flatten.side, flatten.qty, flatten.reduce_only) == ("Sell", D("1.5"), True)
