@@ -10,6 +10,8 @@ Measures, in one run on this machine against the local broker:
   book, ingest, recorder   market-data figures (bench/marketdata.py)
   tick_to_order, accounting_replay, strategy_scaling   trading-loop figures (bench/trading.py)
   account_scaling   risk and accounting: one instance vs one per account (bench/scaling.py)
+  ingest_scaling    ingest: one instance vs one per symbol, events/s into md.* (bench/scaling.py;
+                    execution has no such figure: its extra instances are standbys)
   storage    bytes per trade row, candle query times over 1M trades (bench/recorder_bench.py)
   recorder_speed   the recorder end to end from the topic vs a bare insert of the same rows (same file)
   bars       the faust bars app's events/s against the tally service on the runtime (bench/bars_bench.py)
@@ -224,6 +226,7 @@ def main(only: list[str]) -> int:
         "accounting_replay": lambda: asyncio.run(trading.bench_accounting_replay(settings)),
         "strategy_scaling": lambda: asyncio.run(trading.bench_strategy_scaling(settings)),
         "account_scaling": lambda: asyncio.run(scaling.bench_account_scaling(settings)),
+        "ingest_scaling": lambda: asyncio.run(scaling.bench_ingest_scaling(settings)),
         "storage": lambda: recorder_bench.measure(1_000_000),
         "recorder_speed": lambda: asyncio.run(recorder_bench.measure_speed(settings)),
         "bars": lambda: asyncio.run(bars_bench.bench_bars(settings)),

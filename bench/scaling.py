@@ -1,5 +1,8 @@
 """Risk and accounting scaled by account (HEAN_ACCOUNTS): one instance for both accounts against one
-instance per account, over the same log, each a `hean run` process as in production.
+instance per account, over the same log, each a `hean run` process as in production; ingest scaled
+by symbol set: one instance for both symbols against one per symbol (`bench_ingest_scaling`).
+Execution has no such figure: its extra instances are standbys on the account's lease and add no
+throughput (an account's orders go through its one active executor).
 
 An instance per account still reads every record (the topics are keyed by symbol) and applies
 only its account's and the market's, so the figure shows what splitting the apply cost buys
@@ -12,12 +15,14 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 from trading import committed  # bench/trading.py, a sibling module when run as bench/run.py
 
@@ -28,6 +33,7 @@ from schemas.topics import (
     DLQ,
     MD_BOOK,
     MD_TICKERS,
+    MD_TRADES,
     ORDERS_DECISIONS,
     ORDERS_EVENTS,
     ORDERS_INTENTS,
@@ -121,3 +127,80 @@ async def bench_account_scaling(settings: RuntimeSettings, fills: int = 100_000,
         figures[f"{service}_instance_per_account_per_s"] = two
         figures[f"{service}_speedup"] = round(two / one, 2) if one else 0.0
     return figures
+
+
+INGEST_SYMBOLS = ("BTCUSDT", "ETHUSDT")  # two, so two instances split the frames evenly
+REPLAY_DELAY_MS = 8_000  # every frame is due this long after the first subscription: all instances are on
+
+
+async def _md_total(consumer: Any, tps: list[Any]) -> int:
+    return sum((await consumer.end_offsets(tps)).values())
+
+
+async def _ingest_run(settings: RuntimeSettings, replay: Path, instances: int) -> tuple[int, float]:
+    """(events into md.*, events/s) of `instances` `hean run ingest` processes splitting the symbols,
+    fed by one simulator replaying `replay` at full speed. The clock runs from the first replayed
+    md.* record to the last (the end offsets stop moving for two seconds)."""
+    from services.runtime.bus import make_consumer, partitions_of
+    from services.supervisor.stack import free_port
+
+    prefix = f"benchingest{instances}{uuid.uuid4().hex[:6]}."
+    await ensure_topics(settings.kafka_bootstrap, prefix=prefix)
+    port = free_port()
+    env = {**os.environ, "HEAN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "HEAN_TOPIC_PREFIX": prefix,
+           "HEAN_LOG_LEVEL": "WARNING"}
+    sim = subprocess.Popen([sys.executable, "-m", "services.cli.main", "run", "exchange-sim"], cwd=ROOT, env={
+        **env, "EXCHANGE_SIM_PORT": str(port), "EXCHANGE_SIM_REST_PORT": "0", "EXCHANGE_SIM_REPLAY_FILE": str(replay),
+        "EXCHANGE_SIM_SYMBOLS": ",".join(INGEST_SYMBOLS)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "services.cli.main", "run", "ingest", "--instance", str(i), "--metrics-port", "0"],
+        cwd=ROOT, env={**env, "INGEST_URL": f"ws://127.0.0.1:{port}/v5/public/linear", "INGEST_STALE_AFTER": "60",
+                       "INGEST_SYMBOLS": ",".join(INGEST_SYMBOLS[i::instances])},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(instances)]
+    consumer = make_consumer(settings.kafka_bootstrap, None)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, [prefix + t for t in (MD_TRADES, MD_BOOK, MD_TICKERS)])
+        deadline = time.monotonic() + 120
+        # The venue answers each subscription with a book and a ticker snapshot of its own at once;
+        # the replayed frames follow REPLAY_DELAY_MS later, and the clock starts with them.
+        answered = 2 * len(INGEST_SYMBOLS)
+        while (total := await _md_total(consumer, tps)) <= answered:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in (sim, *processes)):
+                raise RuntimeError("ingest published nothing: did the simulator and every instance start?")
+            await asyncio.sleep(0.005)
+        started = last_change = time.perf_counter()
+        at_start = total
+        while time.perf_counter() - last_change < 2.0:
+            await asyncio.sleep(0.02)
+            now = await _md_total(consumer, tps)
+            if now != total:
+                total, last_change = now, time.perf_counter()
+    finally:
+        await consumer.stop()
+        for process in (*processes, sim):
+            process.terminate()
+        for process in (*processes, sim):
+            process.wait(timeout=30)
+    return total, round((total - at_start) / max(last_change - started, 1e-9))
+
+
+async def bench_ingest_scaling(settings: RuntimeSettings, steps: int = 30_000) -> dict[str, Any]:
+    """Ingest scaled by symbol set: one instance for both symbols against one instance per symbol,
+    over the same replayed frames (so both must publish the same number of events)."""
+    from services.exchange_sim.record import write_replay_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        replay = Path(tmp) / "frames.jsonl"
+        frames = write_replay_file(replay, steps, symbols=INGEST_SYMBOLS)
+        lines = [orjson.loads(line) for line in replay.read_bytes().splitlines()]
+        replay.write_bytes(b"".join(orjson.dumps({**line, "t": REPLAY_DELAY_MS}) + b"\n" for line in lines))
+        one_events, one = await _ingest_run(settings, replay, 1)
+        two_events, two = await _ingest_run(settings, replay, 2)
+    if one_events != two_events:
+        raise RuntimeError(f"one instance published {one_events} events, two {two_events}: not the same frames")
+    return {"frames": frames, "events": one_events, "symbols": len(INGEST_SYMBOLS), "cpus": os.cpu_count(),
+            "ingest_one_instance_events_per_s": one, "ingest_two_instances_events_per_s": two,
+            "ingest_speedup": round(two / one, 2) if one else 0.0,
+            "execution_note": "no 1-vs-2 figure: a second executor of an account is a standby on its lease "
+                              "and adds no throughput"}
