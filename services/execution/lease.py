@@ -5,9 +5,10 @@ every new holder; `renew` extends it only while we still hold it. Before every e
 calls `holds(token)`: an executor that was paused past its TTL (GC, network) finds a newer token
 and stops instead of sending orders beside its successor. Both scripts run atomically in Redis.
 
-A token is at least Redis's clock in milliseconds, so it still grows after the counter is lost
+A token is at least Redis's clock in microseconds, so it still grows after the counter is lost
 (Redis wiped with FLUSHALL, or restarted without persistence): a holder from before the wipe can
-never outrank one from after it.
+never outrank one from after it. (In milliseconds, a wipe within the millisecond of the last
+acquire gave the next holder an equal token; acquires are far more than a microsecond apart.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ end
 if holder then return -1 end
 local token = redis.call('INCR', KEYS[2])
 local now = redis.call('TIME')
-local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
 if token < floor then
   token = floor
   redis.call('SET', KEYS[2], token)
