@@ -124,6 +124,19 @@ class MatchingEngine:
         self.reports: list[tuple[str, str, dict[str, Any]]] = []  # (api_key, topic, data)
         self._now_ms = 0  # the fill being applied's time, for the position's timestamps
 
+    def hold(self, api_key: str, symbol: str, qty: Decimal, price: Decimal, now_ms: int) -> None:
+        """Give an account a position before any order (EXCHANGE_SIM_POSITIONS): `qty` signed, at
+        the average entry `price`, as a real account may hold it when HEAN first trades it."""
+        market = self.markets.get(symbol)
+        if market is None:
+            raise ValueError(f"cannot hold {symbol}: the simulator lists {sorted(self.markets)}")
+        lots = qty / market.instrument.qty_step
+        if qty == 0 or price <= 0 or lots != lots.to_integral_value():
+            raise ValueError(f"cannot hold {qty} {symbol} at {price}: expected a non-zero multiple of the lot "
+                             f"step {market.instrument.qty_step} at a positive price")
+        self.accounts[api_key].positions[symbol] = Position(size=int(lots), entry_value=abs(qty) * price, seq=1,
+                                                           created_ms=now_ms, updated_ms=now_ms)
+
     # ------------------------------------------------------------------ requests
 
     def place(self, api_key: str, request: dict[str, Any], now_ms: int) -> Result:

@@ -113,9 +113,10 @@ class PrivateApi:
                                                                                                  request.body)
         except ParamsError as exc:
             return _json(200, envelope({}, exc.ret_code, str(exc)), limit_headers)
-        code, message, result, ext = route.handler(self, api_key, shape, self.sim.venue_ms())
+        venue_ms = self.sim.venue_ms()  # the answer's `time` is the venue's clock (the step clock in lockstep)
+        code, message, result, ext = route.handler(self, api_key, shape, venue_ms)
         self.sim.deliver_private_reports()
-        response = _json(200, {**envelope(result, code, message), "retExtInfo": ext}, limit_headers)
+        response = _json(200, {**envelope(result, code, message, now_ms=venue_ms), "retExtInfo": ext}, limit_headers)
         if url.path == "/v5/order/create" and code == 0 and self._take_fault("dropack"):
             response.drop = True
         if self._take_fault("timeout"):

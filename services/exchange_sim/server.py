@@ -93,6 +93,21 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # rate) or receives its value at the mark x the rate. 0 turns it off.
     funding_interval_s: float = 28_800.0
     funding_rate: Decimal = Decimal("0.0001")
+    # Positions every account holds before any order, as "SYMBOL=QTY@PRICE" (QTY signed: -0.5 is a
+    # short, PRICE its average entry): what a real account may hold when HEAN first trades it.
+    positions: tuple[str, ...] = ()
+
+    def holdings(self) -> list[tuple[str, Decimal, Decimal]]:
+        """(symbol, signed qty, average entry price) of each EXCHANGE_SIM_POSITIONS entry."""
+        held = []
+        for entry in self.positions:
+            try:
+                symbol, terms = entry.split("=", 1)
+                qty, price = (Decimal(v) for v in terms.split("@"))
+            except (ValueError, ArithmeticError):
+                raise ValueError(f"EXCHANGE_SIM_POSITIONS entries must be SYMBOL=QTY@PRICE, found {entry!r}") from None
+            held.append((symbol, qty, price))
+        return held
 
     def secrets(self) -> dict[str, str]:
         """API key → secret, from "key:secret" entries (the simulator's own test credentials)."""
@@ -139,6 +154,9 @@ class Simulator:
         self.private_sessions = self.private_ws.sessions
         self.trades: dict[str, deque[dict[str, Any]]] = {s: deque(maxlen=TRADE_MEMORY) for s in self.symbols}
         self.lockstep_ms = config.epoch_ms
+        for symbol, qty, price in config.holdings():
+            for key in secrets:
+                self.engine.hold(key, symbol, qty, price, self.venue_ms())
         self.held: deque[tuple[str, str, bytes]] = deque()  # lockstep: frames waiting for /sim/release
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()

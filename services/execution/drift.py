@@ -1,4 +1,4 @@
-"""Position drift: the venue's positions against the fills execution reported. Pure.
+"""Drift: the venue's positions and wallet against what execution reported. Pure.
 
 The venue is the truth about what an account holds; orders.events is what HEAN knows of it. They
 part when a fill never reaches HEAN (an order placed by hand, a liquidation, an auto-deleverage)
@@ -7,7 +7,8 @@ be on its way on the private stream while the position already shows it. So a di
 only when it is seen twice in a row with the venue's position `seq` (its sequence of the last fill
 on that position) unchanged: no fill happened in between, so none can still be on its way.
 A drift is reported once; seeing it again (same quantities) says nothing new, and it clears when
-the two agree again.
+the two agree again. The wallet follows the same rule (WalletCheck), its balance in place of the
+position and its `seq`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-__all__ = ["Drift", "PositionCheck", "venue_positions"]
+from services.domain.position import Position
+
+__all__ = ["Drift", "PositionCheck", "WalletCheck", "WalletDrift", "expected_wallet", "venue_positions"]
 
 ZERO = Decimal(0)
 
@@ -72,3 +75,42 @@ def venue_positions(rows: list[dict[str, object]]) -> dict[str, tuple[Decimal, i
             raise ValueError(f"position of {row.get('symbol')!r} has size {size} and side {side!r}")
         out[str(row["symbol"])] = (size if side == "Buy" else -size, int(str(row.get("seq") or 0)))
     return out
+
+
+@dataclass(frozen=True)
+class WalletDrift:
+    venue_balance: Decimal
+    expected_balance: Decimal
+
+
+@dataclass
+class WalletCheck:
+    """The wallet's rule, the positions' twin: the venue's balance against the one the log implies
+    (`expected_wallet`). A difference within `tolerance` is agreement (the venue rounds what it
+    settles). A larger one counts only when the same pair is seen twice in a row: neither the
+    venue's balance nor the log moved in between, so no fill or settlement can still be on its
+    way. A drift is reported once and clears when the two agree again."""
+
+    tolerance: Decimal
+    suspect: tuple[Decimal, Decimal] | None = None
+    flagged: tuple[Decimal, Decimal] | None = None
+
+    def check(self, venue: Decimal, expected: Decimal) -> tuple[WalletDrift | None, bool, bool]:
+        """One comparison: (a new drift or None, agrees again, newly suspect)."""
+        if abs(venue - expected) <= self.tolerance:
+            self.suspect = None
+            cleared, self.flagged = self.flagged is not None, None
+            return None, cleared, False
+        if self.suspect != (venue, expected):
+            self.suspect = (venue, expected)
+            return None, False, True
+        if self.flagged == (venue, expected):
+            return None, False, False
+        self.flagged = (venue, expected)
+        return WalletDrift(venue, expected), False, False
+
+
+def expected_wallet(opening_balance: Decimal, books: Mapping[str, Position]) -> Decimal:
+    """What the venue's wallet must hold by the log: the opening balance plus the PnL realized
+    since, less the fees and funding paid (unrealized PnL is not in a wallet balance)."""
+    return opening_balance + sum((p.realized - p.fees - p.funding for p in books.values()), ZERO)

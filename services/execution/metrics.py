@@ -86,6 +86,11 @@ class ExecutionMetrics(ServiceMetrics):
                                     ["service", "account", "symbol"], registry=r)
         self.drifts = Counter("hean_position_drifts_total", "Position drifts found (PositionDriftDetected)",
                               ["service"], registry=r).labels("execution")
+        self.wallet_drift = Gauge("hean_wallet_drift", "The venue's wallet balance minus the one the log implies, "
+                                  "per coin, once it held over two checks (0: they agree)",
+                                  ["service", "account", "coin"], registry=r)
+        self.wallet_drifts = Counter("hean_wallet_drifts_total", "Wallet drifts found (WalletDriftDetected)",
+                                     ["service"], registry=r).labels("execution")
         for outcome in ("placed", "refused", "stale", "cancel_sent"):
             self.orders.labels("execution", outcome)
         for kind in ("OrderAcknowledged", "OrderRejected", "OrderPartiallyFilled", "OrderFilled", "OrderCancelled"):

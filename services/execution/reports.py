@@ -29,6 +29,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from schemas.events import (
+    AccountOpened,
     Event,
     FundingSettled,
     IntentApproved,
@@ -38,14 +39,19 @@ from schemas.events import (
     OrderFilled,
     OrderPartiallyFilled,
     OrderRejected,
+    PositionAdopted,
     SubmitOrder,
 )
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.domain.ids import link_id_for
+from services.domain.position import FLAT, Position, adopt, apply_fill, apply_funding
+from services.execution.drift import expected_wallet
 from services.execution.metrics import ExecutionMetrics
+from services.execution.opening import SETTLE_COIN, opening_events
 from services.runtime.bus import KAFKA_ERRORS, dead_letter_raw, make_consumer, partitions_of, read_to_end, send_and_wait
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, DeliveryFailed, TransientError
+from services.venues.bybit.account import held_positions, wallet_balance
 from services.venues.bybit.private import (
     SUBSCRIBE,
     MalformedPrivateMessage,
@@ -73,6 +79,11 @@ PRIVATE_SOURCE = "bybit.ws.private"
 RETRIABLE = (TransientError, VenueError, DeliveryFailed, *KAFKA_ERRORS, OSError, MalformedPrivateMessage)
 
 
+def _key(event: Event) -> bytes:
+    """orders.events is keyed by symbol; an account's opening, which has none, by its account."""
+    return str(getattr(event, "symbol", None) or getattr(event, "account", "")).encode()
+
+
 class Reports:
     """One account's reporting state and the tasks that keep orders.events complete."""
 
@@ -93,6 +104,9 @@ class Reports:
         self.closed: set[str] = set()  # orderLinkIds with a terminal event in orders.events
         self._reconciling = asyncio.Lock()
         self.positions: dict[str, Decimal] = {}  # symbol → signed sum of this account's reported fills
+        self.books: dict[str, Position] = {}  # symbol → the domain fold of them, with funding (the wallet check)
+        self.opened: AccountOpened | None = None  # the account's opening, once in orders.events
+        self.described = False  # orders.events holds order events or funding of this account
         self.reconciled = asyncio.Event()
         self.last_message = 0.0
         self.ping_unanswered_since: float | None = None  # when the oldest unanswered ping went out
@@ -114,7 +128,7 @@ class Reports:
         self.sending.update(fresh)
         topic = self.prefix + ORDERS_EVENTS
         try:
-            await send_and_wait(self.producer, [(topic, e.symbol.encode(), encode(e)) for e in fresh.values()])
+            await send_and_wait(self.producer, [(topic, _key(e), encode(e)) for e in fresh.values()])
         except DeliveryFailed:
             self.metrics.produce_failures.labels("execution").inc(len(fresh))
             raise
@@ -122,17 +136,32 @@ class Reports:
             self.sending.difference_update(fresh)
         for event in fresh.values():
             self.published.add(event.id)
-            if isinstance(event, OrderEvent):
-                self.track(event)
+            self.track(event)
             self.metrics.events_out.labels("execution", topic).inc()
             self.metrics.order_events.labels("execution", type(event).__name__).inc()
 
-    def track(self, event: OrderEvent) -> None:
-        """Keep what reconciliation compares with the venue: open orders and reported fills."""
+    def track(self, event: Event) -> None:
+        """Keep what reconciliation and the account checks compare with the venue: open orders,
+        the positions and cash that reported fills, adopted positions and funding add up to, and
+        the account's opening."""
+        if isinstance(event, PositionAdopted):
+            self.positions[event.symbol] = self.positions.get(event.symbol, ZERO) + event.qty
+            self.books[event.symbol] = adopt(self.books.get(event.symbol, FLAT), event.qty, event.avg_entry_price)
+            return
+        if isinstance(event, FundingSettled):
+            self.books[event.symbol] = apply_funding(self.books.get(event.symbol, FLAT), event.amount)
+            return
+        if isinstance(event, AccountOpened):
+            self.opened = event
+            return
+        if not isinstance(event, OrderEvent):
+            return
         link_id = event.order_link_id
         if isinstance(event, OrderPartiallyFilled | OrderFilled):
             signed = event.fill_qty if event.side == "Buy" else -event.fill_qty
             self.positions[event.symbol] = self.positions.get(event.symbol, ZERO) + signed
+            self.books[event.symbol] = apply_fill(self.books.get(event.symbol, FLAT), event.side, event.fill_qty,
+                                                  event.fill_price, event.fee)
             qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
             self.reported[link_id] = (qty + event.fill_qty, value + event.fill_qty * event.fill_price, fee + event.fee)
         if isinstance(event, OrderFilled | OrderCancelled | OrderRejected):
@@ -268,15 +297,57 @@ class Reports:
             await consumer.stop()
 
     def _learn(self, event: Event) -> None:
-        if isinstance(event, OrderEvent):
-            self.published.add(event.id)
-            if event.account == self.config.account:
-                self.track(event)
-        elif isinstance(event, FundingSettled):
-            self.published.add(event.id)
-        elif isinstance(event, IntentApproved) and isinstance(event.intent, SubmitOrder) \
-                and event.intent.account == self.config.account:
-            self.decided[link_id_for(event.intent.id)] = event.intent.symbol
+        if isinstance(event, IntentApproved):
+            if isinstance(event.intent, SubmitOrder) and event.intent.account == self.config.account:
+                self.decided[link_id_for(event.intent.id)] = event.intent.symbol
+            return
+        if not isinstance(event, OrderEvent | FundingSettled | PositionAdopted | AccountOpened) \
+                or event.id in self.published:  # a record written twice counts once
+            return
+        self.published.add(event.id)
+        if event.account == self.config.account:
+            self.described = self.described or isinstance(event, OrderEvent | FundingSettled)
+            self.track(event)
+
+    # ------------------------------------------------------------------ the account's opening
+
+    async def open_account(self) -> None:
+        """Adopt what the venue holds when orders.events knows nothing of this account yet (the
+        first start of a session on it; opening.py): its positions first, then the opening, so a
+        crash in between adopts again under the same ids instead of leaving a position out. A log
+        that holds orders or funding of the account but no opening (written before openings
+        existed) is left as it is: the account's history is already in it."""
+        if self.opened is not None or self.described:
+            return
+        venue_ms, wallet = await self.rest.wallet_balance(SETTLE_COIN)
+        held = held_positions(await self.rest.positions("linear"))
+        adopted, opened = opening_events(self.config.account, SETTLE_COIN, wallet_balance(wallet, SETTLE_COIN), held,
+                                         venue_ms, time.time_ns())
+        await self.publish(list(adopted))
+        await self.publish([opened])
+        log.info("account %s opened: %s %s in the wallet, %s positions adopted", self.config.account,
+                 opened.wallet_balance, SETTLE_COIN, len(adopted))
+
+    async def open_until_done(self, stop: asyncio.Event) -> None:
+        """`open_account`, retried with backoff (0.5 s doubling to 30 s) until it succeeds or
+        `stop`, as a reconciliation is: trading an account whose holdings the log does not know
+        would leave equity, the limits and the checks wrong. Failures count in
+        `hean_reconcile_failures_total`; execution is not ready meanwhile."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                await self.open_account()
+                return
+            except (*RETRIABLE, ValueError) as exc:
+                self.metrics.reconcile_failures.inc()
+                log.warning("opening the account failed (%s); retrying in %.1f s", exc, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(30.0, backoff * 2)
+
+    def expected_wallet(self) -> Decimal | None:
+        """The wallet balance the log implies (drift.py), or None while it holds no opening."""
+        return None if self.opened is None else expected_wallet(self.opened.wallet_balance, self.books)
 
     async def reconcile_until_done(self, stop: asyncio.Event | None) -> None:
         """Reconcile, retrying with backoff (0.5 s doubling to 30 s) until it succeeds or `stop`.
@@ -327,11 +398,13 @@ class Reports:
 
     async def missed_funding(self) -> list[Event]:
         """Funding settlements the log lacks (pushed while the stream was down): the venue's
-        funding executions, each with the id the stream would have given it."""
+        funding executions, each with the id the stream would have given it; only those after the
+        account's opening, whose wallet balance already holds the ones before."""
         listed = await self.rest.executions("linear", exec_type="Funding")
         found = events_from_private({"topic": "execution", "data": listed}, self.config.account, time.time_ns(),
                                     self.origins)
-        return [e for e in found if e.id not in self.published]
+        opened_at = self.opened.ts_event if self.opened is not None else 0
+        return [e for e in found if e.id not in self.published and e.ts_event > opened_at]
 
     async def events_for(self, view: dict[str, Any]) -> list[Event]:
         """The events one order's venue view implies and orders.events lacks: its ack, its fills

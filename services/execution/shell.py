@@ -10,6 +10,9 @@
   is fine. An undecodable decision goes to `dlq` with its reason.
 - Reports (reports.py): the private stream, reconciliation on start and after every stream
   interruption, and delivery-checked publishing to orders.events.
+- At the first start of a session on the account, what the venue holds (wallet, positions) is
+  logged as its opening (opening.py); the account checks (checks.py) then compare the venue's
+  positions and wallet with orders.events.
 - Background tasks (private stream, lease renewal) run in a TaskGroup: one that fails
   unexpectedly stops the executor with its error, so the process exits non-zero and its
   supervisor restarts it; none dies unseen.
@@ -24,6 +27,7 @@ import contextlib
 import logging
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -35,18 +39,16 @@ from schemas.events import (
     CancelOrder,
     IntentApproved,
     OrderRejected,
-    PositionDriftDetected,
     SubmitOrder,
-    TradingHalted,
 )
-from schemas.topics import CONTROL, DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
-from services.domain.ids import drift_halt_id, drift_id, link_id_for, local_reject_id
+from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
+from services.domain.ids import link_id_for, local_reject_id
 from services.execution.amends import send_amends, stale_report
-from services.execution.drift import Drift, PositionCheck, venue_positions
+from services.execution.checks import AccountChecks
 from services.execution.lease import Lease
 from services.execution.metrics import ExecutionMetrics
 from services.execution.reports import RETRIABLE, Reports
-from services.runtime.bus import await_delivery, dead_letter, make_consumer, make_producer, send_and_wait, send_keyed
+from services.runtime.bus import await_delivery, dead_letter, make_consumer, make_producer, send_keyed
 from services.runtime.codec import decode, encode
 from services.runtime.errors import ConfigError, DecodeError, NotAccepted, TransientError
 from services.runtime.settings import RuntimeSettings, Secret
@@ -85,10 +87,14 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     ws_ping_interval: float = 20.0
     ws_pong_timeout: float = 10.0
     ws_stale_after: float = 45.0
-    # Positions at the venue against the reported fills, every account_check_seconds (0: never);
-    # a drift is a PositionDriftDetected on control and a metric, and with halt_on_drift a halt.
+    # Positions and the wallet at the venue against orders.events, every account_check_seconds (0:
+    # never; checks.py); a drift is a PositionDriftDetected (WalletDriftDetected: the wallet off by
+    # more than wallet_tolerance in the settle coin) on control and a metric, and with
+    # halt_on_drift (halt_on_wallet_drift) a halt.
     account_check_seconds: float = 30.0
     halt_on_drift: bool = False
+    wallet_tolerance: Decimal = Decimal("0.01")
+    halt_on_wallet_drift: bool = False
     # The REST circuit breaker: open after breaker_failures transient failures in a row, for
     # breaker_open_seconds, so a failing venue is not hammered (services/venues/bybit/rest.py).
     breaker_failures: int = 5
@@ -131,6 +137,7 @@ class Execution:
         self.lease = Lease(settings.redis_url, config.account, owner,
                            ttl_ms=config.lease_ttl_ms, namespace=f"hean:{self.prefix}" if self.prefix else "hean")
         self.reports = Reports(config, self.prefix, settings.kafka_bootstrap, self.rest, self.metrics)
+        self.checks = AccountChecks(config, self.prefix, self.reports, self.metrics)
         self.unsent: dict[str, int] = {}  # orderLinkId → origin_ts, until its create request leaves
         self.sent_at: dict[str, int] = {}  # orderLinkId → when its create left, until answered
         self.active = asyncio.Event()
@@ -169,10 +176,11 @@ class Execution:
             with contextlib.suppress(*RETRIABLE):  # the reconciliation below retries and syncs again
                 await self.rest.sync_time()
             await self.reports.read_back()
+            await self.reports.open_until_done(stop)  # what the venue holds, logged once per account
             async with asyncio.TaskGroup() as tasks:
                 background = [tasks.create_task(self.reports.stream(stop), name="private_stream"),
                               tasks.create_task(self._keep_lease(stop), name="lease_renewal"),
-                              tasks.create_task(self._watch_positions(stop), name="position_check")]
+                              tasks.create_task(self.checks.watch(stop, self.active), name="account_check")]
                 for task in background:
                     task.add_done_callback(self._task_ended)
                 await self.reports.reconcile_until_done(stop)
@@ -187,53 +195,6 @@ class Execution:
         finally:
             self.metrics.active.labels("execution", self.config.account).set(0)
             self.metrics.ready.labels("execution").set(0)
-
-    async def _watch_positions(self, stop: asyncio.Event) -> None:
-        """Compare the venue's positions with the reported fills on a clock of its own, once the
-        first reconciliation is done (drift.py says when a difference is a drift). A venue or
-        broker failure skips one check; the next one tries again."""
-        interval = self.config.account_check_seconds
-        if interval <= 0:
-            return
-        check = PositionCheck()
-        await self.active.wait()
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-            if stop.is_set():
-                return
-            try:
-                venue = venue_positions(await self.rest.positions("linear"))
-                drifts, cleared, suspect = check.check(venue, self.reports.positions)
-                for drift in drifts:
-                    await self._report_drift(drift)
-                for symbol in cleared:
-                    self.metrics.position_drift.labels("execution", self.config.account, symbol).set(0)
-                    log.info("position of %s agrees with the venue again", symbol)
-                if suspect:  # a fill may be missing: ask the venue before the next check decides
-                    await self.reports.reconcile()
-            except (*RETRIABLE, ValueError) as exc:
-                log.warning("position check skipped: %s", exc)
-
-    async def _report_drift(self, drift: Drift) -> None:
-        account = self.config.account
-        log.error("position drift on %s: the venue holds %s, the reported fills add up to %s", drift.symbol,
-                  drift.venue_qty, drift.reported_qty)
-        self.metrics.position_drift.labels("execution", account, drift.symbol).set(
-            float(drift.venue_qty - drift.reported_qty))
-        self.metrics.drifts.inc()
-        now = time.time_ns()
-        event = PositionDriftDetected(id=drift_id(account, drift.symbol, drift.venue_seq, drift.venue_qty,
-                                                  drift.reported_qty), ts_event=now, ts_ingest=now, account=account,
-                                      symbol=drift.symbol, venue_qty=drift.venue_qty,
-                                      reported_qty=drift.reported_qty, venue_seq=drift.venue_seq)
-        records = [(self.prefix + CONTROL, account.encode(), encode(event))]
-        if self.config.halt_on_drift:
-            halt = TradingHalted(id=drift_halt_id(event.id), ts_event=now, ts_ingest=now, account=account,
-                                 reason=f"position drift on {drift.symbol}: venue {drift.venue_qty}, reported "
-                                        f"{drift.reported_qty}", actor="execution")
-            records.append((self.prefix + CONTROL, account.encode(), encode(halt)))
-        await send_and_wait(self.reports.producer, records)
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         """A background task that failed is logged and counted here, whatever happens next."""

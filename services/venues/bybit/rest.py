@@ -46,7 +46,7 @@ RETRY_AFTER_RATE_LIMIT_MS = 2_000
 DEFAULT_LIMITS = {"/v5/order/create": 10, "/v5/order/cancel": 10, "/v5/order/create-batch": 10,
                   "/v5/order/amend": 10, "/v5/order/amend-batch": 10, "/v5/order/cancel-batch": 10,
                   "/v5/order/cancel-all": 10, "/v5/order/realtime": 50, "/v5/execution/list": 50,
-                  "/v5/position/list": 50}
+                  "/v5/position/list": 50, "/v5/account/wallet-balance": 50}
 BATCH_MAX = 10  # items per amend- or cancel-batch for linear (docs/v5/order/batch-amend, batch-cancel)
 BATCH_PATHS = frozenset({"/v5/order/create-batch", "/v5/order/amend-batch", "/v5/order/cancel-batch"})
 DUPLICATE_LINK_ID = 110072
@@ -213,6 +213,13 @@ class BybitRest:
     async def positions(self, category: str, symbol: str | None = None) -> list[dict[str, Any]]:
         query = {"category": category, "symbol": symbol, "settleCoin": None if symbol else "USDT"}
         return (await self.request("GET", "/v5/position/list", query=query)).get("list", [])
+
+    async def wallet_balance(self, coin: str) -> tuple[int, dict[str, Any]]:
+        """GET /v5/account/wallet-balance of the unified account for one coin: the venue's time of
+        the answer (the envelope's `time`, ms) and the result (services/venues/bybit/account.py reads it)."""
+        envelope = await self.request_envelope("GET", "/v5/account/wallet-balance",
+                                               query={"accountType": "UNIFIED", "coin": coin})
+        return int(envelope.get("time") or 0), envelope.get("result") or {}
 
     # ------------------------------------------------------------------ transport
 
