@@ -1,5 +1,7 @@
 """`hean backtest`: one run (report table, PNG, HTML, stored in backtest_runs) or a `--grid` sweep
-over processes with a ranked table. Every failure is one line on stderr and exit code 2."""
+over processes with a ranked table; `--algo` adds parent orders worked by the algos core, with
+their execution reports (printed, in the HTML, stored in backtest_algo_reports). Every failure is
+one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ def add_parser(sub: Any) -> None:
     """The `backtest` subcommand on hean's parser (services/cli/main.py)."""
     parser = sub.add_parser("backtest", help="run a strategy over recorded market data on the live cores "
                                              "(strategy → risk → fill model → accounting), report and store it")
-    parser.add_argument("--strategy", required=True, help="ema, maker or ema+maker (the live default)")
+    parser.add_argument("--strategy", required=True, help="ema, maker, ema+maker (the live default) or none "
+                                                          "(only --algo parents trade)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="a strategy, risk_* or accounting setting (as STRATEGY_*/RISK_*/ACCOUNTING_* live); "
                              "repeatable")
@@ -59,6 +62,10 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="decision → venue latency (default 0)")
     parser.add_argument("--funding-hours", type=float, default=8.0,
                         help="funding settles every this many hours of venue time, at the recorded rate (default 8)")
+    parser.add_argument("--algo", action="append", default=[], metavar="KIND:NAME=VALUE,…",
+                        help="a parent order worked by the algos service, e.g. twap:side=Buy,qty=0.5,duration=600,"
+                             "slices=10,start=T; names as `hean algo submit` takes them, plus start (default "
+                             "--from); repeatable")
     parser.add_argument("--grid", action="append", default=[], metavar="NAME=A,B,C",
                         help="sweep a parameter over values (repeatable: every combination), on several processes")
     parser.add_argument("--rank-by", choices=RANKABLE, default="sharpe", help="the grid's ranking (default sharpe)")
@@ -90,7 +97,19 @@ def main(args: argparse.Namespace) -> int:
         logging.disable(previous)
 
 
+def _parents(specs: Sequence[str], account: str, symbols: tuple[str, ...], from_ns: int, to_ns: int,
+             store_url: str) -> tuple[Any, ...]:
+    from services.backtest import algos
+
+    try:
+        return algos.parents(specs, account, symbols, from_ns, to_ns, _time_ns, store_url)
+    except algos.AlgoSpecError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _main(args: argparse.Namespace) -> int:
+    import msgspec
+
     from services.backtest import setup
     from services.backtest.sources import Query
 
@@ -99,18 +118,19 @@ def _main(args: argparse.Namespace) -> int:
         raise BadInput("--symbols names no symbol")
     if args.from_ns >= args.to_ns:
         raise BadInput("--from must be before --to")
+    store_url = args.store or os.environ.get("RECORDER_STORE", "")
     try:
         params = setup.parse_params(args.param)
         grid = _grid(args.grid)
         for point in grid or [{}]:
-            setup.build(args.strategy, {**params, **point}, symbols, args.latency_ms, args.funding_hours)
+            built = setup.build(args.strategy, {**params, **point}, symbols, args.latency_ms, args.funding_hours)
     except setup.SetupError as exc:
         raise BadInput(str(exc)) from None
+    parents = _parents(args.algo, built.account(), symbols, args.from_ns, args.to_ns, store_url)
     if args.workers < 1:
         raise BadInput("--workers must be >= 1")
     home = _home()
     prefix = _prefix(args.topic_prefix)
-    store_url = args.store or os.environ.get("RECORDER_STORE", "")
     query = Query(symbols=symbols, from_ns=args.from_ns, to_ns=args.to_ns, prefix=prefix)
     recorded = _load(args.source, query, store_url, home)
     events = recorded.events
@@ -120,20 +140,21 @@ def _main(args: argparse.Namespace) -> int:
     description = {"strategy": args.strategy, "params": params, "symbols": list(symbols), "source": args.source,
                    "from_ns": args.from_ns, "to_ns": args.to_ns, "latency_ms": args.latency_ms,
                    "funding_hours": args.funding_hours,
-                   "code_version": _code_version(), "market_events": len(events), "prefix": prefix}
+                   "code_version": _code_version(), "market_events": len(events), "prefix": prefix,
+                   **({"algos": [msgspec.to_builtins(p) for p in parents]} if parents else {})}
     if grid:
-        return _sweep(args, description, grid, recorded, store_url, home)
-    return _single(args, description, recorded, store_url, home)
+        return _sweep(args, description, grid, recorded, store_url, home, parents)
+    return _single(args, description, recorded, store_url, home, parents)
 
 
 def _single(args: argparse.Namespace, description: dict[str, Any], recorded: Any, store_url: str,
-            home: Path) -> int:
+            home: Path, parents: tuple[Any, ...]) -> int:
 
     from schemas.topics import ORDERS_DECISIONS, ORDERS_INTENTS
-    from services.backtest import metrics, report, runs, setup
+    from services.backtest import algos, metrics, report, runs, setup
 
     built = setup.build(args.strategy, description["params"], description["symbols"], args.latency_ms,
-                        args.funding_hours)
+                        args.funding_hours, parents)
     outcome = _run_with_progress(built, recorded)
     account = built.account()
     figures = metrics.compute(outcome, account, built.starting_balance)
@@ -143,21 +164,25 @@ def _single(args: argparse.Namespace, description: dict[str, Any], recorded: Any
     out.mkdir(parents=True, exist_ok=True)
     data = report.series(outcome, account, built.starting_balance)
     report.write_png(data, out / "report.png", title)
-    report.write_html(data, figures, out / "report.html", title)
+    report.write_html(data, figures, out / "report.html", title, algos.html(outcome))
     if args.json:
         import orjson
 
         print(orjson.dumps({"run_id": rid, **figures.as_dict(), "intents": len(outcome.of(ORDERS_INTENTS)),
-                            "decisions": len(outcome.of(ORDERS_DECISIONS))}, default=str).decode())
+                            "decisions": len(outcome.of(ORDERS_DECISIONS)),
+                            **({"algos": algos.rows(outcome)} if parents else {})}, default=str).decode())
     else:
         console = _out()
         console.print(report.table(figures, title))
+        if parents:
+            console.print(algos.table(outcome))
         console.print(f"intents {len(outcome.of(ORDERS_INTENTS))}, decisions "
                       f"{len(outcome.of(ORDERS_DECISIONS))}, market events {outcome.market_events}; "
                       f"report: {out / 'report.html'}, {out / 'report.png'}")
     if not args.no_store:
         try:
-            runs.store_run(store_url, home / "chdb", rid, description, figures, metrics.fills(outcome, account))
+            runs.store_run(store_url, home / "chdb", rid, description, figures, metrics.fills(outcome, account),
+                           algos.reports(outcome))
         except runs.StoreError as exc:
             raise BadInput(f"run {rid} not stored: {exc} (--no-store skips storing)") from None
     return 0
@@ -212,19 +237,19 @@ def _init_worker(payload: bytes, definitions: bytes) -> None:
 
 
 def _grid_point(strategy: str, params: dict[str, str], symbols: list[str], latency_ms: float,
-                funding_hours: float) -> dict[str, Any]:
-    """One grid point in a worker process: its metrics and fills (for the store)."""
-    from services.backtest import loop, metrics, setup
+                funding_hours: float, parents: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """One grid point in a worker process: its metrics, fills and algo reports (for the store)."""
+    from services.backtest import algos, loop, metrics, setup
 
-    built = setup.build(strategy, params, symbols, latency_ms, funding_hours)
+    built = setup.build(strategy, params, symbols, latency_ms, funding_hours, parents)
     outcome = loop.run(built, _EVENTS, price_every=len(_EVENTS) + 1, instruments=_INSTRUMENTS)
     account = built.account()
     return {"params": params, "metrics": metrics.compute(outcome, account, built.starting_balance),
-            "fills": metrics.fills(outcome, account)}
+            "fills": metrics.fills(outcome, account), "algo_reports": algos.reports(outcome)}
 
 
 def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dict[str, str]], recorded: Any,
-           store_url: str, home: Path) -> int:
+           store_url: str, home: Path, parents: tuple[Any, ...]) -> int:
     import msgspec
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -244,7 +269,7 @@ def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dic
                      disable=not console.is_terminal) as progress:
         task = progress.add_task("points", total=len(grid))
         futures = [pool.submit(_grid_point, args.strategy, {**base, **point}, description["symbols"],
-                               args.latency_ms, args.funding_hours) for point in grid]
+                               args.latency_ms, args.funding_hours, parents) for point in grid]
         for future in futures:
             results.append(future.result())
             progress.advance(task)
@@ -262,7 +287,7 @@ def _sweep(args: argparse.Namespace, description: dict[str, Any], grid: list[dic
         if not args.no_store and not stored_error:
             try:
                 runs.store_run(store_url, home / "chdb", rid, {**description, "params": result["params"]}, figures,
-                               result["fills"])
+                               result["fills"], result["algo_reports"])
             except runs.StoreError as exc:
                 stored_error = str(exc)
         table.add_row(str(rank), *(result["params"][n] for n in names), rid[:8], report.text("pnl", figures.pnl),

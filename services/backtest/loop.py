@@ -12,6 +12,12 @@ zero-latency backtest is the lockstep run without the broker. The fill model see
 (one symbol's events at one venue time) before the cores do, as the simulator fills resting orders
 when its market steps and before it publishes the step's frames.
 
+Parent orders (SubmitAlgo, `hean backtest --algo`) are worked by the algos service's own step
+(services/algos/shell.py), which joins the loop only when there are parents: each goes into
+orders.intents before the first market step at or after its time, as a live parent sent before
+its market; its children are intents like the strategy's (risk, then the fill model), and its
+execution reports stay in the run's algos.reports, which no core in the loop reads.
+
 An output the loop has no consumer for (a new topic) stops the run (UnroutedOutput), as does an
 intent the fill model cannot answer (venue.UnsupportedIntent): a backtest that silently drops
 part of what the strategy says is worse than none.
@@ -31,20 +37,25 @@ from schemas.events import (
     Event,
     InstrumentDefined,
     IntentApproved,
+    SubmitAlgo,
     TickerUpdated,
     TradeReceived,
 )
 from schemas.topics import (
+    ALGOS_REPORTS,
     MD_BOOK,
     MD_TICKERS,
     MD_TRADES,
     ORDERS_DECISIONS,
     ORDERS_EVENTS,
+    ORDERS_INTENTS,
     REF_INSTRUMENTS,
 )
 from services.accounting import core as accounting
 from services.accounting.config import AccountingConfig
 from services.accounting.shell import definition as accounting_definition
+from services.algos.config import AlgosConfig
+from services.algos.shell import definition as algos_definition
 from services.backtest.venue import FUNDING_INTERVAL_NS, FillModel
 from services.risk import core as risk
 from services.risk.config import RiskConfig
@@ -72,14 +83,18 @@ class Setup:
     accounting: AccountingConfig
     latency_ns: int = 0
     funding_interval_ns: int = FUNDING_INTERVAL_NS
+    algos: AlgosConfig = field(default_factory=AlgosConfig)
+    parents: tuple[SubmitAlgo, ...] = ()  # in start order
 
     @property
     def starting_balance(self) -> Decimal:
         return self.accounting.starting_balance
 
     def services(self) -> dict[str, ServiceDef[Any]]:
-        """The services as their shells define them live (the same step functions)."""
-        return {"strategy": strategy_definition(self.strategy), "risk": risk_definition(self.risk),
+        """The services as their shells define them live (the same step functions); the algos
+        service only with parent orders to work (it steps on every trade and book event)."""
+        algos = {"algos": algos_definition(self.algos)} if self.parents else {}
+        return {"strategy": strategy_definition(self.strategy), **algos, "risk": risk_definition(self.risk),
                 "accounting": accounting_definition(self.accounting)}
 
     def account(self) -> str:
@@ -94,6 +109,7 @@ class Outcome:
     strategy_state: strategy.StrategyState = field(default_factory=strategy.initial_state)
     risk_state: risk.RiskState = field(default_factory=risk.initial_state)
     accounting_state: accounting.AccountingState = field(default_factory=accounting.initial_state)
+    algos_state: Any = None  # the algos core's AlgoState when the run had parent orders
     market_events: int = 0
     first_ns: int = 0
     last_ns: int = 0
@@ -132,6 +148,7 @@ def run(setup: Setup, events: Iterable[Any], progress: Callable[[int], None] | N
     state: dict[str, Any] = {name: service.initial_state() for name, service in services.items()}
     queue: deque[tuple[str, Event]] = deque()
     prints = 0
+    parents = deque(sorted(setup.parents, key=lambda p: (p.ts_event, p.id)))
 
     def settle() -> None:
         while queue:
@@ -168,6 +185,9 @@ def run(setup: Setup, events: Iterable[Any], progress: Callable[[int], None] | N
         settle()
     out.log.pop(REF_INSTRUMENTS, None)
     for step in steps(events):
+        while parents and parents[0].ts_event <= step[0].ts_event:
+            queue.append((ORDERS_INTENTS, parents.popleft()))
+            settle()
         emit(ORDERS_EVENTS, venue.on_step(step))
         settle()
         for event in step:
@@ -183,19 +203,23 @@ def run(setup: Setup, events: Iterable[Any], progress: Callable[[int], None] | N
         out.market_events += len(step)
         if progress is not None:
             progress(len(step))
+    queue.extend((ORDERS_INTENTS, parent) for parent in parents)  # after the data: in the log, never started
+    settle()
     emit(ORDERS_EVENTS, venue.finish())
     settle()
     for topic in MARKET_TOPICS.values():
         out.log.pop(topic, None)  # the input, not an output: the source holds it
     out.strategy_state, out.risk_state, out.accounting_state = state["strategy"], state["risk"], state["accounting"]
+    out.algos_state = state.get("algos")
     return out
 
 
 VENUE_INPUTS = (ORDERS_DECISIONS, REF_INSTRUMENTS)  # what execution and the venue read
+KEPT = (ALGOS_REPORTS,)  # outputs no core in the loop reads (live: the recorder, hean algo status): kept, not routed
 
 
 def _routes(services: dict[str, ServiceDef[Any]]) -> dict[str, tuple[str, ...]]:
     """topic → the consumers that read it, in a fixed order (the services', then the venue)."""
-    topics = {t for service in services.values() for t in service.inputs} | set(VENUE_INPUTS)
+    topics = {t for service in services.values() for t in service.inputs} | set(VENUE_INPUTS) | set(KEPT)
     return {t: (*(n for n, s in services.items() if t in s.inputs), *(("venue",) if t in VENUE_INPUTS else ()))
             for t in sorted(topics)}

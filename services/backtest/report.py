@@ -99,7 +99,8 @@ def write_png(data: Mapping[str, Any], path: Path, title: str) -> None:
     plt.close(figure)
 
 
-def write_html(data: Mapping[str, Any], metrics: Metrics, path: Path, title: str) -> None:
+def write_html(data: Mapping[str, Any], metrics: Metrics, path: Path, title: str, extra: str = "") -> None:
+    """The report page; `extra` is HTML put under the metrics (the parents' execution reports)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -124,5 +125,5 @@ def write_html(data: Mapping[str, Any], metrics: Metrics, path: Path, title: str
                    for name, label in ROWS)
     chart = figure.to_html(full_html=False, include_plotlyjs=True)  # the JS inline: one file, offline
     path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-                    f"<body style='font-family:sans-serif'><h2>{title}</h2><table>{rows}</table>{chart}"
+                    f"<body style='font-family:sans-serif'><h2>{title}</h2><table>{rows}</table>{extra}{chart}"
                     "</body></html>")

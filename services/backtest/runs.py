@@ -1,5 +1,7 @@
 """Every backtest in the store: `backtest_runs` (what ran, on what data, with which code, and its
-metrics) and `backtest_trades` (its fills), so runs are compared in SQL beside the recorded data.
+metrics), `backtest_trades` (its fills) and `backtest_algo_reports` (its parent orders' execution
+reports, the live `algo_reports` columns after the run id), so runs are compared in SQL beside the
+recorded data.
 
 Both are ReplacingMergeTree tables keyed by the run id, which derives from everything that decides
 the result (strategy, parameters, symbols, data range, source, latency, code version): running
@@ -15,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from schemas.events import OrderFilled, OrderPartiallyFilled, derive_id
+from schemas.events import AlgoReport, OrderFilled, OrderPartiallyFilled, derive_id
 from services.backtest.metrics import Metrics
 
 RUNS_DDL = """CREATE TABLE IF NOT EXISTS {db}.backtest_runs
@@ -68,6 +70,22 @@ TRADES_DDL = """CREATE TABLE IF NOT EXISTS {db}.backtest_trades
 ENGINE = ReplacingMergeTree
 ORDER BY (run_id, ts_event, exec_id)"""
 
+def algo_columns() -> list[Any]:
+    """The live algo_reports table's columns (services/recorder/tables.py), without the Kafka position."""
+    from services.recorder.tables import POSITION_COLUMNS, TABLE_DEFS
+
+    kafka = {name for name, _ in POSITION_COLUMNS}
+    [table] = [t for t in TABLE_DEFS if t.name == "algo_reports"]
+    return [c for c in table.columns if c.name not in kafka]
+
+
+def algo_reports_ddl(db: str) -> str:
+    """backtest_algo_reports: one row per report of a run's parent order, keyed by the run."""
+    columns = ",\n".join(f"    {c.name} {c.ch_type}" for c in algo_columns())
+    return (f"CREATE TABLE IF NOT EXISTS {db}.backtest_algo_reports\n(\n    run_id String,\n{columns}\n)\n"
+            "ENGINE = ReplacingMergeTree\nORDER BY (run_id, parent_id, ts_event, id)")
+
+
 METRIC_COLUMNS = ("starting_balance", "final_equity", "pnl", "total_return", "sharpe", "sortino", "calmar",
                   "max_drawdown", "max_drawdown_pct", "max_drawdown_duration_s", "turnover", "fees", "funding",
                   "win_rate", "trades", "exposure", "duration_s")
@@ -113,6 +131,14 @@ def _literal(value: Any) -> str:
 def _time(ns: int) -> str:
     seconds, rest = divmod(ns, 10**9)
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{rest:09d}"
+
+
+def _cell(column: Any, event: Any) -> str:
+    """One column's value of an event as a literal (times as DateTime64 text, like the other tables)."""
+    value = column.get(event)
+    if value is not None and "DateTime64" in column.ch_type:
+        return _literal(_time(value))
+    return _literal(value)
 
 
 class _Connection:
@@ -161,8 +187,8 @@ class _Connection:
 
 
 def store_run(store_url: str, default_path: Path, rid: str, description: dict[str, Any], metrics: Metrics,
-              trades: Sequence[OrderFilled | OrderPartiallyFilled]) -> None:
-    """Create the tables if needed and write the run and its fills."""
+              trades: Sequence[OrderFilled | OrderPartiallyFilled], algo_reports: Sequence[AlgoReport] = ()) -> None:
+    """Create the tables if needed and write the run, its fills and its parents' reports."""
     store = _Connection(store_url, default_path)
     try:
         execute = store.execute
@@ -184,6 +210,13 @@ def store_run(store_url: str, default_path: Path, rid: str, description: dict[st
                                                             f.exec_id))) + ")"
                              for f in trades[chunk:chunk + 5000])
             execute(f"INSERT INTO {store.db}.backtest_trades VALUES {rows}")
+        if algo_reports:
+            columns = algo_columns()
+            execute(algo_reports_ddl(store.db))
+            rows = ", ".join("(" + ", ".join([_literal(rid), *(_cell(c, r) for c in columns)]) + ")"
+                             for r in algo_reports)
+            execute(f"INSERT INTO {store.db}.backtest_algo_reports (run_id, {', '.join(c.name for c in columns)}) "
+                    f"VALUES {rows}")
     except Exception as exc:  # one line for the person; the run's report is already out
         raise StoreError(f"storing the run failed: {str(exc).splitlines()[0][:300]}") from None
     finally:

@@ -3,16 +3,19 @@ table and stores itself, a grid ranks its runs, and every bad input is one line 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import msgspec
 import orjson
 import pytest
 
-from schemas.events import BookDeltaReceived, BookSnapshotReceived
+from schemas.events import BookDeltaReceived, BookSnapshotReceived, TradeReceived
 from services.backtest.sources import Query, from_store
 from services.cli.main import main
+from services.cli.sql import fetch
 from services.recorder.core import BY_TABLE
+from services.recorder.query import QueryLimits
 from services.recorder.store import ChdbStore
 from services.recorder.synthetic import T0, session
 
@@ -66,6 +69,42 @@ def test_a_run_prints_its_figures_and_writes_its_report(recorded: tuple[Path, li
     assert (tmp_path / "report.html").exists() and (tmp_path / "report.png").exists()
 
 
+def test_a_twap_over_the_recorded_data_reports_sane_figures(recorded: tuple[Path, list], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`--algo` on recorded data: the parent's report (printed and stored) is the algos core's, and its
+    figures agree with the market it traded in and with each other."""
+    path, md = recorded
+    start = T0 + 200_000_000  # 0.2 s in: the TWAP's 4 slots fall within the 2 s of data
+    args = ["backtest", "--strategy", "none", "--symbols", "BTCUSDT", "--from", FROM, "--to", TO,
+            "--store", f"chdb://{path}", "--topic-prefix", "", "--out", str(tmp_path), "--json",
+            "--algo", f"twap:side=Buy,qty=0.02,duration=1,slices=4,start={start // 10**6}"]
+    assert main(args) == 0
+    printed = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    [row] = printed["algos"]
+    assert row["status"] == "completed" and row["children"] >= 4 and Decimal(row["filled"]) == Decimal("0.02"), row
+    assert printed["trades"] >= row["children"] and Decimal(printed["fees"]) == Decimal(row["fees"])  # its only trades
+    end = T0 + 1_300_000_000  # past the last slot (start + 1 s) and its step
+    window = [e for e in md if e.symbol == "BTCUSDT" and start <= e.ts_event <= end]
+    prices = [e.price for e in window if isinstance(e, TradeReceived)]
+    asks = [p for e in window if isinstance(e, BookSnapshotReceived | BookDeltaReceived) for p, _ in e.asks]
+    avg, arrival, vwap = Decimal(row["avg_fill"]), Decimal(row["arrival"]), Decimal(row["market_vwap"])
+    assert min(asks) <= avg <= max(asks), (avg, min(asks), max(asks))  # a buy takes the asks
+    assert min(prices) <= vwap <= max(prices)
+    fees, shortfall = Decimal(row["fees"]), Decimal(row["shortfall"])
+    assert fees > 0
+    # All filled, so no opportunity cost: what the buys paid over the arrival mid, plus fees.
+    assert abs(shortfall - ((avg - arrival) * Decimal("0.02") + fees)) < Decimal("1e-6")
+    assert (shortfall > fees) == (avg > arrival)
+
+    # Stored: backtest_algo_reports holds every report of the run, as algo_reports does live.
+    answer = fetch(f"SELECT type, status, children, filled_qty, shortfall FROM hean.backtest_algo_reports FINAL "
+                   f"WHERE run_id = '{printed['run_id']}' ORDER BY ts_event, type = 'algo.completed'", f"chdb://{path}",
+                   "JSONEachRow", tmp_path, QueryLimits())
+    stored = [orjson.loads(line) for line in answer.splitlines() if line]
+    assert [r["type"] for r in stored] == ["algo.progress"] * row["children"] + ["algo.completed"], stored
+    assert stored[-1]["status"] == "completed" and Decimal(stored[-1]["shortfall"]) == shortfall
+
+
 def test_a_grid_ranks_its_runs(recorded: tuple[Path, list], capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = recorded
     args = ["backtest", "--strategy", "ema", "--symbols", "BTCUSDT", "--from", FROM, "--to", TO, "--store",
@@ -85,6 +124,15 @@ def test_a_grid_ranks_its_runs(recorded: tuple[Path, list], capsys: pytest.Captu
     (["--grid", "ema_fast"], "--grid takes NAME=A,B,C"),
     (["--store", "clickhouse://default:@127.0.0.1:1/hean"], "127.0.0.1"),
     (["--from", "yesterday"], "expected ms since the epoch or ISO 8601"),
+    (["--algo", "nope:side=Buy,qty=1"], "invalid choice: 'nope'"),
+    (["--algo", "twap:side=Buy,qty=1,duration=60"], "--slices is required"),
+    (["--algo", "twap:side=Buy,qty=x,duration=60,slices=4"], "--qty must be a decimal number"),
+    (["--algo", "twap:side=Up,qty=1,duration=60,slices=4"], "--side must be Buy or Sell"),
+    (["--algo", "twap:colour=red"], "unknown parameter 'colour'"),
+    (["--algo", "iceberg:side=Buy,qty=1,price=100,display=2"], "--display 2 is more than --qty 1"),
+    (["--algo", "twap:side=Buy,qty=1,duration=60,slices=4,start=2020-01-01"], "start must lie in [--from, --to)"),
+    (["--algo", "twap:side=Buy,qty=1,duration=60,slices=4,symbol=ETHUSDT"], "ETHUSDT is not among --symbols"),
+    (["--param", "algos_slippage=2"], "ALGOS_SLIPPAGE must be a fraction"),
 ])
 def test_bad_input_is_one_line_and_exit_2(recorded: tuple[Path, list], extra: list[str], message: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
