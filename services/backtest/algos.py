@@ -86,7 +86,7 @@ def parse(spec: str, account: str, symbols: Sequence[str], from_ns: int, to_ns: 
         given["symbol"] = symbols[0]
     if given["symbol"] not in symbols:
         raise AlgoSpecError(f"--algo {spec!r}: symbol {given['symbol']} is not among --symbols")
-    if store:
+    if store and "profile-days" in given:
         given["store"] = store
     argv = [kind, *(x for name, value in given.items() for x in (f"--{name}", value))]
     try:
