@@ -1,7 +1,12 @@
 """The one service loop: consume → decode → step → produce → commit, exactly once.
 
-A batch from `getmany` that has outputs (events or dead letters) is committed in one Kafka
-transaction that carries them and every consumer offset not yet committed (consume-transform-
+Two commit modes (HEAN_COMMIT_MODE or ServiceDef.commit_mode; docs/COMMITS.md has the argument).
+"idempotent": a batch's outputs are sent by an idempotent producer and acknowledged, then its
+offsets are committed plainly like any other batch's, at the commit interval; a crash between
+re-applies those records live and may send outputs again, with the same ids, which every reader
+drops. "transaction" (below) is the other mode.
+In "transaction" mode, a batch from `getmany` that has outputs (events or dead letters) is
+committed in one Kafka transaction that carries them and every consumer offset not yet committed (consume-transform-
 produce). A crash at any point either commits all of that or none of it; downstream readers use
 read_committed. A batch without outputs needs no transaction: its offsets are committed plainly,
 at most every `commit_interval_ms`. A crash before that commit re-applies those records live;
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -100,6 +106,8 @@ class ServiceRunner:
             else InputMerge(self._shard, self.inputs)
         for topic in self.inputs:
             self.metrics.events_in.labels(definition.name, topic)
+        self.commit_mode = settings.commit_mode or definition.commit_mode
+        self.idempotent = self.commit_mode == "idempotent"
         self.metrics.read_gauges(lambda: [r for state in list(self.states.values())
                                           for r in definition.gauges(state)])
 
@@ -108,7 +116,9 @@ class ServiceRunner:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then snapshot every shard and leave the group cleanly."""
         self.metrics_port = self.metrics.serve(self.settings.metrics_port)
-        transactional_id = f"{self.prefix}hean.{self.scope}.{self.settings.instance}"
+        transactional_id: str | None = f"{self.prefix}hean.{self.scope}.{self.settings.instance}"
+        if self.idempotent:  # no transaction: the idempotent producer alone (docs/COMMITS.md)
+            transactional_id = None
         producer = make_producer(self.settings.kafka_bootstrap, transactional_id)
         consumer = make_consumer(self.settings.kafka_bootstrap, self.group_id,
                                  session_timeout_ms=self.settings.session_timeout_ms)
@@ -118,6 +128,7 @@ class ServiceRunner:
         consumer.subscribe(list(self.inputs), listener=Rebalance(self))
         log.info("service started", extra={"group": self.group_id, "inputs": self.inputs,
                                            "transactional_id": transactional_id,
+                                           "commit_mode": self.commit_mode,
                                            "metrics_port": self.metrics_port})
         self.metrics.up.labels(self.definition.name).set(1)
         unwatch_gc = self.metrics.watch_gc()
@@ -214,13 +225,20 @@ class ServiceRunner:
             metrics.apply_hist.observe((time.perf_counter() - t0) / applied)
         if replayed:
             metrics.replayed.labels(name).inc(replayed)
-        if outgoing:
+        if outgoing and self.idempotent:
+            # Acknowledged before their offsets are marked: an offset is never committed ahead of
+            # the outputs of the records below it. The commit itself comes at the interval.
+            await await_delivery(await send_keyed(producer, outgoing))
+            self._chaos_crash()
+        elif outgoing:
             async with producer.transaction():  # a refused batch aborts it: nothing is lost unseen
                 delivered = await send_keyed(producer, outgoing)
                 await producer.send_offsets_to_transaction(dict(unflushed), self.group_id)
                 await await_delivery(delivered)
+                self._chaos_crash()
             unflushed.clear()
             self._last_commit = time.monotonic()
+        if outgoing:
             for kind in kinds:
                 metrics.outputs.labels(name, kind).inc()
             if origins:
@@ -237,6 +255,20 @@ class ServiceRunner:
             log.info("caught up with the log; live", extra={"shards": sorted(self.states)})
         self._events_since_snapshot += sum(len(r) for r in batch.values())
         metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
+
+    def _chaos_crash(self) -> None:
+        """The chaos kill point "outputs sent, offsets not committed": SIGKILL this process once
+        while HEAN_CHAOS_CRASH_DIR holds a file named after the scope (removed first, so the
+        restart runs on)."""
+        directory = self.settings.chaos_crash_dir
+        if not directory:
+            return
+        try:
+            os.unlink(os.path.join(directory, self.scope))
+        except FileNotFoundError:
+            return
+        log.warning("chaos: killed after sending outputs, before committing offsets")
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def _commit_due_in_ms(self) -> float:
         return self.settings.commit_interval_ms - (time.monotonic() - self._last_commit) * 1000

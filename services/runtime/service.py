@@ -96,6 +96,9 @@ class ServiceDef(Generic[S]):
     # accounts into the state one instance serving all of them would hold.
     account_of: Callable[[Any], str | None] | None = None
     merge_accounts: Callable[[Sequence[S]], S] | None = None
+    # How a batch with outputs commits unless HEAN_COMMIT_MODE says otherwise (docs/COMMITS.md):
+    # "idempotent" only for a service whose every output consumer drops ids it already applied.
+    commit_mode: Literal["transaction", "idempotent"] = "transaction"
 
     def scope_name(self, accounts: Sequence[str]) -> str:
         """The name an instance serving `accounts` goes by (its group, transactional id and

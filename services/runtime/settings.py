@@ -20,6 +20,7 @@ from services.runtime.errors import ConfigError
 __all__ = ["RuntimeSettings", "Secret", "load_settings"]
 
 T = TypeVar("T", bound=msgspec.Struct)
+COMMIT_MODES = frozenset({"", "transaction", "idempotent"})
 
 
 class Secret(str):
@@ -60,12 +61,24 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # account (risk, accounting): each set of accounts is its own consumer group, transactional
     # id and snapshot, so more accounts run on more instances. Empty: every account.
     accounts: tuple[str, ...] = ()
+    # How a batch with outputs commits (docs/COMMITS.md): "transaction" (outputs and offsets in one
+    # Kafka transaction), "idempotent" (outputs sent by an idempotent producer and acknowledged,
+    # offsets committed plainly afterwards, off the hot path; consumers drop repeated ids), or ""
+    # for the service's own choice (ServiceDef.commit_mode).
+    commit_mode: str = ""
+    # Chaos only: while the file named after the service's scope ("strategy", "risk@acc-a") exists
+    # in this directory, the next batch with outputs SIGKILLs its own process once they are
+    # acknowledged and before its offsets are committed (the file is removed first): the kill
+    # point "output sent, offset not committed" (services/supervisor/chaos.py arms it).
+    chaos_crash_dir: str = ""
 
     def __post_init__(self) -> None:
         if self.instance == "hostname":
             msgspec.structs.force_setattr(self, "instance", socket.gethostname())
         if self.snapshot_every_events < 1:
             raise ConfigError(f"snapshot_every_events must be >= 1, was {self.snapshot_every_events}")
+        if self.commit_mode not in COMMIT_MODES:
+            raise ConfigError(f"commit_mode must be one of {sorted(COMMIT_MODES)}, was {self.commit_mode!r}")
         if self.commit_interval_ms < 0:
             raise ConfigError(f"commit_interval_ms must be >= 0, was {self.commit_interval_ms}")
         if any(not a or not all(c.isalnum() or c in "-_" for c in a) for a in self.accounts):
