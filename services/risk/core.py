@@ -77,6 +77,12 @@ from services.runtime.service import Emit, join_disjoint
 ZERO = Decimal(0)
 DAY_NS = 86_400 * 10**9
 NS_PER_S = 10**9
+# Repeats (docs/COMMITS.md): an emitter without a transaction may send an output again after a
+# crash, with the same id and event time, within its uncommitted span (a commit interval plus a
+# restart). Ids decided are kept per 10 s bucket of event time for the last 5 minutes; a repeat
+# is found in its own bucket, and the set is the same whatever order its ids came in.
+DEDUP_BUCKET_NS = 10 * NS_PER_S
+DEDUP_BUCKETS = 30
 
 
 class InstrumentRules(msgspec.Struct, frozen=True):
@@ -154,6 +160,7 @@ class AccountRisk(msgspec.Struct, frozen=True):
     strategy_of: dict[str, str] = {}  # intent id → strategy, for approved orders not yet ended
     strategy_flows: dict[str, Flows] = {}  # strategy → its fills' cash and quantities (max_strategy_loss)
     unowned: dict[str, Flows] = {}  # fills read before their order's approval, by intent id
+    decided: dict[str, dict[str, None]] = {}  # event-time bucket ("%012d") → intent ids read back (repeats dropped)
 
 
 class RiskState(msgspec.Struct, frozen=True):
@@ -259,10 +266,36 @@ def merge_accounts(parts: Sequence[RiskState]) -> RiskState:
     return RiskState(accounts=accounts, mids=mids, instruments=instruments, marks=marks)
 
 
+def _bucket(ts_event: int) -> str:
+    """The bucket's key: zero-padded so that keys sort as numbers (state hashes want str keys)."""
+    return f"{ts_event // DEDUP_BUCKET_NS:012d}"
+
+
+def _was_decided(account: AccountRisk, intent: Event) -> bool:
+    """Whether this intent's decision was read back already (a repeat in the log)."""
+    ids = account.decided.get(_bucket(intent.ts_event))
+    return ids is not None and intent.id in ids
+
+
+def _mark_decided(account: AccountRisk, intent: Event) -> AccountRisk:
+    """Remember the intent id in its event-time bucket; buckets older than the window go, and an id
+    older than the window is not kept (so the set does not depend on the order ids came in)."""
+    bucket = _bucket(intent.ts_event)
+    newest = max((bucket, *account.decided))
+    floor = _bucket((int(newest) - DEDUP_BUCKETS + 1) * DEDUP_BUCKET_NS)
+    decided = {b: ids for b, ids in account.decided.items() if b >= floor}
+    if bucket >= floor:
+        decided[bucket] = {**decided.get(bucket, {}), intent.id: None}
+    return msgspec.structs.replace(account, decided=decided)
+
+
 def _read_back(state: RiskState, decision: IntentApproved | IntentRejected) -> RiskState:
-    """Fold one of risk's own recorded decisions into the committed state."""
+    """Fold one of risk's own recorded decisions into the committed state (once per intent id)."""
     intent = decision.intent
     account = _account(state, intent.account)
+    if _was_decided(account, intent):
+        return state  # a repeat of a decision already folded
+    account = _mark_decided(account, intent)
     if intent.strategy == OWN_STRATEGY:
         pass  # risk's own action (a halt's): it never was an intent, so it was never pending
     elif intent.id in account.pending:
@@ -309,6 +342,8 @@ def _decide(state: RiskState, intent: AnyIntent, p: RiskParams) -> tuple[RiskSta
         # Its decision is already folded (a replay read it first): deciding again changes nothing.
         early = tuple(e for e in account.early if e != intent.id)
         return _replace(state, intent.account, msgspec.structs.replace(account, early=early)), []
+    if intent.id in account.pending or _was_decided(account, intent):
+        return state, []  # a repeat of an intent already decided (docs/COMMITS.md)
     common = {"id": decision_id(intent.id), "intent": intent, "ts_event": intent.ts_event,
               "ts_ingest": intent.ts_ingest, "origin_ts": intent.origin_ts}
     reserved: Working | None = None

@@ -280,3 +280,45 @@ def test_an_adopted_position_counts_against_the_limits_and_is_flattened(ready: R
     _, emits = step(state, halt, PARAMS)
     [flatten] = [e.event.intent for e in emits]
     assert (flatten.side, flatten.qty, flatten.reduce_only) == ("Sell", D("1.5"), True)
+
+
+def test_repeated_intents_and_decisions_are_dropped(ready: RiskState) -> None:
+    """An emitter without a transaction may send an output twice (docs/COMMITS.md): an intent
+    repeated before or after its decision is read back is not decided again, a decision repeated
+    is not folded twice, in every order of the four records; the state equals the one without repeats."""
+    import itertools
+
+    from services.runtime.service import state_hash
+
+    intent = submit(1, ts=3 * S)
+    decision = step(ready, intent, PARAMS)[1][0].event
+    once = ready
+    for event in (intent, decision):
+        once, _ = step(once, event, PARAMS)
+    fill = OrderFilled(id="f", ts_event=4 * S, ts_ingest=4, account="acc", symbol="BTCUSDT", intent_id="i1",
+                       order_link_id="l", exec_id="x", side="Buy", fill_qty=D("0.1"), fill_price=D("50000"),
+                       fee=D("0"), is_maker=True, cum_qty=D("0.1"))
+    once, _ = step(once, fill, PARAMS)
+    hashes, emitted = set(), []
+    for sequence in set(itertools.permutations([intent, intent, decision, decision])):
+        state, emits = ready, []
+        for event in (*sequence, fill):
+            state, out = step(state, event, PARAMS)
+            emits += out
+        emitted.append(len(emits))
+        hashes.add(state_hash({0: state}))
+    assert hashes == {state_hash({0: once})}
+    assert set(emitted) <= {0, 1}  # decided at most once, whatever came first
+    assert once.accounts["acc"].working == {}  # filled: no phantom order from the repeated approval
+
+
+def test_repeat_ids_are_kept_for_a_window_of_event_time(ready: RiskState) -> None:
+    """The ids read back are kept 5 minutes of event time, the newest decision's, then dropped."""
+    from services.risk.core import DEDUP_BUCKET_NS, DEDUP_BUCKETS
+
+    state = ready
+    for n, ts in enumerate((0, DEDUP_BUCKET_NS * DEDUP_BUCKETS - 1, DEDUP_BUCKET_NS * DEDUP_BUCKETS)):
+        state, _ = decide(state, CancelOrder(id=f"c{n}", ts_event=ts, ts_ingest=0, account="acc", strategy="s",
+                                             symbol="BTCUSDT", intent_id="x"))
+    kept = {i for ids in state.accounts["acc"].decided.values() for i in ids}
+    assert kept == {"c1", "c2"}
