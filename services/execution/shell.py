@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
@@ -59,6 +60,7 @@ from services.venues.bybit.rest import DUPLICATE_LINK_ID, BybitRest, VenueError
 log = logging.getLogger(__name__)
 Batchable = AmendOrder | CancelOrder | SubmitOrder  # intents a run of which goes out in one request
 ORDER_NOT_FOUND = 110001
+ACTED_KEPT = 100_000  # decision digests kept for dropping repeats (a few MB)
 
 
 def group_id(prefix: str, account: str) -> str:
@@ -139,6 +141,10 @@ class Execution:
         self.reports = Reports(config, self.prefix, settings.kafka_bootstrap, self.rest, self.metrics)
         self.checks = AccountChecks(config, self.prefix, self.reports, self.metrics)
         self.unsent: dict[str, int] = {}  # orderLinkId → origin_ts, until its create request leaves
+        # Digests of the decisions acted on lately: a decision sent twice by an emitter without a
+        # transaction (docs/COMMITS.md) is the same bytes, and is dropped here rather than sent
+        # to the venue again (which would be safe, by orderLinkId, but a round trip).
+        self.acted: dict[bytes, None] = {}
         self.sent_at: dict[str, int] = {}  # orderLinkId → when its create left, until answered
         self.active = asyncio.Event()
         self.lost_lease = asyncio.Event()
@@ -254,6 +260,8 @@ class Execution:
                 for tp, records in batch.items():
                     self.metrics.events_in.labels("execution", tp.topic).inc(len(records))
                     for record in records:
+                        if self._repeat(record.value or b""):
+                            continue
                         by_symbol.setdefault(record.key or b"", []).append(record)
                 outputs = await self._act_until_done(list(by_symbol.values()), stop)
                 if outputs is None:  # stopped, or another instance holds the lease: stand by
@@ -269,6 +277,16 @@ class Execution:
         finally:
             await consumer.stop()
             await producer.stop()
+
+    def _repeat(self, value: bytes) -> bool:
+        """Whether these exact decision bytes were acted on lately (the last 100k decisions)."""
+        digest = hashlib.blake2b(value, digest_size=16).digest()
+        if digest in self.acted:
+            return True
+        self.acted[digest] = None
+        if len(self.acted) > ACTED_KEPT:
+            del self.acted[next(iter(self.acted))]
+        return False
 
     async def _act_until_done(self, groups: list[list[Any]], stop: asyncio.Event,
                               ) -> list[tuple[str, bytes, bytes]] | None:
