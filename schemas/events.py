@@ -33,7 +33,8 @@ takes its default, an unknown one is ignored), so they travel without a version 
        written before it decode with venue "bybit", the only venue then); ref.instrument;
        account.funding (a funding settlement, on orders.events); control.drift (a position that
        differs at the venue); algo.submit (a parent order, on orders.intents), algo.progress and
-       algo.completed (its execution reports, on algos.reports);
+       algo.completed (its execution reports, on algos.reports); algo.cancel (an operator stops a
+       parent) and SubmitAlgo.volume_profile (a vwap's profile from recorded trades);
        account.position_adopted and account.opened (what the venue held when HEAN first traded
        the account, on orders.events); control.wallet_drift (a wallet balance that differs at the venue)."""
 
@@ -207,7 +208,10 @@ class SubmitAlgo(Event, frozen=True, kw_only=True, tag="algo.submit"):
 
     twap     `slices` children over `duration_s` of market time, one at the end of each interval,
              each a marketable IOC limit (through the touch, never past `limit_price`);
-    vwap     the same, sized by the algos service's configured volume curve (ALGOS_VWAP_CURVE);
+    vwap     the same, sized by `volume_profile` when it has one (weights per slice, computed by
+             `hean algo submit vwap --profile-days N` from the trades recorded in ClickHouse, carried
+             here so the fold never asks the store), else by the algos service's configured volume
+             curve (ALGOS_VWAP_CURVE);
     iceberg  `display_qty` at a time as a GTC limit at `limit_price`, the next once one filled.
     `participation` (twap, vwap) caps a child at that fraction of the volume traded since the last."""
 
@@ -223,9 +227,18 @@ class SubmitAlgo(Event, frozen=True, kw_only=True, tag="algo.submit"):
     slices: int = 0
     display_qty: Decimal | None = None
     participation: Decimal | None = None
+    volume_profile: tuple[Decimal, ...] = ()
 
     def __post_init__(self) -> None:
         """Parameters no algorithm can work are refused at decoding (a dead letter), never folded."""
+        if self.volume_profile:
+            weights = self.volume_profile
+            if self.kind != "vwap":
+                raise ValueError(f"Only a vwap takes a volume_profile, found a {self.kind} (algo {self.id})")
+            if len(weights) > MAX_ALGO_SLICES or not all(w.is_finite() and w >= 0 for w in weights) \
+                    or not sum(weights) > 0:
+                raise ValueError(f"Expected a volume_profile of 1-{MAX_ALGO_SLICES} weights >= 0 with a positive "
+                                 f"sum, found {len(weights)} weights summing to {sum(weights)} (algo {self.id})")
         for name in ("qty", "limit_price", "display_qty"):
             value = getattr(self, name)
             if value is not None and not (value.is_finite() and value > 0):
@@ -248,6 +261,21 @@ class SubmitAlgo(Event, frozen=True, kw_only=True, tag="algo.submit"):
             raise ValueError(f"A {self.kind} takes no display_qty (algo {self.id})")
         if self.participation is not None and not (self.participation.is_finite() and 0 < self.participation <= 1):
             raise ValueError(f"Expected a participation in (0, 1], found {self.participation} (algo {self.id})")
+
+
+class CancelAlgo(Event, frozen=True, kw_only=True, tag="algo.cancel"):
+    """A wish to stop the parent order `parent_id` (`hean algo cancel`): the algos service sends no
+    more children, cancels the working one (a CancelOrder on orders.intents, through risk like any
+    cancel) and, once no child is left on the book, ends the parent with status cancelled and its
+    report. Keyed by the parent's symbol, so it follows the parent in the same partition; a cancel of
+    a parent that ended already, or of another account's, changes nothing."""
+
+    account: str
+    strategy: str
+    venue: str = "bybit"
+    symbol: str
+    parent_id: str
+    reason: str = ""
 
 
 # ---------------------------------------------------------------- risk → orders.decisions
@@ -467,8 +495,8 @@ class AlgoProgressed(AlgoReport, frozen=True, kw_only=True, tag="algo.progress")
 
 class AlgoCompleted(AlgoReport, frozen=True, kw_only=True, tag="algo.completed"):
     """The parent is done: `status` says how (completed: all filled; expired: the schedule ran out
-    with qty left; cancelled: a child was cancelled by someone else; failed: children kept being
-    rejected, `detail` says why)."""
+    with qty left; cancelled: stopped by a CancelAlgo, or a child was cancelled by someone else;
+    failed: children kept being rejected, `detail` says why)."""
 
 
 # ---------------------------------------------------------------- accounting → accounting.positions
@@ -649,6 +677,7 @@ AnyEvent = (
     | AmendOrder
     | CancelAllOrders
     | SubmitAlgo
+    | CancelAlgo
     | IntentApproved
     | IntentRejected
     | OrderAcknowledged

@@ -46,6 +46,8 @@ SAMPLES: dict[type, ev.Event] = {
     ev.SubmitAlgo: ev.SubmitAlgo(id="a1", **ENVELOPE, account="acc1", strategy="operator", symbol="BTCUSDT",
                                  side="Buy", kind="twap", qty=Decimal("0.050"), duration_s=60, slices=6,
                                  participation=Decimal("0.2")),
+    ev.CancelAlgo: ev.CancelAlgo(id="ac1", **ENVELOPE, account="acc1", strategy="operator", symbol="BTCUSDT",
+                                 parent_id="a1", reason="market moved"),
     ev.AlgoProgressed: ev.AlgoProgressed(id="r1", **ENVELOPE, parent_id="a1", account="acc1", strategy="operator",
                                          symbol="BTCUSDT", side="Buy", kind="twap", qty=Decimal("0.050"),
                                          filled_qty=Decimal("0.010"), avg_price=Decimal("65000.1"),

@@ -8,14 +8,17 @@ market passes its slot, never by a clock, so a replay or a restart after SIGKILL
 children, numbered in the order the fold sends them (services/domain/ids.py algo_child_id).
 
   twap / vwap  slot k (1..n) falls at start + k * duration / n; at a due slot one child is sent
-               for what the schedule's cumulative target (even, or the configured volume curve)
-               still lacks, capped by `participation` x the volume traded since the last slice,
-               as an IOC limit `slippage` through the touch (never past the parent's limit). After
-               the last slot the parent ends: completed, or expired with what is left.
+               for what the schedule's cumulative target (even; for a vwap the parent's own volume
+               profile, else the configured volume curve) still lacks, capped by `participation` x
+               the volume traded since the last slice, as an IOC limit `slippage` through the touch
+               (never past the parent's limit). After the last slot the parent ends: completed,
+               or expired with what is left.
   iceberg      one GTC limit child of `display_qty` at the parent's price at a time; the next once
                it filled, until the total is done. A child cancelled by anyone else ends the parent.
 Children rejected by risk or the venue are retried (twap: at the next slot; iceberg: a second of
 market time later, past risk's order-rate window) until `max_rejects`, then the parent fails.
+A CancelAlgo stops the parent: no more children, a CancelOrder (through risk) for the working one,
+and the parent ends cancelled once no child of it is left on the book.
 Each ended child gives an AlgoProgressed report and the end an AlgoCompleted
 (services/algos/report.py) on algos.reports.
 
@@ -34,6 +37,8 @@ from schemas.events import (
     AlgoProgressed,
     BookDeltaReceived,
     BookSnapshotReceived,
+    CancelAlgo,
+    CancelOrder,
     Event,
     InstrumentDefined,
     IntentRejected,
@@ -47,7 +52,7 @@ from schemas.events import (
 )
 from schemas.topics import ALGOS_REPORTS, ORDERS_INTENTS
 from services.algos import report
-from services.domain.ids import algo_child_id, algo_done_id, algo_report_id
+from services.domain.ids import algo_cancel_child_id, algo_child_id, algo_done_id, algo_report_id
 from services.domain.instrument import Instrument, from_defined
 from services.runtime.service import Emit
 
@@ -89,6 +94,7 @@ class Parent(msgspec.Struct, frozen=True):
     turnover: Decimal = ZERO
     since_slice: Decimal = ZERO  # public volume since the last slice (the participation cap)
     detail: str = ""
+    cancel: str = ""  # why an operator cancelled it (set: no more children; it ends when none is open)
 
 
 class AlgoState(msgspec.Struct, frozen=True):
@@ -122,6 +128,8 @@ def step(state: AlgoState, event: Event, params: AlgoParams) -> tuple[AlgoState,
             return state, []
         state = msgspec.structs.replace(state, parents={**state.parents, event.id: Parent(event)})
         return _advance(state, event.id, event, params)
+    if isinstance(event, CancelAlgo):
+        return _cancel(state, event)
     if isinstance(event, InstrumentDefined):
         instrument = from_defined(event)
         market = _market(state, event.symbol)
@@ -176,7 +184,7 @@ def _ended(state: AlgoState, child_id: str, cause: Event, why: str,
     parent = state.parents[parent_id]
     unfilled_end = isinstance(cause, IntentRejected | OrderRejected)
     rejects = parent.rejects + (1 if unfilled_end else 0)
-    detail = why or parent.detail
+    detail = parent.cancel or why or parent.detail  # a cancelled parent keeps saying why it stopped
     market = _market(state, parent.order.symbol)
     parent = msgspec.structs.replace(parent, open={k: v for k, v in parent.open.items() if k != child_id},
                                      rejects=rejects, detail=detail,
@@ -185,6 +193,9 @@ def _ended(state: AlgoState, child_id: str, cause: Event, why: str,
                                     child_of={k: v for k, v in state.child_of.items() if k != child_id})
     progress = report.build(AlgoProgressed, parent, market, cause, algo_report_id(parent_id, cause.id), "working")
     emits = [Emit(ALGOS_REPORTS, parent.order.symbol, progress)]
+    if parent.cancel and not parent.open:
+        state, done = _finish(state, parent_id, cause, "cancelled")
+        return state, emits + done
     if parent.order.kind == "iceberg" and isinstance(cause, OrderCancelled):
         state, done = _finish(state, parent_id, cause, "cancelled")
         return state, emits + done
@@ -193,6 +204,27 @@ def _ended(state: AlgoState, child_id: str, cause: Event, why: str,
         return state, emits + done
     state, more = _advance(state, parent_id, cause, params)
     return state, emits + more
+
+
+def _cancel(state: AlgoState, cancel: CancelAlgo) -> tuple[AlgoState, list[Emit]]:
+    """Stop the parent: it sends nothing more, its working child is cancelled through risk like any
+    cancel, and it ends (cancelled) now if no child is open, else once the open one has ended
+    (_ended): its fills until then count in the report."""
+    parent = state.parents.get(cancel.parent_id)
+    if parent is None or parent.cancel or (parent.order.account, parent.order.symbol) != (cancel.account,
+                                                                                         cancel.symbol):
+        return state, []  # ended already, cancelled already, or not this account's parent
+    order = parent.order
+    why = f"cancelled by {cancel.strategy}" + (f": {cancel.reason}" if cancel.reason else "")
+    parent = msgspec.structs.replace(parent, cancel=why, detail=why)
+    state = _put(state, parent)
+    if not parent.open:
+        return _finish(state, order.id, cancel, "cancelled")
+    emits = [Emit(ORDERS_INTENTS, order.symbol, CancelOrder(
+        id=algo_cancel_child_id(order.id, child_id), ts_event=cancel.ts_event, ts_ingest=cancel.ts_ingest,
+        origin_ts=cancel.origin_ts, account=order.account, strategy=order.strategy, venue=order.venue,
+        symbol=order.symbol, intent_id=child_id)) for child_id in sorted(parent.open)]
+    return state, emits
 
 
 def _finish(state: AlgoState, parent_id: str, cause: Event, status: str) -> tuple[AlgoState, list[Emit]]:
@@ -211,6 +243,8 @@ def _advance(state: AlgoState, parent_id: str, cause: Event, params: AlgoParams)
     parent = state.parents[parent_id]
     order = parent.order
     market = _market(state, order.symbol)
+    if parent.cancel:
+        return state, []  # stopped: waiting only for its cancelled child to leave the book
     if not parent.started:
         if market.mid is None or not market.ts or market.ts < order.ts_event:
             return state, []
@@ -242,7 +276,12 @@ def _put(state: AlgoState, parent: Parent) -> AlgoState:
 
 
 def _slots(order: SubmitAlgo, params: AlgoParams) -> int:
-    return order.slices if order.kind == "twap" else len(params.vwap_curve)
+    return order.slices if order.kind == "twap" else len(_curve(order, params))
+
+
+def _curve(order: SubmitAlgo, params: AlgoParams) -> tuple[Decimal, ...]:
+    """A vwap's weights per slice: the profile it carries (from recorded history), else the configured curve."""
+    return order.volume_profile or params.vwap_curve
 
 
 def _lot(qty: Decimal, instrument: Instrument | None) -> Decimal:
@@ -261,13 +300,13 @@ def _iceberg_child(parent: Parent, market: Market) -> tuple[Decimal, Decimal, st
 
 def target(order: SubmitAlgo, slot: int, params: AlgoParams) -> Decimal:
     """The cumulative qty the schedule wants done by the end of `slot` (1..n): even for a twap,
-    by the configured volume curve for a vwap; the whole qty at the last slot."""
+    by its volume profile (or the configured curve) for a vwap; the whole qty at the last slot."""
     n = _slots(order, params)
     if slot >= n:
         return order.qty
     if order.kind == "twap":
         return order.qty * slot / n
-    curve = params.vwap_curve
+    curve = _curve(order, params)
     return order.qty * sum(curve[:slot], ZERO) / sum(curve, ZERO)
 
 

@@ -1,6 +1,7 @@
-"""Wires the algos core: parents (orders.intents), risk's rejections (orders.decisions), the
-children's reports (orders.events), md.trades and md.book (market time, volume, the touch) and
-ref.instruments in; children (orders.intents) and execution reports (algos.reports) out.
+"""Wires the algos core: parents and their cancels (orders.intents), risk's rejections
+(orders.decisions), the children's reports (orders.events), md.trades and md.book (market time,
+volume, the touch) and ref.instruments in; children and their cancels (orders.intents) and
+execution reports (algos.reports) out.
 
 Every input is keyed by symbol and co-partitioned, so the state is per partition like the
 strategy's and instances share the partitions of one group.
@@ -13,6 +14,7 @@ from functools import partial
 from schemas.events import (
     BookDeltaReceived,
     BookSnapshotReceived,
+    CancelAlgo,
     Event,
     ExecutionEvent,
     InstrumentDefined,
@@ -34,8 +36,8 @@ def definition(config: AlgosConfig | None = None) -> ServiceDef[core.AlgoState]:
     return ServiceDef(
         name="algos",
         inputs=(ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, MD_TRADES, MD_BOOK, REF_INSTRUMENTS),
-        accepts=SubmitAlgo | IntentRejected | ExecutionEvent | TradeReceived | BookSnapshotReceived
-        | BookDeltaReceived | InstrumentDefined,
+        accepts=SubmitAlgo | CancelAlgo | IntentRejected | ExecutionEvent | TradeReceived
+        | BookSnapshotReceived | BookDeltaReceived | InstrumentDefined,
         state_type=core.AlgoState,
         initial_state=core.initial_state,
         step=only_venue(partial(core.step, params=config.params())),

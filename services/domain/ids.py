@@ -85,6 +85,12 @@ def algo_done_id(parent_id: str) -> str:
     return derive_id("algo-done", parent_id)
 
 
+def algo_cancel_child_id(parent_id: str, child_id: str) -> str:
+    """The CancelOrder of a cancelled parent's working child: one per child, however often the
+    parent's cancel is read."""
+    return derive_id("algo-cancel", parent_id, child_id)
+
+
 # ---------------------------------------------------------------- risk
 
 

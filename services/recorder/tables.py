@@ -142,6 +142,9 @@ def event_columns(events: tuple[type, ...], only: tuple[str, ...] = (), tagged: 
                 ch_type = column_type(flat, _sub_hint(members, sub.name), _in_all(members, sub.name))
                 columns.append(Column(flat, ch_type, _nested(name, sub.name, "" if "String" in ch_type else None)))
             continue
+        if typing.get_origin(types[0]) is tuple:  # a vwap's volume profile: its weights as text
+            columns.append(Column(name, "String CODEC(ZSTD(1))", _joined(name)))
+            continue
         default = "" if types[0] in (str, bytes) else None
         getter = _hex(name) if types[0] is bytes else _attr(name, default)
         plain = types[0] is not bytes and everywhere
@@ -163,6 +166,13 @@ def _hex(name: str) -> Callable[[Any], str]:
     return lambda e: getattr(e, name).hex()
 
 
+def _joined(name: str) -> Callable[[Any], str]:
+    """A tuple of Decimals as its exact values joined by commas ('' when absent or empty): one
+    String column in chDB and ClickHouse alike, `arrayMap(toDecimal128OrNull(x, 18), splitByChar(',', c))`
+    in SQL gives the numbers back."""
+    return lambda e: ",".join(str(v) for v in getattr(e, name, ()))
+
+
 def _level(i: int) -> Callable[[Any], Any]:
     return lambda level: level[i]
 
@@ -177,7 +187,8 @@ def _top(which: str, i: int) -> Callable[[Any], Any]:
 
 
 BOOK = (ev.BookSnapshotReceived, ev.BookDeltaReceived)
-INTENTS: tuple[type[ev.Event], ...] = (*ev.IntentEvent.__args__, ev.SubmitAlgo)  # type: ignore[attr-defined]
+INTENTS: tuple[type[ev.Event], ...] = (*ev.IntentEvent.__args__,  # type: ignore[attr-defined]
+                                      ev.SubmitAlgo, ev.CancelAlgo)
 ALGO_REPORTS = (ev.AlgoProgressed, ev.AlgoCompleted)
 ORDER_EVENTS: tuple[type[ev.Event], ...] = ev.ExecutionEvent.__args__  # type: ignore[attr-defined]
 CONTROL_EVENTS: tuple[type[ev.Event], ...] = ev.ControlEvent.__args__  # type: ignore[attr-defined]
