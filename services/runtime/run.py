@@ -345,7 +345,10 @@ class ServiceRunner:
                 consumer.seek(tp, offset)
                 self.positions[tp] = offset
                 self.committed[tp] = committed[tp]
-                self.merge.reset(tp, target=committed[tp])
+                # Idempotent mode re-applies live what a crash left uncommitted, and may send its
+                # outputs again: merged exactly (the replay's order) up to the end, so they come
+                # out as the replay would make them (docs/COMMITS.md).
+                self.merge.reset(tp, target=max(ends[tp], committed[tp]) if self.idempotent else committed[tp])
             self.dirty.add(shard)
             consumer.resume(*shard_tps)
             self.metrics.ready.labels(self.definition.name).set(1)
