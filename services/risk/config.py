@@ -4,6 +4,7 @@ RISK_INSTRUMENTS adds rules for symbols whose venue publishes none."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from services.risk.core import InstrumentRules, RiskLimits, RiskParams
 from services.runtime.errors import ConfigError
@@ -13,6 +14,8 @@ class RiskConfig(RiskLimits, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """RISK_* variables: the limits, and instrument rules as SYMBOL=tick/step/min_qty/min_notional."""
 
     instruments: tuple[str, ...] = ()
+    # How a batch of decisions commits (docs/COMMITS.md); HEAN_COMMIT_MODE overrides.
+    commit_mode: Literal["transaction", "idempotent"] = "transaction"
 
     def params(self) -> RiskParams:
         rules = {}

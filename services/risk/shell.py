@@ -56,6 +56,7 @@ def definition(config: RiskConfig | None = None) -> ServiceDef[core.RiskState]:
         merge_accounts=core.merge_accounts,
         gauges=readings,
         classify=classify,
+        commit_mode=config.commit_mode,
     )
 
 

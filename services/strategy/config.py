@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 import msgspec
 
@@ -14,6 +15,8 @@ from services.strategy.maker import MakerParams
 
 class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     account: str = "sim-1"
+    # How a batch of intents commits (docs/COMMITS.md); HEAN_COMMIT_MODE overrides.
+    commit_mode: Literal["transaction", "idempotent"] = "transaction"
     ema: bool = True
     ema_fast: int = 12
     ema_slow: int = 48

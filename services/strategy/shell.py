@@ -38,6 +38,7 @@ def definition(config: StrategyConfig | None = None) -> ServiceDef[core.Strategy
         partitioned=True,
         summarize=core.summarize,
         classify=classify,
+        commit_mode=config.commit_mode,
     )
 
 
