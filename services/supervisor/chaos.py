@@ -3,9 +3,11 @@
 `lockstep_run` starts the local stack (simulator in lockstep mode, ingest, strategy, risk,
 execution, accounting) under one topic prefix, drives the market `steps` steps per symbol
 (services/supervisor/lockstep.py), and SIGKILLs trading-loop services at seeded random frames,
-each after a random delay, so the kill lands anywhere in the work that frame starts. The
-supervisor restarts a killed service at once (with its backoff); it recovers from its snapshot
-and the log. At the end the stack is stopped, and what the run produced is collected:
+each after a random delay, so the kill lands anywhere in the work that frame starts; every second
+kill of a folded service is at the runtime's kill point instead (HEAN_CHAOS_CRASH_DIR): after its
+next batch's outputs are acknowledged, before its offsets are committed. The supervisor restarts a
+killed service at once (with its backoff); it recovers from its snapshot and the log. At the end
+the stack is stopped, and what the run produced is collected:
 
 - the venue's books (/sim/ledger): every order and fill with its id, positions and wallet;
 - intents, decisions and order events as read from the log (without local receive times);
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,8 @@ class RunRecord:
     replay_hashes: dict[str, str]
     frames: int = 0
     kills: list[tuple[int, str]] = field(default_factory=list)
+    sent_kills: list[tuple[int, str]] = field(default_factory=list)  # those at "outputs sent, offsets not committed"
+    differing: dict[str, int] = field(default_factory=dict)  # per topic, ids whose repeats differ from the first
     restarts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     prefix: str = ""  # the run's topics (a backtest of its recorded ticks reads them)
@@ -112,7 +116,9 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
     SIGKILL and restart, a Redis wipe: services/supervisor/faults.py); the driver waits for it,
     then for the platform to settle again."""
     started = time.monotonic()
-    env = {**LOCKSTEP_ENV, "EXCHANGE_SIM_SEED": str(seed), **(env or {})}
+    crash_dir = home / "chaos-crash"  # the runtime's kill point "outputs sent, offsets not committed"
+    crash_dir.mkdir(parents=True, exist_ok=True)
+    env = {**LOCKSTEP_ENV, "EXCHANGE_SIM_SEED": str(seed), "HEAN_CHAOS_CRASH_DIR": str(crash_dir), **(env or {})}
     config = StackConfig(home=home, bootstrap=bootstrap, redis_url=redis_url, prefix=prefix, symbols=symbols,
                          recorder=False, extra_env=env)
     stack = Stack(config)
@@ -120,6 +126,7 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
     plan = kill_plan(rng, steps * len(symbols) * 2, kills_per_service, killable) if kills_per_service else {}
     folded = folded or ((*SERVICES, "algos") if parents else SERVICES)
     kills: list[tuple[int, str]] = []
+    sent_kills: list[tuple[int, str]] = []
     pending: set[asyncio.Task[None]] = set()
 
     async def kill_later(frame: int) -> None:
@@ -130,11 +137,17 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
         if victim is None:
             return
 
+        nth = sum(1 for f, v in plan.items() if v == victim and f < frame)  # this victim's kills before
+
         async def kill() -> None:
             child = stack.services[victim].child
             while not child.running:  # still down from its last kill: wait for the restart
                 await asyncio.sleep(0.05)
             await asyncio.sleep(rng.uniform(0.0, 0.15))  # somewhere in the work this frame started
+            if victim in SERVICES and nth % 2 == 1 and await _crash_after_send(crash_dir / victim, child):
+                kills.append((frame, victim))
+                sent_kills.append((frame, victim))
+                return
             child.kill()
             kills.append((frame, victim))
 
@@ -161,19 +174,22 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
     finally:
         await settle.close()
         await stack.stop()
-    records, duplicates = await _read_outputs(bootstrap, prefix)
+    records, duplicates, differing = await _read_outputs(bootstrap, prefix)
     # The services' own settings: a replay folds with the parameters the live service had.
     cli_env = {**env, "HEAN_KAFKA_BOOTSTRAP": bootstrap, "HEAN_REDIS_URL": redis_url, "HEAN_HOME": str(home)}
     states = {s: _cli_hash(["state", s, "--json", "--topic-prefix", prefix], cli_env) for s in folded}
     replays = {s: _cli_hash(["replay", s, "--from-beginning", "--json", "--topic-prefix", prefix], cli_env)
                for s in folded}
     return RunRecord(ledger=ledger, records=records, duplicates=duplicates, state_hashes=states,
-                     replay_hashes=replays, frames=frames, kills=kills, restarts=restarts,
-                     seconds=time.monotonic() - started, prefix=prefix)
+                     replay_hashes=replays, frames=frames, kills=kills, sent_kills=sent_kills, differing=differing,
+                     restarts=restarts, seconds=time.monotonic() - started, prefix=prefix)
 
 
-def differences(clean: RunRecord, chaos: RunRecord) -> list[str]:
-    """What differs between two runs with the same seed (empty: the runs agree)."""
+def differences(clean: RunRecord, chaos: RunRecord, repeats_ok: Collection[str] = ()) -> list[str]:
+    """What differs between two runs with the same seed (empty: the runs agree).
+
+    `repeats_ok`: topics whose writers commit without a transaction (docs/COMMITS.md), where a
+    record may repeat after a crash; a repeat must then equal the first record of its id."""
     found = []
     if clean.ledger != chaos.ledger:
         found.append("the venue's books (orders, fills, positions, wallet) differ")
@@ -190,8 +206,30 @@ def differences(clean: RunRecord, chaos: RunRecord) -> list[str]:
             if run.state_hashes.get(name) != run.replay_hashes.get(name):
                 found.append(f"{label} {name}: hean state {run.state_hashes.get(name)} != hean replay "
                              f"{run.replay_hashes.get(name)}")
-        found += [f"{label} {topic}: {n} duplicated records" for topic, n in run.duplicates.items() if n]
+        found += [f"{label} {topic}: {n} duplicated records" for topic, n in run.duplicates.items()
+                  if n and topic not in repeats_ok]
+        found += [f"{label} {topic}: {n} ids repeated with other content" for topic, n in run.differing.items() if n]
     return found
+
+
+async def _crash_after_send(armed: Path, child: Any, timeout: float = 3.0) -> bool:
+    """Arm the runtime's kill point for one service (HEAN_CHAOS_CRASH_DIR): its next batch with
+    outputs kills it after they are acknowledged, before its offsets are committed. True once it
+    died there; False (disarmed) when no batch with outputs came within `timeout`."""
+    armed.touch()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not armed.exists():
+            while child.running:  # removed just before the SIGKILL: wait for the death
+                await asyncio.sleep(0.01)
+            return True
+        await asyncio.sleep(0.02)
+    with contextlib.suppress(FileNotFoundError):
+        armed.unlink()
+        return False
+    while child.running:  # fired as the timeout ran out
+        await asyncio.sleep(0.01)
+    return True
 
 
 async def _send_intents(bootstrap: str, prefix: str, intents: Sequence[Event]) -> None:
@@ -217,13 +255,15 @@ async def _wait_subscribed(sim_port: int, subscriptions: int, timeout: float = 6
     raise TimeoutError(f"ingest did not subscribe to {subscriptions} streams in {timeout} s")
 
 
-async def _read_outputs(bootstrap: str, prefix: str) -> tuple[dict[str, list[Any]], dict[str, int]]:
-    """Intents, decisions and order events, sorted by id, without local times; and per topic how
-    many records repeat an id."""
+async def _read_outputs(bootstrap: str, prefix: str,
+                        ) -> tuple[dict[str, list[Any]], dict[str, int], dict[str, int]]:
+    """Intents, decisions and order events, sorted by id, without local times (the first record
+    of an id); per topic how many records repeat an id, and how many ids repeat with other content."""
     consumer = make_consumer(bootstrap, None)
     await consumer.start()
     records: dict[str, list[Any]] = {}
     duplicates: dict[str, int] = {}
+    differing: dict[str, int] = {}
     try:
         topics = (ORDERS_INTENTS, ORDERS_DECISIONS, ORDERS_EVENTS, ALGOS_REPORTS)
         every = await partitions_of(consumer, [prefix + t for t in topics])  # before any assign narrows it
@@ -234,11 +274,18 @@ async def _read_outputs(bootstrap: str, prefix: str) -> tuple[dict[str, list[Any
             events = [decode(r.value) async for _tp, batch in read_to_end(consumer, tps) for r in batch]
             ids = Counter(e.id for e in events)
             duplicates[topic] = sum(n - 1 for n in ids.values())
-            unique = {e.id: _without_local_times(msgspec.to_builtins(e)) for e in events}
+            unique: dict[str, Any] = {}
+            other: set[str] = set()
+            for e in events:
+                body = _without_local_times(msgspec.to_builtins(e))
+                first = unique.setdefault(e.id, body)
+                if first != body:
+                    other.add(e.id)
+            differing[topic] = len(other)
             records[topic] = [unique[i] for i in sorted(unique)]
     finally:
         await consumer.stop()
-    return records, duplicates
+    return records, duplicates, differing
 
 
 def _without_local_times(value: Any) -> Any:

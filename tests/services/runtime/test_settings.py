@@ -31,6 +31,9 @@ def test_a_wrong_value_names_the_setting() -> None:
         load_settings(RuntimeSettings, "HEAN", env={"HEAN_METRICS_PORT": "70000"})
     with pytest.raises(ConfigError, match="commit_interval_ms"):
         load_settings(RuntimeSettings, "HEAN", env={"HEAN_COMMIT_INTERVAL_MS": "-1"})
+    with pytest.raises(ConfigError, match="commit_mode"):
+        load_settings(RuntimeSettings, "HEAN", env={"HEAN_COMMIT_MODE": "optimistic"})
+    assert load_settings(RuntimeSettings, "HEAN", env={"HEAN_COMMIT_MODE": "idempotent"}).commit_mode == "idempotent"
 
 
 def test_secret_never_prints() -> None:
