@@ -257,15 +257,20 @@ class Execution:
                 if not batch:
                     continue
                 by_symbol: dict[bytes, list[Any]] = {}
-                for tp, records in batch.items():
+                digests: dict[bytes, None] = {}  # remembered once the batch is acted on, not before:
+                for tp, records in batch.items():  # a batch given up (lease lost) is fetched again
                     self.metrics.events_in.labels("execution", tp.topic).inc(len(records))
                     for record in records:
-                        if self._repeat(record.value or b""):
+                        digest = self._digest(record.value)
+                        if digest is not None and (digest in self.acted or digest in digests):
                             continue
+                        if digest is not None:
+                            digests[digest] = None
                         by_symbol.setdefault(record.key or b"", []).append(record)
                 outputs = await self._act_until_done(list(by_symbol.values()), stop)
                 if outputs is None:  # stopped, or another instance holds the lease: stand by
                     return
+                self._remember(digests)
                 offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 if not outputs:  # orders placed, nothing to log: a plain commit will do
                     await consumer.commit(offsets)
@@ -278,15 +283,25 @@ class Execution:
             await consumer.stop()
             await producer.stop()
 
-    def _repeat(self, value: bytes) -> bool:
-        """Whether these exact decision bytes were acted on lately (the last 100k decisions)."""
-        digest = hashlib.blake2b(value, digest_size=16).digest()
-        if digest in self.acted:
-            return True
-        self.acted[digest] = None
-        if len(self.acted) > ACTED_KEPT:
+    @staticmethod
+    def _digest(value: bytes | None) -> bytes | None:
+        """The digest a decision is known by among those acted on lately (the same bytes: a repeat
+        from an emitter without a transaction, docs/COMMITS.md). None for a record that does not
+        decode: every undecodable one, even the same bytes again (or a null value beside an empty
+        one), goes to `_act` and so to the dead-letter topic."""
+        if not value:
+            return None
+        try:
+            decode(value)
+        except (NotAccepted, DecodeError):
+            return None
+        return hashlib.blake2b(value, digest_size=16).digest()
+
+    def _remember(self, digests: dict[bytes, None]) -> None:
+        """Keep the digests of a batch acted on, the last ACTED_KEPT of them."""
+        self.acted.update(digests)
+        while len(self.acted) > ACTED_KEPT:
             del self.acted[next(iter(self.acted))]
-        return False
 
     async def _act_until_done(self, groups: list[list[Any]], stop: asyncio.Event,
                               ) -> list[tuple[str, bytes, bytes]] | None:
