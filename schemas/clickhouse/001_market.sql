@@ -97,3 +97,30 @@ CREATE TABLE IF NOT EXISTS {db}.tickers
 ENGINE = MergeTree
 PARTITION BY toDate(ts_event)
 ORDER BY (symbol, ts_event);
+
+-- bars: every BarClosed record (ts_event: the bar's start); a late trade republishes its bar with the same id, so a bar is the row with the highest _offset per (symbol, interval_s, ts_event)
+CREATE TABLE IF NOT EXISTS {db}.bars
+(
+    id         String CODEC(ZSTD(1)),
+    ts_event   DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    ts_ingest  DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    origin_ts  DateTime64(9, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    venue      LowCardinality(String),
+    category   LowCardinality(String),
+    symbol     LowCardinality(String),
+    interval_s UInt32,
+    open       Decimal(38, 18) CODEC(ZSTD(1)),
+    high       Decimal(38, 18) CODEC(ZSTD(1)),
+    low        Decimal(38, 18) CODEC(ZSTD(1)),
+    close      Decimal(38, 18) CODEC(ZSTD(1)),
+    volume     Decimal(38, 18) CODEC(ZSTD(1)),
+    turnover   Decimal(38, 18) CODEC(ZSTD(1)),
+    vwap       Decimal(38, 18) CODEC(ZSTD(1)),
+    trades     Int64 CODEC(ZSTD(1)),
+    _topic     LowCardinality(String),
+    _partition UInt16,
+    _offset    UInt64 CODEC(Delta, ZSTD(1))
+)
+ENGINE = MergeTree
+PARTITION BY toDate(ts_event)
+ORDER BY (symbol, interval_s, ts_event);

@@ -20,13 +20,16 @@ from schemas.topics import (
     ALGOS_REPORTS,
     CONTROL,
     DLQ,
+    MD_BARS,
     MD_BOOK,
     MD_TICKERS,
     MD_TRADES,
     ORDERS_DECISIONS,
     ORDERS_EVENTS,
     ORDERS_INTENTS,
+    REF_INSTRUMENTS,
 )
+from services.bars.core import Bar, on_trade
 
 T0 = 1_704_153_600_000_000_000  # 2024-01-02 00:00:00 UTC
 STEP_NS = 10_000_000
@@ -35,6 +38,8 @@ STRATEGIES = ("ema", "meanrev")
 ACCOUNTS = {"ema": "acc1", "meanrev": "acc2"}
 RULES = ("max_notional", "max_position", "rate_limit")
 FEE_RATE = Decimal("0.00055")
+NEW_TAKER_FEE = Decimal("0.0004")
+"""BTCUSDT's taker fee from the middle of the session on (its second ref.instruments version)."""
 LEVELS = 10
 Keyed = tuple[str, ev.Event]
 
@@ -66,7 +71,13 @@ def session(steps: int = 3000, seed: int = 7) -> dict[str, list[Keyed]]:
     positions: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0), Decimal(0),
                                                                             Decimal(0)])
     n_orders = 0
+    open_bars: dict[str, Bar | None] = dict.fromkeys(SYMBOLS)
+    for symbol, (tick, _) in SYMBOLS.items():
+        out[REF_INSTRUMENTS].append((symbol, instrument(symbol, tick, T0 - 1, FEE_RATE)))
     for step in range(steps):
+        if step == steps // 2:  # the venue changes BTCUSDT's fees mid-session: a second version
+            out[REF_INSTRUMENTS].append(("BTCUSDT", instrument("BTCUSDT", SYMBOLS["BTCUSDT"][0],
+                                                               T0 + step * STEP_NS, NEW_TAKER_FEE)))
         ts = T0 + step * STEP_NS
         for symbol, (tick, _) in SYMBOLS.items():
             mids[symbol] += rng.choice((-1, 0, 0, 1))
@@ -93,6 +104,9 @@ def session(steps: int = 3000, seed: int = 7) -> dict[str, list[Keyed]]:
             out[MD_TRADES].append((symbol, ev.TradeReceived(
                 id=ev.derive_id("trade", symbol, step), ts_event=ts + 1_000, ts_ingest=ts + 301_000, symbol=symbol,
                 trade_id=f"{symbol}-{step}", side=side, price=price, qty=Decimal(rng.randint(1, 500)) / 1000)))
+            bar_step = on_trade(out[MD_TRADES][-1][1], 1, open_bars[symbol], None)  # trades come in order
+            open_bars[symbol] = bar_step.open_bar
+            out[MD_BARS].extend((symbol, bar) for bar in bar_step.published)
             if step % 10 == 0:
                 out[MD_TICKERS].append((symbol, ev.TickerUpdated(
                     id=ev.derive_id("ticker", symbol, step), ts_event=ts + 2_000, ts_ingest=ts + 302_000,
@@ -121,6 +135,15 @@ def session(steps: int = 3000, seed: int = 7) -> dict[str, list[Keyed]]:
                 source_partition=step % 6, source_offset=step, reason="malformed", error="not msgpack",
                 payload=bytes([0xC1, step % 256, 0, 0xFF]))))
     return dict(out)
+
+
+def instrument(symbol: str, tick: Decimal, ts: int, taker_fee: Decimal) -> ev.InstrumentDefined:
+    """The rules of `symbol` as ingest would publish them at `ts` (id from the rules, as ingest's)."""
+    rules = {"venue": "bybit", "symbol": symbol, "kind": "linear_perpetual", "base_coin": symbol[:-4],
+             "quote_coin": "USDT", "tick_size": tick, "lot_step": Decimal("0.001"), "min_qty": Decimal("0.001"),
+             "max_qty": Decimal(100), "min_notional": Decimal(5), "maker_fee": Decimal("0.0002"),
+             "taker_fee": taker_fee}
+    return ev.InstrumentDefined(id=ev.derive_id("instrument", *rules.values()), ts_event=ts, ts_ingest=ts, **rules)
 
 
 def _order(out: dict[str, list[Keyed]], rng: random.Random, n: int, ts: int, symbol: str, bid: Decimal,

@@ -15,7 +15,7 @@ import pytest
 from schemas.events import BookSnapshotReceived
 from services.recorder.core import TOPIC_TABLES
 from services.recorder.store import ChdbStore
-from services.recorder.synthetic import FEE_RATE, RULES, T0, session
+from services.recorder.synthetic import FEE_RATE, NEW_TAKER_FEE, RULES, T0, session
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "ANALYTICS.md"
 STEPS = 1500
@@ -47,7 +47,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
 def test_every_query_ran(results: dict[str, list[dict[str, Any]]]) -> None:
     assert set(results) == {"vwap_per_minute", "spread_statistics", "trade_flow_imbalance", "latest_ticker",
                             "order_fill_latency", "fill_slippage", "pnl_by_strategy_and_symbol", "rejections_by_rule",
-                            "book_at_time", "last_hour_of_candles"}
+                            "book_at_time", "last_hour_of_candles", "instrument_rules_as_of",
+                            "bars_vs_candles"}
     assert all(float(r["low"]) <= r["vwap"] <= float(r["high"]) and int(r["trades"]) > 0
                for r in results["last_hour_of_candles"])
 
@@ -101,3 +102,21 @@ def test_book_at_time_equals_the_folded_book(results: dict[str, list[dict[str, A
     rebuilt = {(r["side"], Decimal(r["price"])): Decimal(r["size"]) for r in results["book_at_time"]}
     assert rebuilt == {(side, p): s for side, levels in book.items() for p, s in levels.items()}
     assert len(rebuilt) == 20
+
+
+def test_instrument_rules_as_of_t(results: dict[str, list[dict[str, Any]]]) -> None:
+    """At 5 s, BTCUSDT still has its first version (its fee changes at STEPS // 2, 7.5 s)."""
+    rows = {r["symbol"]: r for r in results["instrument_rules_as_of"]}
+    assert set(rows) == {"BTCUSDT", "ETHUSDT"}
+    assert Decimal(rows["BTCUSDT"]["taker_fee"]) == FEE_RATE != NEW_TAKER_FEE
+    assert [Decimal(rows[s]["tick_size"]) for s in ("BTCUSDT", "ETHUSDT")] == [Decimal("0.1"), Decimal("0.01")]
+    latest = [e for _, e in session(STEPS)["ref.instruments"] if e.symbol == "BTCUSDT"][-1]
+    assert latest.taker_fee == NEW_TAKER_FEE and latest.ts_event > T0 + 5 * 10**9
+
+
+def test_bars_equal_the_candles(results: dict[str, list[dict[str, Any]]]) -> None:
+    rows = results["bars_vs_candles"]
+    assert len(rows) == len(session(STEPS)["md.bars"]) > 0
+    for r in rows:
+        assert r["bar_trades"] == r["candle_trades"] > 0 and r["volume_diff"] == r["close_diff"] == 0, r
+        assert abs(r["vwap_diff"]) < 1e-6, r
