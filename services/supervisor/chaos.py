@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,6 +286,15 @@ async def _read_outputs(bootstrap: str, prefix: str,
     finally:
         await consumer.stop()
     return records, duplicates, differing
+
+
+def as_recorded(events: Iterable[Any]) -> list[Any]:
+    """Events as a RunRecord holds them: builtins without local times, one per id (the first in the
+    log), sorted by id; so another source of the same events (a backtest) compares with a run."""
+    unique: dict[str, Any] = {}
+    for e in events:
+        unique.setdefault(e.id, _without_local_times(msgspec.to_builtins(e)))
+    return [unique[i] for i in sorted(unique)]
 
 
 def _without_local_times(value: Any) -> Any:

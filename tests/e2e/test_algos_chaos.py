@@ -19,7 +19,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from schemas.events import OrderFilled, OrderPartiallyFilled, SubmitAlgo
@@ -27,7 +26,7 @@ from schemas.topics import ALGOS_REPORTS, ORDERS_DECISIONS, ORDERS_EVENTS, ORDER
 from services.backtest import loop, setup
 from services.backtest.sources import Query, from_log
 from services.domain.ids import algo_child_id, intent_id_of
-from services.supervisor.chaos import LOCAL_TIMES, RunRecord, differences, lockstep_run
+from services.supervisor.chaos import RunRecord, as_recorded, differences, lockstep_run
 
 pytestmark = pytest.mark.integration
 STEPS, SEED, KILLS = 24, 11, 2
@@ -77,18 +76,6 @@ async def test_a_twap_survives_sigkills_of_the_algos_service(clean: RunRecord, t
     assert [s for _, s in chaos.kills] == ["algos"] * KILLS and chaos.restarts["algos"] == KILLS, context
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k not in LOCAL_TIMES}
-    return value
-
-
-def _records(events: list[Any]) -> list[Any]:
-    """As the run record holds them: builtins without local times, sorted by id."""
-    unique = {e.id: _plain(msgspec.to_builtins(e)) for e in events}
-    return [unique[i] for i in sorted(unique)]
-
-
 async def test_the_backtester_works_the_twap_as_the_live_algos_service_did(clean: RunRecord, bootstrap: str) -> None:
     recorded = await from_log(bootstrap, Query(SYMBOLS, 0, 2**63 - 1, clean.prefix))
     # The live settings: the strategies off (QUIET), the stack's risk rate (services/supervisor/stack.py).
@@ -98,7 +85,7 @@ async def test_the_backtester_works_the_twap_as_the_live_algos_service_did(clean
     children = [i for i in clean.records[ORDERS_INTENTS] if i["type"] == "order.submit"]
     assert len(children) >= 2
     for topic in (ORDERS_INTENTS, ORDERS_DECISIONS):  # the parent and its children; risk's decisions
-        mine = _records(outcome.of(topic))
+        mine = as_recorded(outcome.of(topic))
         assert [r["id"] for r in mine] == [r["id"] for r in clean.records[topic]], topic
         assert mine == clean.records[topic], topic
     # The reports, figure for figure. A progress report's id derives from the fill that ended its child,
@@ -107,7 +94,7 @@ async def test_the_backtester_works_the_twap_as_the_live_algos_service_did(clean
     def in_order(reports: list[Any]) -> list[Any]:
         return sorted(({k: v for k, v in r.items() if k != "id" or r["type"] == "algo.completed"} for r in reports),
                       key=lambda r: (r["ts_event"], r["type"] == "algo.completed"))
-    mine = in_order(_records(outcome.of(ALGOS_REPORTS)))
+    mine = in_order(as_recorded(outcome.of(ALGOS_REPORTS)))
     assert mine == in_order(clean.records[ALGOS_REPORTS])
     assert mine[-1]["status"] == "completed" and mine[-1]["children"] == len(children)
     [venue] = clean.ledger.values()

@@ -17,7 +17,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import orjson
 import pytest
 
@@ -28,24 +27,12 @@ from services.backtest.sources import Query, from_log
 from services.cli.sql import fetch
 from services.domain.ids import intent_id_of
 from services.recorder.query import QueryLimits
-from services.supervisor.chaos import LOCAL_TIMES, RunRecord
+from services.supervisor.chaos import RunRecord, as_recorded
 
 pytestmark = pytest.mark.integration
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 # The live run's settings (services/supervisor/chaos.py LOCKSTEP_ENV and the stack's risk rate).
 LIVE = {"ema_fast": "3", "ema_slow": "8", "maker_min_requote_ms": "250", "risk_rate_per_second": "8"}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k not in LOCAL_TIMES}
-    return value
-
-
-def _records(events: list[Any]) -> list[Any]:
-    """As the run record holds them: builtins without local times, sorted by id."""
-    unique = {e.id: _plain(msgspec.to_builtins(e)) for e in events}
-    return [unique[i] for i in sorted(unique)]
 
 
 def _fill_key(intent_id: str, side: str, qty: Any, price: Any, maker: bool, fee: Any) -> tuple[Any, ...]:
@@ -60,7 +47,7 @@ async def test_backtest_of_recorded_ticks_equals_the_live_run(clean_run: RunReco
 
     live_intents, live_decisions = clean_run.records[ORDERS_INTENTS], clean_run.records[ORDERS_DECISIONS]
     assert len(live_intents) >= 10, "the live run must trade to prove anything"
-    intents, decisions = _records(outcome.of(ORDERS_INTENTS)), _records(outcome.of(ORDERS_DECISIONS))
+    intents, decisions = as_recorded(outcome.of(ORDERS_INTENTS)), as_recorded(outcome.of(ORDERS_DECISIONS))
     assert [i["id"] for i in intents] == [i["id"] for i in live_intents]
     assert intents == live_intents
     assert [d["id"] for d in decisions] == [d["id"] for d in live_decisions]
