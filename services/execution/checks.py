@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 from schemas.events import Event, PositionDriftDetected, TradingHalted, WalletDriftDetected
 from schemas.topics import CONTROL
 from services.domain.ids import drift_halt_id, drift_id, wallet_drift_halt_id, wallet_drift_id
-from services.execution.drift import Drift, PositionCheck, WalletCheck, WalletDrift, venue_positions
+from services.execution.drift import Drift, PositionCheck, WalletCheck, WalletDrift
 from services.execution.metrics import ExecutionMetrics
 from services.execution.opening import SETTLE_COIN
 from services.execution.reports import RETRIABLE, Reports
 from services.runtime.bus import send_and_wait
 from services.runtime.codec import encode
-from services.venues.bybit.account import wallet_balance
+from services.venues.bybit.account import position_sizes, wallet_balance
 
 if TYPE_CHECKING:
     from services.execution.shell import ExecutionConfig
@@ -70,7 +70,7 @@ class AccountChecks:
                 log.warning("wallet check skipped: %s", exc)
 
     async def check_positions(self) -> None:
-        venue = venue_positions(await self.rest.positions("linear"))
+        venue = position_sizes(await self.rest.positions("linear"))
         drifts, cleared, suspect = self.positions.check(venue, self.reports.positions)
         for drift in drifts:
             await self._report_position(drift)

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from services.domain.position import Position
 
-__all__ = ["Drift", "PositionCheck", "WalletCheck", "WalletDrift", "expected_wallet", "venue_positions"]
+__all__ = ["Drift", "PositionCheck", "WalletCheck", "WalletDrift", "expected_wallet"]
 
 ZERO = Decimal(0)
 
@@ -61,20 +61,6 @@ class PositionCheck:
                 self.flagged[symbol] = (venue_qty, ours)
                 drifts.append(Drift(symbol, venue_qty, ours, seq))
         return drifts, cleared, suspect
-
-
-def venue_positions(rows: list[dict[str, object]]) -> dict[str, tuple[Decimal, int]]:
-    """Bybit's /v5/position/list rows as symbol → (signed size, seq); flat rows are left out."""
-    out: dict[str, tuple[Decimal, int]] = {}
-    for row in rows:
-        size = Decimal(str(row.get("size") or "0"))
-        if size == 0:
-            continue
-        side = row.get("side")
-        if side not in ("Buy", "Sell"):
-            raise ValueError(f"position of {row.get('symbol')!r} has size {size} and side {side!r}")
-        out[str(row["symbol"])] = (size if side == "Buy" else -size, int(str(row.get("seq") or 0)))
-    return out
 
 
 @dataclass(frozen=True)

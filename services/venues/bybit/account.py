@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["Held", "held_positions", "wallet_balance"]
+__all__ = ["Held", "held_positions", "position_sizes", "wallet_balance"]
 
 ZERO = Decimal(0)
 
@@ -61,6 +61,23 @@ def wallet_balance(result: Mapping[str, Any], coin: str) -> Decimal:
 def held_positions(rows: list[dict[str, Any]]) -> dict[str, Held]:
     """/v5/position/list rows as symbol → Held; flat rows are left out."""
     held: dict[str, Held] = {}
+    for row, qty in _open_positions(rows):
+        avg = _number(row, "avgPrice")
+        if avg <= 0:
+            raise ValueError(f"position of {row.get('symbol')!r} has size {abs(qty)} and average price {avg}")
+        held[str(row["symbol"])] = Held(qty, avg, int(str(row.get("seq") or 0)), int(str(row.get("updatedTime") or 0)))
+    return held
+
+
+def position_sizes(rows: list[dict[str, Any]]) -> dict[str, tuple[Decimal, int]]:
+    """/v5/position/list rows as symbol → (signed size, seq), what the position check compares;
+    flat rows are left out."""
+    return {str(row["symbol"]): (qty, int(str(row.get("seq") or 0))) for row, qty in _open_positions(rows)}
+
+
+def _open_positions(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Decimal]]:
+    """The rows that hold a position, each with its signed size (short < 0)."""
+    out = []
     for row in rows:
         size = _number(row, "size")
         if size == 0:
@@ -68,9 +85,5 @@ def held_positions(rows: list[dict[str, Any]]) -> dict[str, Held]:
         side = row.get("side")
         if side not in ("Buy", "Sell"):
             raise ValueError(f"position of {row.get('symbol')!r} has size {size} and side {side!r}")
-        avg = _number(row, "avgPrice")
-        if avg <= 0:
-            raise ValueError(f"position of {row.get('symbol')!r} has size {size} and average price {avg}")
-        held[str(row["symbol"])] = Held(size if side == "Buy" else -size, avg, int(str(row.get("seq") or 0)),
-                                        int(str(row.get("updatedTime") or 0)))
-    return held
+        out.append((row, size if side == "Buy" else -size))
+    return out

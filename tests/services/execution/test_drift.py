@@ -16,10 +16,10 @@ from schemas.topics import CONTROL, DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.accounting import core as accounting
 from services.domain.position import Position
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.drift import PositionCheck, WalletCheck, WalletDrift, expected_wallet, venue_positions
+from services.execution.drift import PositionCheck, WalletCheck, WalletDrift, expected_wallet
 from services.execution.opening import opening_events
 from services.runtime.codec import decode, encode
-from services.venues.bybit.account import Held, held_positions, wallet_balance
+from services.venues.bybit.account import Held, held_positions, position_sizes, wallet_balance
 from tests.conftest import create_topics, read_topic
 from tests.services.execution.test_execution_faults import KEYS, counter, decision, executor, produce, sim, until
 
@@ -38,8 +38,8 @@ def test_a_difference_is_drift_only_when_it_holds_with_no_fill_in_between() -> N
     assert check.check({"BTCUSDT": (D("0.03"), 8)}, {"BTCUSDT": D("0.01")})[0] == [], "reported once"
     assert check.check({"BTCUSDT": (D("0.03"), 8)}, {"BTCUSDT": D("0.03")})[1] == ["BTCUSDT"], "agrees again"
     assert check.check({}, {"ETHUSDT": D("0.1")})[2] == ["ETHUSDT"], "a reported position the venue lacks"
-    assert venue_positions([{"symbol": "X", "size": "0.5", "side": "Sell", "seq": 3},
-                            {"symbol": "Y", "size": "0", "side": ""}]) == {"X": (D("-0.5"), 3)}
+    assert position_sizes([{"symbol": "X", "size": "0.5", "side": "Sell", "seq": 3},
+                           {"symbol": "Y", "size": "0", "side": ""}]) == {"X": (D("-0.5"), 3)}
 
 
 async def test_a_fill_hean_never_saw_is_a_drift_and_halts_the_account(
