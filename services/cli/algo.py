@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -26,10 +27,10 @@ from urllib.parse import urlsplit
 from schemas.events import AlgoCompleted, AlgoReport, CancelAlgo, Event, SubmitAlgo
 from schemas.topics import ALGOS_REPORTS, ORDERS_INTENTS
 from services.algos import profile
+from services.cli.follow import follow
 from services.cli.orders import UsageError, _common, _decimal, _read
 from services.domain.ids import derive_id
-from services.runtime.codec import decode, encode
-from services.runtime.errors import DecodeError
+from services.runtime.codec import encode
 
 ProfileReader = Callable[[str, str, str, int, int, int, int], tuple[Decimal, ...]]
 """(store url, venue, symbol, start ns, duration s, slices, days) → the shares per slice."""
@@ -216,29 +217,12 @@ def cancel_order(parent_id: str, reason: str, rows: list[tuple[SubmitAlgo, AlgoR
 async def _cancel_and_follow(prefix: str, cancel: CancelAlgo, wait_s: float) -> AlgoCompleted | None:
     """Send the cancel, then read algos.reports from where it ended before it until the parent's
     completion (None: not within `wait_s`)."""
-    from services.cli.topics import bootstrap
-    from services.runtime.bus import make_consumer, partitions_of
-    consumer = make_consumer(bootstrap(), None)
-    await consumer.start()
-    try:
-        tps = await partitions_of(consumer, [prefix + ALGOS_REPORTS])
-        consumer.assign(tps)
-        for tp, end in (await consumer.end_offsets(tps)).items():
-            consumer.seek(tp, end)
-        await _send(prefix + ORDERS_INTENTS, cancel)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for record in records:
-                    try:
-                        event = decode(record.value)
-                    except DecodeError:
-                        continue
-                    if isinstance(event, AlgoCompleted) and event.parent_id == cancel.parent_id:
-                        return event
-        return None
-    finally:
-        await consumer.stop()
+    async with contextlib.aclosing(follow([prefix + ALGOS_REPORTS], lambda: _send(prefix + ORDERS_INTENTS, cancel),
+                                          wait_s)) as events:
+        async for event in events:
+            if isinstance(event, AlgoCompleted) and event.parent_id == cancel.parent_id:
+                return event
+    return None
 
 
 def _cancel(args: argparse.Namespace, prefix: str) -> int:

@@ -14,6 +14,7 @@ Bad input is refused before anything is sent: one line naming the value, exit co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import time
@@ -42,6 +43,7 @@ from schemas.events import (
     derive_id,
 )
 from schemas.topics import ORDERS_DECISIONS, ORDERS_EVENTS, ORDERS_INTENTS
+from services.cli.follow import follow
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError
 
@@ -270,45 +272,36 @@ async def _send_and_follow(prefix: str, intent: AnyIntent, wait_s: float) -> lis
     """Send the intent, then read decisions and reports from where the log ended before it until
     its answers arrived: risk's decision, then (approved) the venue's first word on the order."""
     from services.cli.topics import bootstrap
-    from services.runtime.bus import make_consumer, make_producer, partitions_of
-    consumer = make_consumer(bootstrap(), None)
+    from services.runtime.bus import make_producer
     producer = make_producer(bootstrap())
-    await consumer.start()
     await producer.start()
     said: list[str] = []
-    try:
-        tps = await partitions_of(consumer, [prefix + ORDERS_DECISIONS, prefix + ORDERS_EVENTS])
-        consumer.assign(tps)
-        for tp, end in (await consumer.end_offsets(tps)).items():
-            consumer.seek(tp, end)
+    approved = False
+
+    async def send() -> None:
         await (await producer.send(prefix + ORDERS_INTENTS, encode(intent), key=intent.symbol.encode()))
-        deadline = time.monotonic() + wait_s
-        approved = False
-        while time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for record in records:
-                    try:
-                        event = decode(record.value)
-                    except DecodeError:
-                        continue
-                    if isinstance(event, IntentApproved) and event.intent.id == intent.id:
+
+    try:
+        async with contextlib.aclosing(follow([prefix + ORDERS_DECISIONS, prefix + ORDERS_EVENTS], send,
+                                              wait_s)) as events:
+            async for event in events:
+                if isinstance(event, IntentApproved) and event.intent.id == intent.id:
+                    said.append("approved by risk")
+                    approved = True
+                    if isinstance(intent, CancelAllOrders):
+                        return said
+                answer = _outcome(intent, event)
+                if answer is not None:
+                    # The venue's answer can be read before the decision (two topics): an
+                    # order the venue answered is one risk approved.
+                    if not approved and answer.startswith("venue:"):
                         said.append("approved by risk")
-                        approved = True
-                        if isinstance(intent, CancelAllOrders):
-                            return said
-                    answer = _outcome(intent, event)
-                    if answer is not None:
-                        # The venue's answer can be read before the decision (two topics): an
-                        # order the venue answered is one risk approved.
-                        if not approved and answer.startswith("venue:"):
-                            said.append("approved by risk")
-                        return [*said, answer]
+                    return [*said, answer]
         said.append(f"no venue report within {wait_s:g} s (an order already closed gets none)" if approved
                     else f"no decision within {wait_s:g} s; is risk running on this session?")
         return said
     finally:
         await producer.stop()
-        await consumer.stop()
 
 
 def send_manual(prefix: str, intent: AnyIntent, wait_s: float) -> int:
