@@ -36,7 +36,8 @@ takes its default, an unknown one is ignored), so they travel without a version 
        algo.completed (its execution reports, on algos.reports); algo.cancel (an operator stops a
        parent) and SubmitAlgo.volume_profile (a vwap's profile from recorded trades);
        account.position_adopted and account.opened (what the venue held when HEAN first traded
-       the account, on orders.events); control.wallet_drift (a wallet balance that differs at the venue)."""
+       the account, on orders.events); control.wallet_drift (a wallet balance that differs at the venue);
+       control.trade_gap (public trades ingest could not recover after a reconnect, on control)."""
 
 Side = Literal["Buy", "Sell"]
 OrderType = Literal["Limit", "Market"]
@@ -614,6 +615,34 @@ class WalletDriftDetected(Event, frozen=True, kw_only=True, tag="control.wallet_
     expected_balance: Decimal
 
 
+TradeGapReason = Literal["page_short", "read_failed", "fill_limit"]
+
+
+class TradeGapDetected(Event, frozen=True, kw_only=True, tag="control.trade_gap"):
+    """Public trades of one instrument may be missing from md.trades: after a reconnect or a
+    restart, ingest could not recover every trade printed since the last one it published. A
+    consumer that needs every trade (volume, bars, a VWAP profile) learns here where md.trades has
+    a hole, instead of from a metric nobody reads. Published on control by ingest, at most once per
+    reconnect and symbol; `ts_event` is the first recovered trade's time (the detection's when
+    none was read).
+
+    `reason`: page_short, the venue's recent trades (Bybit: the newest 1000) did not reach back to
+    the last published trade; read_failed, the venue's trades could not be read at all, so the
+    first recovered trade is unknown ("" and 0); fill_limit, more trades were missed than ingest
+    reads back per reconnect (Binance's aggTrades, INGEST_TRADE_GAP_MAX_PAGES pages of 1000).
+    Missing: the trades after `last_trade_id` and before `first_trade_id` (on Binance, whose
+    aggregate trade ids count up by one, exactly the ids in between)."""
+
+    venue: str
+    category: str = "linear"
+    symbol: str
+    reason: TradeGapReason
+    last_trade_id: str
+    last_trade_ts: int
+    first_trade_id: str = ""
+    first_trade_ts: int = 0
+
+
 # ---------------------------------------------------------------- dead letters and demo
 
 
@@ -665,7 +694,7 @@ IntentEvent = AnyIntent
 DecisionEvent = IntentApproved | IntentRejected
 ExecutionEvent = (OrderAcknowledged | OrderRejected | OrderPartiallyFilled | OrderFilled | OrderCancelled
                   | OrderAmended | OrderAmendRejected | FundingSettled | PositionAdopted | AccountOpened)
-ControlEvent = TradingHalted | TradingResumed | PositionDriftDetected | WalletDriftDetected
+ControlEvent = TradingHalted | TradingResumed | PositionDriftDetected | WalletDriftDetected | TradeGapDetected
 
 AnyEvent = (
     TradeReceived
@@ -699,6 +728,7 @@ AnyEvent = (
     | TradingResumed
     | PositionDriftDetected
     | WalletDriftDetected
+    | TradeGapDetected
     | DeadLettered
     | TallyUpdated
     | BarClosed

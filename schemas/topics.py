@@ -52,8 +52,9 @@ TOPICS: tuple[TopicSpec, ...] = (
               ("accounting", "risk", "strategy", "recorder"), "venue order events and fills"),
     TopicSpec("accounting.positions", "account", ACCOUNT_PARTITIONS, -1, "accounting",
               ("risk", "recorder"), "positions, PnL and account totals"),
-    TopicSpec("control", "account", 1, -1, "operator CLI, risk",
-              ("every service",), "kill switch, halt and resume"),
+    TopicSpec("control", "account", 1, -1, "operator CLI, risk, execution, ingest",
+              ("risk", "recorder"), "kill switch, halt and resume; position and wallet drift (execution); "
+              "trade gaps (ingest, keyed by symbol)"),
     TopicSpec("dlq", "source topic", 1, 30 * DAY_MS, "any service",
               ("operator",), "records a service could not process, with the reason"),
     # Keyed by symbol and co-partitioned with md.*, so a strategy instance owning partition p

@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS {db}.control
     coin             String CODEC(ZSTD(1)),
     venue_balance    Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
     expected_balance Nullable(Decimal(38, 18)) CODEC(ZSTD(1)),
+    category         LowCardinality(String),
+    last_trade_id    String CODEC(ZSTD(1)),
+    last_trade_ts    Nullable(DateTime64(9, 'UTC')) CODEC(DoubleDelta, ZSTD(1)),
+    first_trade_id   String CODEC(ZSTD(1)),
+    first_trade_ts   Nullable(DateTime64(9, 'UTC')) CODEC(DoubleDelta, ZSTD(1)),
     _topic           LowCardinality(String),
     _partition       UInt16,
     _offset          UInt64 CODEC(Delta, ZSTD(1))

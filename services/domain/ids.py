@@ -22,7 +22,7 @@ __all__ = [
     "halt_flatten_id", "instrument_event_id", "intent_id_of", "link_id_for", "local_reject_id", "maker_amend_id",
     "maker_cancel_id", "maker_quote_id", "market_book_id", "market_ticker_id", "market_trade_id",
     "operator_control_id", "position_adopted_id", "position_update_id", "raw_dead_letter_id", "risk_halt_id",
-    "wallet_drift_halt_id", "wallet_drift_id",
+    "trade_gap_id", "wallet_drift_halt_id", "wallet_drift_id",
 ]
 
 # ---------------------------------------------------------------- market data (ingest)
@@ -35,6 +35,13 @@ def market_book_id(venue: str, category: str, topic: str, update_id: int, snapsh
 
 def market_trade_id(venue: str, category: str, symbol: str, trade_id: str) -> str:
     return derive_id(venue, category, symbol, "trade", trade_id)
+
+
+def trade_gap_id(venue: str, category: str, symbol: str, last_trade_id: str, reason: str,
+                 first_trade_id: str) -> str:
+    """A trade gap from its two ends: the same hole found again (a second instance, a restart
+    before the fill published anything) is the same fact, so readers drop the repeat."""
+    return derive_id(venue, category, symbol, "trade-gap", last_trade_id, reason, first_trade_id)
 
 
 def market_ticker_id(venue: str, category: str, topic: str, cross_seq: int, ts: int) -> str:

@@ -180,8 +180,9 @@ def arrow_table(spec: TableSpec, columns: Columns) -> pa.Table:
 
 
 def select_expression(name: str, ch_type: str, carried: pa.DataType) -> str:
-    """How a column carried as `carried` becomes `ch_type` in INSERT … SELECT."""
-    if ch_type.startswith("DateTime64"):
+    """How a column carried as `carried` becomes `ch_type` in INSERT … SELECT (a Nullable time too:
+    its ns integers read as seconds would overflow; NULL stays NULL)."""
+    if ch_type.startswith(("DateTime64", "Nullable(DateTime64")):
         return f"fromUnixTimestamp64Nano({name}, 'UTC')"
     if pa.types.is_string(carried) and "Decimal" in ch_type:
         return f"CAST({name} AS {ch_type})"
