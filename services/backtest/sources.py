@@ -30,6 +30,7 @@ import orjson
 
 from schemas.events import BookDeltaReceived, BookSnapshotReceived, InstrumentDefined, TickerUpdated, TradeReceived
 from schemas.topics import MD_BOOK, MD_TICKERS, MD_TRADES, REF_INSTRUMENTS
+from services.domain.venues import TRADED_VENUE
 
 MarketEvent = TradeReceived | BookSnapshotReceived | BookDeltaReceived | TickerUpdated
 RANK = {MD_BOOK: 0, MD_TRADES: 1, MD_TICKERS: 2}
@@ -55,6 +56,10 @@ class Query:
     from_ns: int
     to_ns: int
     prefix: str = ""
+    # md.* holds every venue's market data under the same symbols (a `hean up --binance` session
+    # records Binance's BTCUSDT beside Bybit's): a backtest reads only the venue it trades, or a
+    # Binance book would fill orders meant for Bybit.
+    venue: str = TRADED_VENUE
 
 
 def _sort_key(event: Any, topic: str, partition: int, offset: int) -> tuple[int, int, int, int]:
@@ -101,6 +106,8 @@ async def from_log(bootstrap: str, query: Query) -> Recorded:
                     event = decode(record.value)
                 except DecodeError:
                     continue  # ingest never wrote it; the services dead-lettered it live too
+                if getattr(event, "venue", None) != query.venue:
+                    continue
                 if isinstance(event, InstrumentDefined):
                     if event.symbol in wanted:
                         defined.append(((tp.partition, record.offset), event))
@@ -131,7 +138,7 @@ def from_store(store_url: str, default_path: Path, query: Query) -> Recorded:
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     symbols = ", ".join(_quote(s) for s in query.symbols)
-    where = (f"symbol IN ({symbols}) AND ts_event >= fromUnixTimestamp64Nano({query.from_ns}, 'UTC') "
+    where = (f"symbol IN ({symbols}) AND venue = {_quote(query.venue)} AND ts_event >= fromUnixTimestamp64Nano({query.from_ns}, 'UTC') "
              f"AND ts_event < fromUnixTimestamp64Nano({min(query.to_ns, 2**62)}, 'UTC')")
     position = ("_partition, _offset, toString(toUnixTimestamp64Nano(ts_event)), "
                 "toString(toUnixTimestamp64Nano(ts_ingest))")

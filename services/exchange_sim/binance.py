@@ -10,6 +10,7 @@ sees what it sees on fstream.binance.com / fapi.binance.com:
     {"method": "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST_SUBSCRIPTIONS", "params": [...], "id": n}
         answered {"result": null | [...], "id": n}; a bad request {"code": 2, "msg": ..., "id": n}
     GET /fapi/v1/depth?symbol=BTCUSDT&limit=5|10|20|50|100|500|1000   {lastUpdateId, E, T, bids, asks}
+    GET /fapi/v1/exchangeInfo                 every symbol's rules, filters by type, as fapi sends them
     GET /fapi/v1/ping · /fapi/v1/time; errors as Binance sends them: HTTP 400 {"code": -1121, ...}
 
 Depth: the venue's update id grows by the number of levels each market step changed; a diff stream
@@ -166,6 +167,8 @@ class BinanceVenue:
             return RestResult(200, {"serverTime": self.sim.venue_ms()})
         if path == "/fapi/v1/depth":
             return self._depth_snapshot(query)
+        if path == "/fapi/v1/exchangeInfo":
+            return RestResult(200, exchange_info(self.markets, self.sim.venue_ms()))
         return RestResult(404, {"code": -5000, "msg": f"Path {path}, Method GET is invalid"})
 
     def _depth_snapshot(self, query: dict[str, str]) -> RestResult:
@@ -272,3 +275,49 @@ class BinanceVenue:
 
 def _changed_prices(before: dict[int, int], after: dict[int, int]) -> set[int]:
     return {p for p, q in after.items() if before.get(p) != q} | (before.keys() - after.keys())
+
+
+PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # what Binance gives a perpetual as its delivery date (2100-12-25)
+
+
+def exchange_info(markets: dict[str, SymbolMarket], now_ms: int) -> dict[str, Any]:
+    """GET /fapi/v1/exchangeInfo: the venue's limits and each symbol's rules in Binance's shape.
+
+    The rules are the simulator's own instruments (the same as its Bybit dialect's
+    instruments-info): one venue's rules, two dialects, so a client of either reads the same."""
+    symbols = []
+    for name, market in markets.items():
+        inst = market.instrument
+        tick, step = str(inst.tick_size), str(inst.qty_step)
+        symbols.append({
+            "symbol": name, "pair": name, "contractType": "PERPETUAL", "deliveryDate": PERPETUAL_DELIVERY_MS,
+            "onboardDate": 1_569_398_400_000, "status": "TRADING", "maintMarginPercent": "2.5000",
+            "requiredMarginPercent": "5.0000", "baseAsset": inst.base_coin, "quoteAsset": inst.quote_coin,
+            "marginAsset": inst.quote_coin, "pricePrecision": inst.price_scale,
+            "quantityPrecision": inst.qty_scale, "baseAssetPrecision": 8, "quotePrecision": 8,
+            "underlyingType": "COIN", "underlyingSubType": [], "settlePlan": 0, "triggerProtect": "0.0500",
+            "liquidationFee": "0.012500", "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1999999.80", "tickSize": tick},
+                {"filterType": "LOT_SIZE", "minQty": str(inst.min_qty), "maxQty": str(inst.max_qty),
+                 "stepSize": step},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": str(inst.min_qty), "maxQty": str(inst.max_qty),
+                 "stepSize": step},
+                {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                {"filterType": "MIN_NOTIONAL", "notional": str(inst.min_notional)},
+                {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
+                 "multiplierDecimal": "4"}],
+            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                           "TRAILING_STOP_MARKET"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"]})
+    return {
+        "timezone": "UTC", "serverTime": now_ms, "futuresType": "U_MARGINED",
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300}],
+        "exchangeFilters": [],
+        "assets": sorted(({"asset": a, "marginAvailable": True, "autoAssetExchange": "-10000"}
+                          for a in {m.instrument.quote_coin for m in markets.values()}), key=lambda x: x["asset"]),
+        "symbols": symbols}

@@ -41,6 +41,15 @@ def changed(published: dict[str, InstrumentDefined], fresh: Iterable[Instrument]
     return out
 
 
+def record_key(record: InstrumentDefined) -> bytes:
+    """The compaction key: compaction keeps the latest record per key, so two venues listing the same
+    symbol need two keys. Bybit's records keep the bare symbol (co-partitioned with md.*, and topics
+    written before a second venue keep their one record per symbol); another venue's are keyed
+    "venue:SYMBOL" (Binance is market data only, so no strategy instance needs its rules on the
+    symbol's partition)."""
+    return (record.symbol if record.venue == "bybit" else f"{record.venue}:{record.symbol}").encode()
+
+
 class InstrumentFeed:
     """Keeps ref.instruments current for one ingest instance's symbols.
 
@@ -65,7 +74,7 @@ class InstrumentFeed:
             log.warning("%s lists no instrument for %s; those symbols get no reference data",
                         self.source.venue, missing)
         records = changed(self.published, fresh, time.time_ns())
-        await send_and_wait(producer, [(self.topic, r.symbol.encode(), encode(r)) for r in records])
+        await send_and_wait(producer, [(self.topic, record_key(r), encode(r)) for r in records])
         self.published.update({r.symbol: r for r in records})
         if records:
             log.info("published %s instrument(s) to %s: %s", len(records), self.topic, [r.symbol for r in records])

@@ -46,6 +46,7 @@ from services.runtime.codec import encode
 from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
+from services.venues.binance.instruments import BinanceInstruments
 from services.venues.bybit.instruments import BybitInstruments
 from services.venues.bybit.public import (
     BybitNormalizer,
@@ -56,6 +57,7 @@ from services.venues.bybit.public import (
 )
 from services.venues.bybit.trades import BybitRecentTrades
 from services.venues.frames import MalformedFrame
+from services.venues.port import InstrumentSource
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +280,15 @@ class Ingest:
         rest_url = config.public_rest_url
         failures = self.metrics.instrument_failures.labels("ingest")
         try:
-            if not rest_url or config.venue != "bybit":  # Binance's exchangeInfo is not read yet
+            if not rest_url:
                 return
             if not await topic_exists(producer, self.settings.kafka_bootstrap, self.prefix + REF_INSTRUMENTS):
                 log.warning("no topic %s; no reference data published (create it: hean topics create)",
                             self.prefix + REF_INSTRUMENTS)
                 return
-            feed = InstrumentFeed(BybitInstruments(rest_url, config.category), config.symbols, self.prefix,
+            source: InstrumentSource = (BinanceInstruments(rest_url) if config.venue == "binance"
+                                        else BybitInstruments(rest_url, config.category))
+            feed = InstrumentFeed(source, config.symbols, self.prefix,
                                   config.instruments_refresh_seconds, on_failure=failures.inc)
             gate = asyncio.create_task(self._open_after(feed.first, config.instruments_wait_seconds))
             try:

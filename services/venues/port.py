@@ -9,7 +9,7 @@ tests/services/venues/test_port_contract.py runs the same contract against every
   OrderRequests     private.py create_request, amend_request    -
   OrderGateway      rest.py BybitRest (signing.py)              -
   PrivateStream     private.py parse_private, events_from_…     -
-  InstrumentSource  instruments.py BybitInstruments             - (exchangeInfo not read yet)
+  InstrumentSource  instruments.py BybitInstruments             instruments.py BinanceInstruments
 
 Shared by all: services/venues/frames.py (MalformedFrame, the JSON-object prologue, FeedResult)
 and services/venues/book.py (the L2 level store). Parsers are pure (an import contract keeps I/O
@@ -126,6 +126,7 @@ class PrivateStream(Protocol):
                             origins: dict[str, int]) -> list[Event]: ...
 
 
+@runtime_checkable
 class InstrumentSource(Protocol):
     """A venue's instruments: `read` answers the rules of every listed instrument among `symbols`.
 

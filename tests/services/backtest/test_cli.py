@@ -25,16 +25,20 @@ FROM, TO = str(T0 // 10**6), str(T0 // 10**6 + 3_600_000)
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
-    """A chDB store holding a synthetic session's md topics, as the recorder writes them."""
+    """A chDB store holding a synthetic session's md topics, as the recorder writes them, and the
+    same market again as another venue's (a `hean up --binance` session records both): a backtest
+    trades one venue and must read only its events."""
     path = tmp_path_factory.mktemp("backtest") / "chdb"
     events = session(200)
     store = ChdbStore(path)
     try:
         for topic, tables in (("md.trades", ("trades",)), ("md.book", ("book_top", "book_levels")),
                               ("md.tickers", ("tickers",))):
+            binance = [msgspec.structs.replace(e, venue="binance", id=f"{e.id}-binance") for _, e in events[topic]]
+            both = [e for _, e in events[topic]] + binance
             for table in tables:
                 spec = BY_TABLE[table]
-                rows = [(*row, topic, 0, offset) for offset, (_, e) in enumerate(events[topic]) for row in spec.rows(e)]
+                rows = [(*row, topic, 0, offset) for offset, e in enumerate(both) for row in spec.rows(e)]
                 store.insert(spec, rows)
     finally:
         store.close()

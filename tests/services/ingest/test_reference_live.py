@@ -15,10 +15,12 @@ from schemas.events import InstrumentDefined
 from schemas.topics import DLQ, MD_BOOK, MD_TICKERS, MD_TRADES, REF_INSTRUMENTS
 from services.domain.instrument import from_defined
 from services.exchange_sim.server import SimConfig, Simulator
+from services.ingest.binance import BinanceIngest
 from services.ingest.shell import Ingest, IngestConfig
 from services.runtime.bus import make_admin
 from services.runtime.codec import decode
 from services.runtime.settings import RuntimeSettings
+from services.venues.binance.instruments import parse_exchange_info
 from services.venues.bybit.instruments import parse_instruments
 from tests.conftest import create_topics, read_topic
 
@@ -71,3 +73,33 @@ async def test_ingest_publishes_the_venues_instruments_and_their_changes(bootstr
     assert len(records) == 3, "one new record, for the one instrument that changed"
     [changed] = [r for r in records if r.id not in {f.id for f in first}]
     assert (changed.symbol, changed.min_notional) == ("BTCUSDT", Decimal("10"))
+
+
+async def test_a_binance_ingest_publishes_binances_rules_beside_bybits(bootstrap: str, prefix: str) -> None:
+    """Both venues list BTCUSDT: each venue's rules get their own compaction key, so neither
+    replaces the other, and each equals what its venue's own endpoint answers."""
+    await create_topics(bootstrap, prefix, (MD_TRADES, MD_BOOK, MD_TICKERS, DLQ, REF_INSTRUMENTS))
+    sim = Simulator(SimConfig(port=0, rest_port=0, rate=20, symbols=("BTCUSDT", "ETHUSDT"), binance=True))
+    port = await sim.start()
+    settings = RuntimeSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    ingests = [Ingest(IngestConfig(url=f"ws://127.0.0.1:{port}/v5/public/linear", symbols=("BTCUSDT", "ETHUSDT")),
+                      settings),
+               BinanceIngest(IngestConfig(venue="binance", url=f"ws://127.0.0.1:{port}/stream",
+                                          symbols=("BTCUSDT", "ETHUSDT")), settings)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(i.run(stop)) for i in ingests]
+    try:
+        await instruments(bootstrap, prefix + REF_INSTRUMENTS, 4)
+        async with httpx.AsyncClient() as client:
+            info = (await client.get(f"http://127.0.0.1:{port}/fapi/v1/exchangeInfo")).json()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await sim.stop()
+    records = await read_topic(bootstrap, prefix + REF_INSTRUMENTS)
+    by_key = {r.key: decode(r.value) for r in records}
+    assert sorted(by_key) == [b"BTCUSDT", b"ETHUSDT", b"binance:BTCUSDT", b"binance:ETHUSDT"]
+    binance = {k: from_defined(e) for k, e in by_key.items() if k.startswith(b"binance:")}  # type: ignore[arg-type]
+    assert {str(i.id): i for i in binance.values()} == {
+        str(i.id): i for i in parse_exchange_info(info, ["BTCUSDT", "ETHUSDT"])}
+    assert {e.venue for k, e in by_key.items() if not k.startswith(b"binance:")} == {"bybit"}  # type: ignore[attr-defined]
