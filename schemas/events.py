@@ -534,8 +534,9 @@ class AccountUpdated(Event, frozen=True, kw_only=True, tag="account.updated"):
 class InstrumentDefined(Event, frozen=True, kw_only=True, tag="ref.instrument"):
     """A market's trading rules as its venue states them (Bybit: instruments-info; Binance:
     exchangeInfo), on the compacted ref.instruments topic keyed by symbol (another venue than
-    Bybit by venue:SYMBOL): the latest record per key is the rule. Produced at ingest start and whenever the venue's answer changes; `status` other than
-    "Trading" means no new orders. Fees are rates on notional; `multiplier` the contract size."""
+    Bybit by venue:SYMBOL): the latest record per key is the rule. Produced at ingest start and
+    whenever the venue's answer changes; `status` other than "Trading" means no new orders.
+    Fees are rates on notional; `multiplier` the contract size."""
 
     venue: str
     symbol: str

@@ -5,9 +5,10 @@ ingest published them: by ingest time, then book before trade before ticker, the
 position. The events are the recorded ones, ids included, so a strategy's intent ids (derived from
 the trade or book event that caused them) come out as they did live.
 
-Instrument definitions: from the log, every InstrumentDefined of the symbols on ref.instruments
-(ingest publishes them before its streams start); the store does not record ref.instruments, so
-there they come from `instruments.definition` (the one place rules come from without a record).
+Instrument definitions: every InstrumentDefined of the symbols on ref.instruments (ingest
+publishes them before its streams start), from the log or from the store's `instruments` table;
+a symbol with none recorded takes `instruments.definition`'s (the one place rules come from
+without a record).
 
 From the store: `trades`, `book_top` (one row per book event: kind, top of book) with
 `book_levels` (its levels) and `tickers`, selected by the session's topic prefix (`_topic`).
@@ -138,7 +139,8 @@ def from_store(store_url: str, default_path: Path, query: Query) -> Recorded:
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     symbols = ", ".join(_quote(s) for s in query.symbols)
-    where = (f"symbol IN ({symbols}) AND venue = {_quote(query.venue)} AND ts_event >= fromUnixTimestamp64Nano({query.from_ns}, 'UTC') "
+    where = (f"symbol IN ({symbols}) AND venue = {_quote(query.venue)} "
+             f"AND ts_event >= fromUnixTimestamp64Nano({query.from_ns}, 'UTC') "
              f"AND ts_event < fromUnixTimestamp64Nano({min(query.to_ns, 2**62)}, 'UTC')")
     position = ("_partition, _offset, toString(toUnixTimestamp64Nano(ts_event)), "
                 "toString(toUnixTimestamp64Nano(ts_ingest))")
@@ -177,10 +179,33 @@ def from_store(store_url: str, default_path: Path, query: Query) -> Recorded:
                               venue=r[5], category=r[6], **values)
         keyed.append((_sort_key(event, MD_TICKERS, r[0], r[1]), event))
     keyed.sort(key=lambda pair: pair[0])
+    return Recorded([event for _, event in keyed], _store_instruments(rows, query))
+
+
+RULE_COLUMNS = ("tick_size", "lot_step", "min_qty", "max_qty", "min_notional", "maker_fee", "taker_fee", "multiplier")
+
+
+def _store_instruments(rows: Callable[[str], list[list[Any]]], query: Query) -> list[InstrumentDefined]:
+    """The recorded rules (`instruments`, every version ingest published before `to_ns`, in time
+    order, as from the log); a symbol with none recorded (a store filled before the recorder kept
+    ref.instruments) takes `instruments.definition`'s."""
     from services.backtest.instruments import definition
 
-    found = (definition(symbol, query.from_ns) for symbol in query.symbols)
-    return Recorded([event for _, event in keyed], [d for d in found if d is not None])
+    symbols = ", ".join(_quote(s) for s in query.symbols)
+    found: list[InstrumentDefined] = []
+    for r in rows(f"SELECT id, toString(toUnixTimestamp64Nano(ts_event)), toString(toUnixTimestamp64Nano(ts_ingest)), "
+                  f"toString(toUnixTimestamp64Nano(origin_ts)), venue, symbol, toString(kind), base_coin, quote_coin, "
+                  f"{', '.join(f'toString({c})' for c in RULE_COLUMNS)}, status FROM hean.instruments "
+                  f"WHERE _topic = {_quote(query.prefix + REF_INSTRUMENTS)} AND venue = {_quote(query.venue)} "
+                  f"AND symbol IN ({symbols}) AND ts_event < fromUnixTimestamp64Nano({min(query.to_ns, 2**62)}, 'UTC') "
+                  "ORDER BY ts_event, _partition, _offset"):
+        rules = {c: _num(v) for c, v in zip(RULE_COLUMNS, r[9:17], strict=True)}
+        found.append(InstrumentDefined(id=r[0], ts_event=int(r[1]), ts_ingest=int(r[2]), origin_ts=int(r[3]),
+                                       venue=r[4], symbol=r[5], kind=r[6], base_coin=r[7], quote_coin=r[8],
+                                       status=r[17], **rules))
+    recorded = {d.symbol for d in found}
+    fallback = (definition(s, query.from_ns, query.venue) for s in query.symbols if s not in recorded)
+    return found + [d for d in fallback if d is not None]
 
 
 def _quote(text: str) -> str:

@@ -60,6 +60,24 @@ def test_the_store_gives_back_the_recorded_events_in_ingest_order(recorded: tupl
         assert got == msgspec.structs.replace(want, **fields), (got, want, unrecorded)
 
 
+def test_the_store_gives_back_the_recorded_rules_of_the_traded_venue(tmp_path: Path) -> None:
+    """Rules recorded from ref.instruments are the backtest's, every version in time order and only
+    the traded venue's; a symbol with none recorded takes the built-in table's."""
+    defined = [e for _, e in session(200)["ref.instruments"] if e.symbol == "BTCUSDT"]
+    assert len(defined) == 2 and defined[0].taker_fee != defined[1].taker_fee  # the session's mid-run change
+    binance = msgspec.structs.replace(defined[0], venue="binance", id="binance-rules", tick_size=Decimal("1"))
+    spec = BY_TABLE["instruments"]
+    store = ChdbStore(tmp_path / "chdb")
+    try:
+        store.insert(spec, [(*row, "ref.instruments", 0, offset)
+                            for offset, e in enumerate([*defined, binance]) for row in spec.rows(e)])
+    finally:
+        store.close()
+    got = from_store(f"chdb://{tmp_path / 'chdb'}", tmp_path / "chdb", Query(SYMBOLS, 0, 2**62, "")).instruments
+    assert got[:2] == defined, "the recorded versions, exact, in time order"
+    assert [(d.venue, d.symbol) for d in got[2:]] == [("bybit", "ETHUSDT")]  # none recorded: the table's
+
+
 def test_a_run_prints_its_figures_and_writes_its_report(recorded: tuple[Path, list], tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = recorded
