@@ -37,9 +37,9 @@ import websockets
 from prometheus_client import Counter, Gauge
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from schemas.topics import DLQ, MD_BOOK, MD_TRADES, REF_INSTRUMENTS
+from schemas.topics import CONTROL, DLQ, MD_BOOK, MD_TRADES, REF_INSTRUMENTS
 from services.ingest.reference import InstrumentFeed, topic_exists
-from services.ingest.resume import TradeGapFiller, read_published
+from services.ingest.resume import TradeGapFiller, TradeHistory, read_published
 from services.ingest.trades import TradeLedger
 from services.runtime.bus import DeliveryWatch, dead_letter_raw, make_producer
 from services.runtime.codec import encode
@@ -47,6 +47,7 @@ from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
 from services.venues.binance.instruments import BinanceInstruments
+from services.venues.binance.trades import BinanceAggTrades
 from services.venues.bybit.instruments import BybitInstruments
 from services.venues.bybit.public import (
     BybitNormalizer,
@@ -87,13 +88,18 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     rest_url: str = ""
     instruments_refresh_seconds: float = 300.0
     instruments_wait_seconds: float = 10.0
-    # Trades missed while down or reconnecting, from the venue's recent trades at `rest_url` (bybit;
-    # needs `trades` and a REST URL): read back what md.trades holds at start, fill on each connect.
+    # Trades missed while down or reconnecting, from the venue's REST at `rest_url` (needs `trades`
+    # and a REST URL): read back what md.trades holds at start, fill on each connect — Bybit's newest
+    # 1000 (recent-trade), Binance's aggTrades from the last published id + 1, at most
+    # `trade_gap_max_pages` pages of 1000 per symbol (beyond: the newest page and a gap on control).
     trade_gap_fill: bool = True
+    trade_gap_max_pages: int = 20
 
     def __post_init__(self) -> None:
         if not self.symbols:
             raise ConfigError("INGEST_SYMBOLS must name at least one symbol")
+        if self.trade_gap_max_pages < 1:
+            raise ConfigError(f"INGEST_TRADE_GAP_MAX_PAGES must be at least 1, was {self.trade_gap_max_pages}")
         if self.venue == "binance":
             self._check_binance()
             return
@@ -197,10 +203,13 @@ class Ingest:
             self.metrics.gaps.labels("ingest", symbol)
         self.trades: TradeLedger | None = None  # what md.trades holds of our symbols (gap fill on)
         self._filler: TradeGapFiller | None = None
-        if config.trade_gap_fill and config.trades and config.venue == "bybit" and config.public_rest_url:
+        if config.trade_gap_fill and config.trades and config.public_rest_url:
             self.trades = TradeLedger()
+            source: TradeHistory = (BinanceAggTrades(config.public_rest_url, config.trade_gap_max_pages)
+                                    if config.venue == "binance" else
+                                    BybitRecentTrades(config.public_rest_url, config.category))
             self._filler = TradeGapFiller(
-                BybitRecentTrades(config.public_rest_url, config.category), self.trades,
+                source, self.trades,
                 on_filled=lambda symbol, n: self.metrics.trades_filled.labels("ingest", symbol).inc(n),
                 on_gap=lambda symbol: self.metrics.trade_gaps.labels("ingest", symbol).inc())
             for symbol in config.symbols:
@@ -233,11 +242,15 @@ class Ingest:
         refresher: asyncio.Task[None] | None = None
         backoff = self.config.backoff_initial
         try:
-            if self.trades is not None:
+            if self.trades is not None and self._filler is not None:
                 self._rest = httpx.AsyncClient(timeout=10.0)
                 read = await read_published(self.settings.kafka_bootstrap, self.prefix + MD_TRADES,
-                                            self.config.symbols, self.trades)
+                                            self.config.symbols, self.trades, venue=self.config.venue)
                 log.info("published trades read back", extra={"trades": read})
+                if not await topic_exists(producer, self.settings.kafka_bootstrap, self.prefix + CONTROL):
+                    self._filler.publish_gaps = False
+                    log.warning("no topic %s; trade gaps are counted and logged but not published (create it: "
+                                "hean topics create)", self.prefix + CONTROL)
             self._reference_ready.clear()  # market data waits for the rules (see _reference_data)
             refresher = asyncio.create_task(self._reference_data(producer, stop), name="instruments")
             self.metrics.base.up.labels("ingest").set(1)

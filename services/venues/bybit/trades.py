@@ -88,3 +88,11 @@ class BybitRecentTrades:
             raise RecentTradesRefused(f"recent-trade answered HTTP {response.status_code} with a body that is "
                                       f"not JSON: {response.content[:80]!r}") from None
         return parse_recent_trades(answer, self.category, recv_ns, self.venue)
+
+    async def since(self, client: httpx.AsyncClient, symbol: str, last_trade_id: str,
+                    recv_ns: int) -> tuple[list[TradeReceived], bool]:
+        """The gap-fill page (services/ingest/resume.py): the newest `limit` trades, and whether
+        older ones may exist beyond them (a full page). Bybit answers by recency only, so
+        `last_trade_id` cannot narrow the read; the ledger finds it in the page, or reports the gap."""
+        page = await self.read(client, symbol, recv_ns)
+        return page, len(page) >= self.limit

@@ -10,7 +10,7 @@ import pytest
 from schemas.events import TradeReceived
 from schemas.topics import MD_BOOK, MD_TRADES
 from services.domain.ids import market_trade_id
-from services.ingest.trades import TradeLedger
+from services.ingest.trades import TradeLedger, trade_gap
 from services.venues.bybit.public import BybitNormalizer
 from services.venues.bybit.trades import RecentTradesRefused, parse_recent_trades
 
@@ -41,6 +41,23 @@ def test_a_full_page_that_does_not_reach_back_reports_the_gap() -> None:
     assert fill.missing_since_ns == 10 * MS, "trades after the last published one may be lost: said"
     reaching = ledger.fill("BTCUSDT", [trade(1, 10), *page], full=True)
     assert reaching.missing_since_ns is None, "a full page holding the last published trade covers the gap"
+
+
+def test_the_last_trade_is_the_last_met_at_the_newest_time_and_a_gap_names_both_ends() -> None:
+    ledger = TradeLedger()
+    assert ledger.last_trade("BTCUSDT") is None
+    for t in (trade(1, 10), trade(3, 20), trade(2, 20), trade(0, 5)):  # log order; an older one changes nothing
+        ledger.published(t)
+    assert ledger.last_trade("BTCUSDT") == ("t2", 20 * MS)
+    gap = trade_gap("bybit", "linear", "BTCUSDT", "page_short", ("t2", 20 * MS), trade(50, 60), now_ns=7)
+    assert (gap.last_trade_id, gap.last_trade_ts, gap.first_trade_id, gap.first_trade_ts) == (
+        "t2", 20 * MS, "t50", 60 * MS)
+    assert (gap.ts_event, gap.ts_ingest) == (60 * MS, 7), "venue time where there is one"
+    again = trade_gap("bybit", "linear", "BTCUSDT", "page_short", ("t2", 20 * MS), trade(50, 60), now_ns=9)
+    assert again.id == gap.id, "the same hole found again is the same event"
+    unread = trade_gap("bybit", "linear", "BTCUSDT", "read_failed", ("t2", 20 * MS), None, now_ns=9)
+    assert (unread.first_trade_id, unread.first_trade_ts, unread.ts_event) == ("", 0, 9)
+    assert unread.id != gap.id
 
 
 def test_nothing_is_filled_before_the_first_published_trade() -> None:
