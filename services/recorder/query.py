@@ -23,6 +23,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from services.recorder.clickhouse import ClickHouseHttp
+
 log = logging.getLogger(__name__)
 
 STORE_HEADER = "X-Hean-Store"  # names the store a response came from: a reused port is not a recorder
@@ -123,6 +125,14 @@ class QueryServer:
         self.connection = await self._in_thread(chdb.connect, url)
         app = web.Application(client_max_size=MAX_QUERY_BYTES)
         app.router.add_post("/query", self._handle)
+        # ClickHouse's own HTTP interface, so a stock client (clickhouse-connect, curl, a SQL IDE's
+        # ClickHouse driver) reads the embedded store while the recorder records: clickhouse.py.
+        clickhouse = ClickHouseHttp(self._in_thread, self._run, self._errors_now, self.store_path,
+                                    self.limits.max_result_bytes, MAX_QUERY_BYTES)
+        for route in ("/", "/query/clickhouse"):
+            app.router.add_get(route, clickhouse.handle)
+            app.router.add_post(route, clickhouse.handle)
+        app.router.add_get("/ping", clickhouse.ping)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", self.port)
@@ -148,6 +158,9 @@ class QueryServer:
         if self.connection is not None:
             await self._in_thread(self.connection.close)
         self.executor.shutdown(wait=True)
+
+    def _errors_now(self) -> tuple[type[Exception], ...]:
+        return self._errors
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)

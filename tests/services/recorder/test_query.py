@@ -82,3 +82,59 @@ async def test_endpoint_reads_beside_inserts_and_refuses_writes(tmp_path: Path) 
         await loop.run_in_executor(store_thread, store.close)
         store_thread.shutdown()
     assert not discovery_path(path).exists()  # a clean stop leaves no file to find
+
+
+async def test_a_stock_clickhouse_client_reads_the_live_store(tmp_path: Path) -> None:
+    """ClickHouse's HTTP interface on the same endpoint: clickhouse-connect (ClickHouse's own Python
+    client, Native format) and plain HTTP as curl sends it read the store while the recorder's
+    thread inserts; errors are ClickHouse's text, code header and HTTP status; writes are refused."""
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    path = tmp_path / "chdb"
+    store_thread = ThreadPoolExecutor(max_workers=1)
+    loop = asyncio.get_running_loop()
+    store = await loop.run_in_executor(store_thread, ChdbStore, path)
+    trades = list(synthetic_trades(2_000, seed=3))
+    await loop.run_in_executor(store_thread, store.insert, BY_TABLE["trades"], rows(trades[:1_000], 0))
+    server = QueryServer(path, 0, QueryLimits(timeout_seconds=2, max_result_bytes=1 << 20))
+    url = await server.start()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    try:
+        client = await loop.run_in_executor(None, lambda: clickhouse_connect.get_client(
+            host="127.0.0.1", port=port, database="hean"))
+        count = "SELECT symbol, count(), sum(qty) FROM trades GROUP BY symbol ORDER BY symbol"
+        first = (await loop.run_in_executor(None, client.query, count)).result_rows
+        expected: dict[str, list] = {}
+        for t in trades[:1_000]:
+            expected.setdefault(t.symbol, [0, 0])[0] += 1
+            expected[t.symbol][1] += t.qty
+        assert [(s, n, q) for s, n, q in first] == [(s, n, q) for s, (n, q) in sorted(expected.items())]
+        await loop.run_in_executor(store_thread, store.insert, BY_TABLE["trades"], rows(trades[1_000:], 1_000))
+        assert await loop.run_in_executor(None, client.command, "SELECT count() FROM trades") == 2_000
+        for bad, code in (("SELECT * FROM nope", 60), ("INSERT INTO trades (symbol) VALUES ('X')", 164),
+                          ("SELEC 1", 62)):
+            with pytest.raises(DatabaseError, match=f"code: {code}"):
+                await loop.run_in_executor(None, client.query, bad)
+        await loop.run_in_executor(None, client.close)
+
+        async with httpx.AsyncClient(base_url=url.removesuffix("/query"), timeout=10) as http:
+            assert (await http.get("/ping")).text == "Ok.\n"
+            got = await http.get("/", params={"query": "SELECT count() FROM hean.trades"})
+            assert (got.status_code, got.text, got.headers["X-ClickHouse-Format"]) == (200, "2000\n", "TabSeparated")
+            posted = await http.post("/", params={"database": "hean"},
+                                     content=b"SELECT count() AS n FROM trades FORMAT JSONEachRow")
+            assert (posted.json(), posted.headers["X-ClickHouse-Format"]) == ({"n": 2000}, "JSONEachRow")
+            for params, status, code in (({"query": "SELECT * FROM hean.nope"}, 404, "60"),
+                                         ({"query": "SELECT 1 +"}, 400, "62"),
+                                         ({"query": "DROP TABLE hean.trades"}, 500, "164"),
+                                         ({"query": "SELECT 1", "default_format": "No Such"}, 404, "73"),
+                                         ({"query": "SELECT 1", "database": "x; DROP"}, 404, "81")):
+                failed = await http.get("/", params=params)
+                assert (failed.status_code, failed.headers["X-ClickHouse-Exception-Code"]) == (status, code), params
+                assert failed.text.startswith(f"Code: {code}. DB::Exception: "), failed.text
+            assert (await http.get("/", params={"query": "SELECT count() FROM hean.trades"})).text == "2000\n"
+    finally:
+        await server.stop()
+        await loop.run_in_executor(store_thread, store.close)
+        store_thread.shutdown()
