@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -31,20 +32,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from schemas.events import (
     AccountOpened,
     Event,
-    FundingSettled,
     IntentApproved,
-    OrderAcknowledged,
-    OrderCancelled,
-    OrderEvent,
     OrderFilled,
     OrderPartiallyFilled,
-    OrderRejected,
-    PositionAdopted,
-    SubmitOrder,
 )
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
-from services.domain.ids import link_id_for
-from services.domain.position import FLAT, Position, adopt, apply_fill, apply_funding
+from services.domain.position import Position
+from services.execution import core
 from services.execution.drift import expected_wallet
 from services.execution.metrics import ExecutionMetrics
 from services.execution.opening import SETTLE_COIN, opening_events
@@ -94,23 +88,55 @@ class Reports:
         self.bootstrap = bootstrap
         self.rest = rest
         self.metrics = metrics
+        self.account = config.account
         self.producer: Any = None  # the events producer, set by the shell once started
-        self.published: set[str] = set()  # event ids in orders.events (delivered)
+        # What the log holds of this account (core.py): decided orders, every event delivered,
+        # positions. Only the fold changes it, and an event only once the broker acknowledged it.
+        self.state: core.ExecutionState = core.initial_state()
         self.sending: set[str] = set()  # event ids being delivered right now
-        self.origins: dict[str, int] = {}
-        self.open_links: dict[str, str] = {}  # orderLinkId → symbol, placed and not seen closed
-        self.reported: dict[str, tuple[Decimal, Decimal, Decimal]] = {}  # orderLinkId → qty, value, fee
-        self.decided: dict[str, str] = {}  # orderLinkId → symbol, approved for this account (lookback)
-        self.closed: set[str] = set()  # orderLinkIds with a terminal event in orders.events
         self._reconciling = asyncio.Lock()
-        self.positions: dict[str, Decimal] = {}  # symbol → signed sum of this account's reported fills
-        self.books: dict[str, Position] = {}  # symbol → the domain fold of them, with funding (the wallet check)
-        self.opened: AccountOpened | None = None  # the account's opening, once in orders.events
-        self.described = False  # orders.events holds order events or funding of this account
         self.reconciled = asyncio.Event()
         self.last_message = 0.0
         self.ping_unanswered_since: float | None = None  # when the oldest unanswered ping went out
         self._malformed_kinds: set[str] = set()
+
+    # ------------------------------------------------------------------ the state, read
+
+    @property
+    def _book(self) -> core.AccountExecution:
+        return self.state.accounts.get(self.account) or core.AccountExecution()
+
+    @property
+    def positions(self) -> dict[str, Decimal]:
+        """symbol → signed sum of this account's reported fills and adoptions."""
+        return self._book.positions
+
+    @property
+    def books(self) -> dict[str, Position]:
+        """symbol → the domain fold of the fills, with funding (the wallet check)."""
+        return self._book.books
+
+    @property
+    def opened(self) -> AccountOpened | None:
+        """The account's opening, once in orders.events."""
+        return self._book.opened
+
+    @property
+    def described(self) -> bool:
+        """orders.events holds order events or funding of this account."""
+        return self._book.described
+
+    @property
+    def origins(self) -> Mapping[str, int]:
+        return core.origins(self.state, self.account)
+
+    def fold(self, events: list[Event]) -> None:
+        """Fold this account's records of the log into the state (the replay's fold)."""
+        state = self.state
+        for event in events:
+            if core.account_of(event) == self.account:
+                state = core.evolve(state, event)
+        self.state = state
 
     # ------------------------------------------------------------------ publishing
 
@@ -119,10 +145,7 @@ class Reports:
 
         Raises DeliveryFailed when it did not: the caller's recovery (a reconciliation, or the
         process restarting) reports them again under the same ids."""
-        fresh: dict[str, Event] = {}
-        for event in events:
-            if event.id not in self.published and event.id not in self.sending:
-                fresh.setdefault(event.id, event)
+        fresh = {e.id: e for e in core.fresh(self.state, events) if e.id not in self.sending}
         if not fresh:
             return
         self.sending.update(fresh)
@@ -134,41 +157,10 @@ class Reports:
             raise
         finally:
             self.sending.difference_update(fresh)
+        self.fold(list(fresh.values()))
         for event in fresh.values():
-            self.published.add(event.id)
-            self.track(event)
             self.metrics.events_out.labels("execution", topic).inc()
             self.metrics.order_events.labels("execution", type(event).__name__).inc()
-
-    def track(self, event: Event) -> None:
-        """Keep what reconciliation and the account checks compare with the venue: open orders,
-        the positions and cash that reported fills, adopted positions and funding add up to, and
-        the account's opening."""
-        if isinstance(event, PositionAdopted):
-            self.positions[event.symbol] = self.positions.get(event.symbol, ZERO) + event.qty
-            self.books[event.symbol] = adopt(self.books.get(event.symbol, FLAT), event.qty, event.avg_entry_price)
-            return
-        if isinstance(event, FundingSettled):
-            self.books[event.symbol] = apply_funding(self.books.get(event.symbol, FLAT), event.amount)
-            return
-        if isinstance(event, AccountOpened):
-            self.opened = event
-            return
-        if not isinstance(event, OrderEvent):
-            return
-        link_id = event.order_link_id
-        if isinstance(event, OrderPartiallyFilled | OrderFilled):
-            signed = event.fill_qty if event.side == "Buy" else -event.fill_qty
-            self.positions[event.symbol] = self.positions.get(event.symbol, ZERO) + signed
-            self.books[event.symbol] = apply_fill(self.books.get(event.symbol, FLAT), event.side, event.fill_qty,
-                                                  event.fill_price, event.fee)
-            qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
-            self.reported[link_id] = (qty + event.fill_qty, value + event.fill_qty * event.fill_price, fee + event.fee)
-        if isinstance(event, OrderFilled | OrderCancelled | OrderRejected):
-            self.open_links.pop(link_id, None)
-            self.closed.add(link_id)
-        elif isinstance(event, OrderAcknowledged | OrderPartiallyFilled):
-            self.open_links[link_id] = event.symbol
 
     async def _dead_letter(self, raw: str | bytes, error: MalformedPrivateMessage) -> None:
         payload = raw.encode() if isinstance(raw, str) else raw
@@ -297,17 +289,14 @@ class Reports:
             await consumer.stop()
 
     def _learn(self, event: Event) -> None:
+        """A decision read back is noted as decided (acted on only once the decisions loop fetches
+        it past the committed offsets); an event of the account is folded, once per id."""
         if isinstance(event, IntentApproved):
-            if isinstance(event.intent, SubmitOrder) and event.intent.account == self.config.account:
-                self.decided[link_id_for(event.intent.id)] = event.intent.symbol
+            if event.intent.account == self.account:
+                self.state = core.note_decision(self.state, event)
             return
-        if not isinstance(event, OrderEvent | FundingSettled | PositionAdopted | AccountOpened) \
-                or event.id in self.published:  # a record written twice counts once
-            return
-        self.published.add(event.id)
-        if event.account == self.config.account:
-            self.described = self.described or isinstance(event, OrderEvent | FundingSettled)
-            self.track(event)
+        if core.account_of(event) == self.account:
+            self.state = core.evolve(self.state, event)
 
     # ------------------------------------------------------------------ the account's opening
 
@@ -385,7 +374,8 @@ class Reports:
 
     async def _reconcile(self) -> None:
         venue = {o["orderLinkId"]: o for o in await self.rest.open_orders("linear") if o.get("orderLinkId")}
-        unsure = {*self.open_links, *(link for link in self.decided if link not in self.closed)}
+        since_ns = time.time_ns() - self.config.reconcile_lookback_s * 10**9
+        unsure = set(core.unsure_orders(self.state, self.account, since_ns))
         for link_id in sorted(unsure - set(venue)):
             found = await self.rest.find_order("linear", link_id)
             if found is not None:
@@ -404,7 +394,7 @@ class Reports:
         found = events_from_private({"topic": "execution", "data": listed}, self.config.account, time.time_ns(),
                                     self.origins)
         opened_at = self.opened.ts_event if self.opened is not None else 0
-        return [e for e in found if e.id not in self.published and e.ts_event > opened_at]
+        return [e for e in core.fresh(self.state, found) if e.ts_event > opened_at]
 
     async def events_for(self, view: dict[str, Any]) -> list[Event]:
         """The events one order's venue view implies and orders.events lacks: its ack, its fills
@@ -418,7 +408,7 @@ class Reports:
         events += await self._missed_fills(view, now)
         if view.get("orderStatus") in ("Cancelled", "Rejected", "Deactivated"):
             events += events_from_private({"topic": "order", "data": [view]}, account, now, self.origins)
-        return [e for e in events if e.id not in self.published]
+        return core.fresh(self.state, events)
 
     async def _missed_fills(self, view: dict[str, Any], now: int) -> list[Event]:
         """Fills of this order the log lacks, each as the venue reported it (same execId, so the
@@ -426,14 +416,14 @@ class Reports:
         is reported as one fill whose quantity, value and fee are the venue's cumulative figures
         minus what orders.events holds, so the sums stay exact."""
         link_id = view["orderLinkId"]
-        if Decimal(view.get("cumExecQty") or "0") <= self.reported.get(link_id, (ZERO, ZERO, ZERO))[0]:
+        if Decimal(view.get("cumExecQty") or "0") <= core.reported_fills(self.state, self.account, link_id)[0]:
             return []
         listed = await self.rest.executions("linear", link_id)
         # Read what is reported only now: the private stream may have reported some of these fills
         # while the list was on its way, and a total from before would count them twice.
-        qty, value, fee = self.reported.get(link_id, (ZERO, ZERO, ZERO))
-        events = [e for e in events_from_private({"topic": "execution", "data": listed}, self.config.account,
-                                                 now, self.origins) if e.id not in self.published]
+        qty, value, fee = core.reported_fills(self.state, self.account, link_id)
+        events = core.fresh(self.state, events_from_private({"topic": "execution", "data": listed},
+                                                            self.config.account, now, self.origins))
         for event in events:
             assert isinstance(event, OrderPartiallyFilled | OrderFilled)
             qty, value, fee = qty + event.fill_qty, value + event.fill_qty * event.fill_price, fee + event.fee

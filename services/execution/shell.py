@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
@@ -38,12 +37,14 @@ from schemas.events import (
     AmendOrder,
     CancelAllOrders,
     CancelOrder,
+    Event,
     IntentApproved,
     OrderRejected,
     SubmitOrder,
 )
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.domain.ids import link_id_for, local_reject_id
+from services.execution import core
 from services.execution.amends import send_amends, stale_report
 from services.execution.checks import AccountChecks
 from services.execution.lease import Lease
@@ -60,7 +61,6 @@ from services.venues.bybit.rest import DUPLICATE_LINK_ID, BybitRest, VenueError
 log = logging.getLogger(__name__)
 Batchable = AmendOrder | CancelOrder | SubmitOrder  # intents a run of which goes out in one request
 ORDER_NOT_FOUND = 110001
-ACTED_KEPT = 100_000  # decision digests kept for dropping repeats (a few MB)
 
 
 def group_id(prefix: str, account: str) -> str:
@@ -140,11 +140,9 @@ class Execution:
                            ttl_ms=config.lease_ttl_ms, namespace=f"hean:{self.prefix}" if self.prefix else "hean")
         self.reports = Reports(config, self.prefix, settings.kafka_bootstrap, self.rest, self.metrics)
         self.checks = AccountChecks(config, self.prefix, self.reports, self.metrics)
+        # The account's orders, decisions acted on and reports live in `reports.state` (core.py),
+        # a fold of the log. These two are wall-clock timings for the latency metrics only:
         self.unsent: dict[str, int] = {}  # orderLinkId → origin_ts, until its create request leaves
-        # Digests of the decisions acted on lately: a decision sent twice by an emitter without a
-        # transaction (docs/COMMITS.md) is the same bytes, and is dropped here rather than sent
-        # to the venue again (which would be safe, by orderLinkId, but a round trip).
-        self.acted: dict[bytes, None] = {}
         self.sent_at: dict[str, int] = {}  # orderLinkId → when its create left, until answered
         self.active = asyncio.Event()
         self.lost_lease = asyncio.Event()
@@ -257,20 +255,13 @@ class Execution:
                 if not batch:
                     continue
                 by_symbol: dict[bytes, list[Any]] = {}
-                digests: dict[bytes, None] = {}  # remembered once the batch is acted on, not before:
-                for tp, records in batch.items():  # a batch given up (lease lost) is fetched again
-                    self.metrics.events_in.labels("execution", tp.topic).inc(len(records))
-                    for record in records:
-                        digest = self._digest(record.value)
-                        if digest is not None and (digest in self.acted or digest in digests):
-                            continue
-                        if digest is not None:
-                            digests[digest] = None
-                        by_symbol.setdefault(record.key or b"", []).append(record)
+                fetched = self._fetched(batch, by_symbol)
                 outputs = await self._act_until_done(list(by_symbol.values()), stop)
                 if outputs is None:  # stopped, or another instance holds the lease: stand by
                     return
-                self._remember(digests)
+                # Acted on only now, not when fetched: a batch given up (the lease lost) is fetched
+                # again and must not be taken for a repeat then.
+                self.reports.fold(fetched)
                 offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 if not outputs:  # orders placed, nothing to log: a plain commit will do
                     await consumer.commit(offsets)
@@ -279,29 +270,39 @@ class Execution:
                     delivered = await send_keyed(producer, outputs)
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
                     await await_delivery(delivered)
+                # The refusals and amend answers are in the log now: fold them.
+                events_topic = self.prefix + ORDERS_EVENTS
+                self.reports.fold([decode(value) for topic, _key, value in outputs if topic == events_topic])
         finally:
             await consumer.stop()
             await producer.stop()
 
-    @staticmethod
-    def _digest(value: bytes | None) -> bytes | None:
-        """The digest a decision is known by among those acted on lately (the same bytes: a repeat
-        from an emitter without a transaction, docs/COMMITS.md). None for a record that does not
-        decode: every undecodable one, even the same bytes again (or a null value beside an empty
-        one), goes to `_act` and so to the dead-letter topic."""
-        if not value:
-            return None
-        try:
-            decode(value)
-        except (NotAccepted, DecodeError):
-            return None
-        return hashlib.blake2b(value, digest_size=16).digest()
-
-    def _remember(self, digests: dict[bytes, None]) -> None:
-        """Keep the digests of a batch acted on, the last ACTED_KEPT of them."""
-        self.acted.update(digests)
-        while len(self.acted) > ACTED_KEPT:
-            del self.acted[next(iter(self.acted))]
+    def _fetched(self, batch: dict[Any, list[Any]], by_symbol: dict[bytes, list[Any]]) -> list[Event]:
+        """Sort a batch's records by symbol key into `by_symbol`, leaving out the approvals acted on
+        already (a repeat from an emitter without a transaction, docs/COMMITS.md: same intent id,
+        dropped rather than sent to the venue again, which would be safe by orderLinkId but a
+        round trip). Approved orders are noted as decided (in flight: reconciliation asks about
+        them, their reports get their origin). Returns the decisions to fold once acted on. An
+        undecodable record always goes on to `_act`, and so to the dead-letter topic."""
+        account, fetched, ids = self.config.account, [], set()
+        for tp, records in batch.items():
+            self.metrics.events_in.labels("execution", tp.topic).inc(len(records))
+            for record in records:
+                try:
+                    decision = decode(record.value)
+                except NotAccepted:
+                    continue
+                except DecodeError:
+                    decision = None
+                if isinstance(decision, IntentApproved) and decision.intent.account == account:
+                    intent_id = decision.intent.id
+                    if core.decide(self.reports.state, account, decision) is None or intent_id in ids:
+                        continue
+                    ids.add(intent_id)
+                    self.reports.state = core.note_decision(self.reports.state, decision)
+                    fetched.append(decision)
+                by_symbol.setdefault(record.key or b"", []).append(record)
+        return fetched
 
     async def _act_until_done(self, groups: list[list[Any]], stop: asyncio.Event,
                               ) -> list[tuple[str, bytes, bytes]] | None:
@@ -406,10 +407,7 @@ class Execution:
                                               f"stale decision: waited {age_ms / 1000:.1f} s in the log"))
                 continue
             fresh.append(intent)
-            link_id = link_id_for(intent.id)
-            self.reports.origins[link_id] = intent.origin_ts
-            self.reports.open_links[link_id] = intent.symbol
-            self.unsent[link_id] = intent.origin_ts
+            self.unsent[link_id_for(intent.id)] = intent.origin_ts
         try:
             outcomes = await self.rest.place_orders("linear", [create_request(i) for i in fresh]) if fresh else []
         finally:
@@ -427,7 +425,6 @@ class Execution:
                     await self.reports.publish(await self.reports.events_for(existing))
                 continue
             self.metrics.orders.labels("execution", "refused").inc()
-            self.reports.open_links.pop(link_id, None)
             outputs.append(self._rejected(intent, link_id, code, message))
         return outputs
 
@@ -447,7 +444,6 @@ class Execution:
         self.metrics.orders.labels("execution", "amend_sent").inc(len(fresh))
         outputs: list[tuple[str, bytes, bytes]] = []
         for report in reports:
-            self.reports.published.add(report.id)
             self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
             self.metrics.order_events.labels("execution", type(report).__name__).inc()
             outputs.append((self.prefix + ORDERS_EVENTS, report.symbol.encode(), encode(report)))
@@ -501,8 +497,6 @@ class Execution:
             self.metrics.orders.labels("execution", "stale").inc()
             return [self._rejected(intent, link_id, 0, f"stale decision: waited {age_ms / 1000:.1f} s in the log")]
         reports = self.reports
-        reports.origins[link_id] = intent.origin_ts
-        reports.open_links[link_id] = intent.symbol
         self.unsent[link_id] = intent.origin_ts
         try:
             placed = await self.rest.place_order(create_request(intent))
@@ -515,7 +509,6 @@ class Execution:
             return []
         except VenueError as exc:
             self.metrics.orders.labels("execution", "refused").inc()
-            reports.open_links.pop(link_id, None)
             return [self._rejected(intent, link_id, exc.ret_code, exc.ret_msg)]
         finally:
             self.unsent.pop(link_id, None)
@@ -529,5 +522,4 @@ class Execution:
         rejected = OrderRejected(id=local_reject_id(intent.id), ts_event=now, ts_ingest=now,
                                  origin_ts=intent.origin_ts, account=intent.account, symbol=intent.symbol,
                                  intent_id=intent.id, order_link_id=link_id, ret_code=ret_code, reason=reason)
-        self.reports.published.add(rejected.id)
         return (self.prefix + ORDERS_EVENTS, intent.symbol.encode(), encode(rejected))

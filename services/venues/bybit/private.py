@@ -16,6 +16,7 @@ An `execution` message item, annotated (bybit-v5.md §2.2):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -151,7 +152,7 @@ def _text(item: dict[str, Any], field: str) -> str:
 
 
 def events_from_private(message: dict[str, Any], account: str, now_ns: int,
-                        origins: dict[str, int]) -> list[Event]:
+                        origins: Mapping[str, int]) -> list[Event]:
     """orders.events from one private WS message; `origins` maps orderLinkId → origin_ts.
 
     A message whose items lack a field the events need, or carry a field of the wrong shape,
@@ -168,7 +169,7 @@ def events_from_private(message: dict[str, Any], account: str, now_ns: int,
 
 
 def _events(message: dict[str, Any], data: list[dict[str, Any]], account: str, now_ns: int,
-            origins: dict[str, int]) -> list[Event]:
+            origins: Mapping[str, int]) -> list[Event]:
     events: list[Event] = []
     topic = message.get("topic", "")
     created_ms = int(message.get("creationTime", 0))
