@@ -11,6 +11,9 @@ sees what it sees on fstream.binance.com / fapi.binance.com:
         answered {"result": null | [...], "id": n}; a bad request {"code": 2, "msg": ..., "id": n}
     GET /fapi/v1/depth?symbol=BTCUSDT&limit=5|10|20|50|100|500|1000   {lastUpdateId, E, T, bids, asks}
     GET /fapi/v1/exchangeInfo                 every symbol's rules, filters by type, as fapi sends them
+    GET /fapi/v1/aggTrades?symbol=S[&fromId=N][&startTime=ms][&endTime=ms][&limit=1..1000]
+        the aggregate trades it printed (the last AGG_TRADE_MEMORY per symbol), oldest first, in
+        Binance's row shape {a, p, q, f, l, T, m}: from fromId, within the times, or the newest
     GET /fapi/v1/ping · /fapi/v1/time; errors as Binance sends them: HTTP 400 {"code": -1121, ...}
 
 Depth: the venue's update id grows by the number of levels each market step changed; a diff stream
@@ -25,8 +28,9 @@ matches), the case a client must resync from.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -44,6 +48,9 @@ log = logging.getLogger(__name__)
 SPEEDS_MS = {"@depth@100ms": 100, "@depth": 250, "@depth@500ms": 500}
 LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 MAX_STREAMS = 200  # Binance's limit per connection
+AGG_TRADE_MEMORY = 50_000  # aggregate trades kept per symbol for /fapi/v1/aggTrades (tuples: ~10 MB a symbol)
+AGG_LIMIT_MAX, AGG_LIMIT_DEFAULT = 1000, 500
+HOUR_MS = 3_600_000
 
 
 class _DepthFeed:
@@ -72,6 +79,9 @@ class BinanceVenue:
                       for s in symbols for name in SPEEDS_MS}
         self.tops: dict[str, tuple[int, int, int, int]] = {}
         self.agg_id = dict.fromkeys(symbols, 0)
+        # What the aggTrade stream printed, per symbol: (a, p, q, f, l, T, m), ids counting up by one.
+        self.agg_trades: dict[str, deque[tuple[int, str, str, int, int, int, bool]]] = {
+            s: deque(maxlen=AGG_TRADE_MEMORY) for s in symbols}
         self.trade_id = dict.fromkeys(symbols, 0)
         self.subscribers: dict[str, set[ServerConnection]] = defaultdict(set)
         self.combined: dict[ServerConnection, bool] = {}  # combined streams wrap each payload
@@ -121,9 +131,10 @@ class BinanceVenue:
             self.agg_id[symbol] += 1
             first = self.trade_id[symbol] + 1
             self.trade_id[symbol] += 1 + fill.qty % 3  # a level taken from one to three resting orders
-            out.append({"e": "aggTrade", "E": ts_ms, "s": symbol, "a": self.agg_id[symbol],
-                        "p": inst.price_text(fill.price), "q": inst.qty_text(fill.qty), "f": first,
-                        "l": self.trade_id[symbol], "T": ts_ms - 1, "m": fill.side == "Sell"})
+            row = (self.agg_id[symbol], inst.price_text(fill.price), inst.qty_text(fill.qty), first,
+                   self.trade_id[symbol], ts_ms - 1, fill.side == "Sell")
+            self.agg_trades[symbol].append(row)
+            out.append({"e": "aggTrade", "E": ts_ms, "s": symbol, **_agg_row(row)})
         return out
 
     def _publish_depth(self, symbol: str, suffix: str, feed: _DepthFeed,
@@ -167,6 +178,8 @@ class BinanceVenue:
             return RestResult(200, {"serverTime": self.sim.venue_ms()})
         if path == "/fapi/v1/depth":
             return self._depth_snapshot(query)
+        if path == "/fapi/v1/aggTrades":
+            return self._agg_trades_rest(query)
         if path == "/fapi/v1/exchangeInfo":
             return RestResult(200, exchange_info(self.markets, self.sim.venue_ms()))
         return RestResult(404, {"code": -5000, "msg": f"Path {path}, Method GET is invalid"})
@@ -191,6 +204,42 @@ class BinanceVenue:
             "bids": [[inst.price_text(p), inst.qty_text(market.bids[p])]
                      for p in sorted(market.bids, reverse=True)[:limit]],
             "asks": [[inst.price_text(p), inst.qty_text(market.asks[p])] for p in sorted(market.asks)[:limit]]})
+
+    def _agg_trades_rest(self, query: dict[str, str]) -> RestResult:
+        """GET /fapi/v1/aggTrades, validated as Binance validates it (codes -1102, -1121, -1100,
+        -1130, -1127). fromId and times together are accepted (Binance warns they may time out):
+        the id bounds the start, the times filter."""
+        symbol = query.get("symbol", "")
+        if not symbol:
+            return _binance_error(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        if symbol not in self.markets:
+            return _binance_error(-1121, "Invalid symbol.")
+        numbers: dict[str, int] = {}
+        for name in ("fromId", "startTime", "endTime", "limit"):
+            raw = query.get(name)
+            if raw is None:
+                continue
+            if not raw.isdigit() or len(raw) > 19:
+                return _binance_error(-1100, f"Illegal characters found in parameter '{name}'; legal range is "
+                                             f"'^[0-9]{{1,20}}$'.")
+            numbers[name] = int(raw)
+        limit = numbers.get("limit", AGG_LIMIT_DEFAULT)
+        if not 1 <= limit <= AGG_LIMIT_MAX:
+            return _binance_error(-1130, "Data sent for parameter 'limit' is not valid.")
+        start, end = numbers.get("startTime"), numbers.get("endTime")
+        if start is not None and end is not None and (end < start or end - start >= HOUR_MS):
+            return _binance_error(-1127, "More than 1 hours between startTime and endTime.")
+        rows = self.agg_trades[symbol]
+        picked: list[tuple[int, str, str, int, int, int, bool]]
+        if "fromId" in numbers:
+            skip = max(0, numbers["fromId"] - rows[0][0]) if rows else 0
+            picked = [r for r in itertools.islice(rows, skip, None) if _within(r, start, end)][:limit]
+        elif start is not None:
+            picked = [r for r in rows if _within(r, start, end)][:limit]
+        else:  # the newest, up to endTime if given
+            picked = [r for r in rows if _within(r, None, end)][-limit:]
+        self.stats["agg_trade_reads"] += 1
+        return RestResult(200, [_agg_row(r) for r in picked])
 
     # ------------------------------------------------------------------ WebSocket
 
@@ -271,6 +320,20 @@ class BinanceVenue:
         if raw:
             broadcast(raw, orjson.dumps(payload).decode())
         self.stats["frames_sent"] += len(targets)
+
+
+def _agg_row(row: tuple[int, str, str, int, int, int, bool]) -> dict[str, Any]:
+    """An aggregate trade as Binance's REST row (the stream's payload adds e, E and s)."""
+    a, price, qty, first, last, ts, maker_buyer = row
+    return {"a": a, "p": price, "q": qty, "f": first, "l": last, "T": ts, "m": maker_buyer}
+
+
+def _within(row: tuple[int, str, str, int, int, int, bool], start: int | None, end: int | None) -> bool:
+    return (start is None or row[5] >= start) and (end is None or row[5] <= end)
+
+
+def _binance_error(code: int, msg: str) -> RestResult:
+    return RestResult(400, {"code": code, "msg": msg})
 
 
 def _changed_prices(before: dict[int, int], after: dict[int, int]) -> set[int]:

@@ -33,7 +33,7 @@ INTERVAL_MS = {"D": 86_400_000, "W": 7 * 86_400_000, "M": 30 * 86_400_000}
 @dataclass(frozen=True, slots=True)
 class RestResult:
     status: int
-    body: dict[str, Any]
+    body: dict[str, Any] | list[Any]  # a list: Binance answers some reads (aggTrades) with a bare array
 
 
 def envelope(

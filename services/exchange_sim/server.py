@@ -361,8 +361,9 @@ class Simulator:
             for (_category, topic), targets in self.subscribers.items():
                 if targets and any(topic.endswith(s) for s in symbols):
                     broadcast(targets, '{"topic": "' + topic + '", "type": "delta", "data": {"s": ')
-        elif kind == "disconnect":
-            for connection in list(self.connections):
+        elif kind == "disconnect":  # every public stream, the Binance dialect's too
+            binance = list(self.binance.combined) if self.binance is not None else []
+            for connection in [*self.connections, *binance]:
                 closing = asyncio.create_task(connection.close(1011, "simulated disconnect"))
                 self._closing.add(closing)
                 closing.add_done_callback(self._closing.discard)

@@ -11,7 +11,11 @@ with backoff and breaker, dead letters, metrics); what differs is how Binance is
     and one lock keeps "normalize + send" whole, so a symbol's snapshot event always precedes the
     deltas that chain onto it in md.book;
   - a failed snapshot fetch is logged and counted (hean_ws_failed_acks_total) and asked again on the
-    next update; a malformed frame or snapshot is dead-lettered with source binance.ws.linear.
+    next update; a malformed frame or snapshot is dead-lettered with source binance.ws.linear;
+  - trades missed while down or reconnecting: once connected (the streams are subscribed by the
+    URL), and before any frame is read, the aggregate trades after the last published id are read
+    from /fapi/v1/aggTrades and published (services/ingest/resume.py); the live aggTrades that
+    repeat them are dropped by id.
 """
 
 from __future__ import annotations
@@ -65,6 +69,12 @@ class BinanceIngest(Ingest):
                 log.info("connected", extra={"url": config.url, "streams": len(names)})
                 self.connected.set()
                 self.metrics.base.ready.labels("ingest").set(1)
+                if self._filler is not None and self._rest is not None:
+                    # Frames wait in the socket meanwhile, so the filled trades precede the live ones.
+                    async with self._lock:
+                        filled = await self._filler.fill(self._rest, config.symbols)
+                        if filled:
+                            await self.publish(producer, filled)
                 try:
                     async for raw in ws:
                         self._last_frame = time.monotonic()
@@ -115,8 +125,9 @@ class BinanceIngest(Ingest):
             log.warning("book out of sync, resynchronising from a new snapshot: %s", "; ".join(result.reasons))
             for symbol in result.resync:
                 self.metrics.gaps.labels("ingest", symbol).inc()
-        if result.events:
-            await self.publish(producer, result.events)
+        events = self.trades.admit(result.events) if self.trades is not None else result.events
+        if events:
+            await self.publish(producer, events)
         for symbol in result.resync:
             running = fetches.get(symbol)
             if running is None or running.done():
