@@ -12,6 +12,7 @@ the test fails (checked by hand when this was written).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -72,8 +73,6 @@ async def test_a_killed_and_a_cut_off_binance_ingest_loses_no_agg_trade(bootstra
                                  "--metrics-port", "0"], env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
 
     async def step(n: int) -> None:
-        import asyncio
-
         for _ in range(n):
             sim.step(list(SYMBOLS))
             await asyncio.sleep(0.01)
