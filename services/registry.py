@@ -2,6 +2,7 @@
 
 SERVICES fold the log through the shared runtime (so `hean replay` and `hean state` work on them);
 PROCESSES are the edges of the platform with their own loops (venue, WebSocket source, sink).
+Execution is both: a process that acts, whose state is a fold `hean replay`/`hean state` know.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ SERVICES: dict[str, str] = {
     "strategy": "services.strategy.shell:definition",
     "risk": "services.risk.shell:definition",
     "algos": "services.algos.shell:definition",
+    # Execution acts through its own process (PROCESSES, which `hean run` prefers); this folds
+    # the same core over the log for `hean replay execution` and reads `hean state execution`.
+    "execution": "services.execution.service:definition",
 }
 PROCESSES: dict[str, str] = {
     "exchange-sim": "services.exchange_sim.main:run",

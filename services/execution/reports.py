@@ -26,13 +26,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import websockets
+from aiokafka import TopicPartition
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from schemas.events import (
     AccountOpened,
     Event,
-    IntentApproved,
     OrderFilled,
     OrderPartiallyFilled,
 )
@@ -45,6 +46,7 @@ from services.execution.opening import SETTLE_COIN, opening_events
 from services.runtime.bus import KAFKA_ERRORS, dead_letter_raw, make_consumer, partitions_of, read_to_end, send_and_wait
 from services.runtime.codec import decode, encode
 from services.runtime.errors import DecodeError, DeliveryFailed, TransientError
+from services.runtime.snapshot import Snapshot, tp_key
 from services.venues.bybit.account import held_positions, wallet_balance
 from services.venues.bybit.private import (
     SUBSCRIBE,
@@ -70,6 +72,7 @@ ZERO = Decimal(0)
 PRIVATE_SOURCE = "bybit.ws.private"
 # What a reconciliation may meet and retry: the venue (down, refusing, rate-limited) or the broker.
 # A venue answer that is not Bybit's shape is retried too: it is logged and counted each time.
+_STATE = msgspec.msgpack.Decoder(core.ExecutionState)
 RETRIABLE = (TransientError, VenueError, DeliveryFailed, *KAFKA_ERRORS, OSError, MalformedPrivateMessage)
 
 
@@ -94,6 +97,9 @@ class Reports:
         # positions. Only the fold changes it, and an event only once the broker acknowledged it.
         self.state: core.ExecutionState = core.initial_state()
         self.sending: set[str] = set()  # event ids being delivered right now
+        self.publishes = 0  # publishes started (a snapshot reads the events' end between none)
+        self.applied = 0  # records folded (read back, published, acted on), for `hean state`
+        self.folded_to: dict[TopicPartition, int] = {}  # next offset per input partition, all folded below
         self._reconciling = asyncio.Lock()
         self.reconciled = asyncio.Event()
         self.last_message = 0.0
@@ -136,6 +142,7 @@ class Reports:
         for event in events:
             if core.account_of(event) == self.account:
                 state = core.evolve(state, event)
+                self.applied += 1
         self.state = state
 
     # ------------------------------------------------------------------ publishing
@@ -149,6 +156,7 @@ class Reports:
         if not fresh:
             return
         self.sending.update(fresh)
+        self.publishes += 1
         topic = self.prefix + ORDERS_EVENTS
         try:
             await send_and_wait(self.producer, [(topic, _key(e), encode(e)) for e in fresh.values()])
@@ -266,37 +274,68 @@ class Reports:
 
     # ------------------------------------------------------------------ reconciliation
 
-    async def read_back(self) -> None:
-        """Learn which events and fills are already in orders.events (our own past output), and
-        which orders were decided for this account lately (orders.decisions)."""
+    async def read_back(self, snapshot: Snapshot | None, committed: Mapping[TopicPartition, int]) -> None:
+        """Rebuild the state from the log, as `hean replay execution` folds it: the snapshot's
+        state, then orders.events from the snapshot's offsets (else the beginning) to the end,
+        and orders.decisions from its offsets: acted on up to the group's `committed` offsets,
+        only decided past them (the decisions loop fetches those again and acts on them).
+        A snapshot ahead of the committed offsets (the group reset) is not used."""
         consumer = make_consumer(self.bootstrap, None)
         await consumer.start()
         try:
             events = await partitions_of(consumer, [self.prefix + ORDERS_EVENTS])
             decisions = await partitions_of(consumer, [self.prefix + ORDERS_DECISIONS])
-            consumer.assign(events + decisions)
-            await consumer.seek_to_beginning(*events)
-            since_ms = int(time.time() * 1000) - self.config.reconcile_lookback_s * 1000
-            found = await consumer.offsets_for_times(dict.fromkeys(decisions, since_ms))
-            ends = await consumer.end_offsets(events + decisions)
-            for tp in decisions:
-                consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ends[tp])
-            async for _tp, records in read_to_end(consumer, events + decisions, ends):
+            tps = events + decisions
+            consumer.assign(tps)
+            beginnings = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+            acted_to = {tp: max(committed.get(tp, 0), beginnings[tp]) for tp in decisions}
+            offsets = snapshot.offsets if snapshot is not None else {}
+            if any(offsets.get(tp_key(tp.topic, tp.partition), 0) > acted_to[tp] for tp in decisions):
+                log.warning("execution snapshot is ahead of the committed decisions; rebuilding from the log")
+                snapshot, offsets = None, {}
+            self.state = core.initial_state() if snapshot is None else _STATE.decode(snapshot.state)
+            self.applied = 0 if snapshot is None else snapshot.events_applied
+            for tp in tps:
+                offset = offsets.get(tp_key(tp.topic, tp.partition), beginnings[tp])
+                consumer.seek(tp, min(max(offset, beginnings[tp]), ends[tp]))
+            decision_topic = self.prefix + ORDERS_DECISIONS
+            async for tp, records in read_to_end(consumer, tps, ends):
                 for record in records:
-                    with contextlib.suppress(DecodeError):  # dead-lettered by whoever consumed it
-                        self._learn(decode(record.value))
+                    try:
+                        event = decode(record.value)
+                    except DecodeError:  # dead-lettered by whoever consumed it
+                        continue
+                    if core.account_of(event) != self.account:
+                        continue
+                    if tp.topic == decision_topic and record.offset >= acted_to[tp]:
+                        self.state = core.note_decision(self.state, event)
+                    else:
+                        self.state = core.evolve(self.state, event)
+                        self.applied += 1
+            # Every event of the account below these offsets is folded (read back, or published
+            # by this process and folded once acknowledged): where a snapshot may resume.
+            self.folded_to = {tp: max(ends[tp], await consumer.position(tp)) for tp in events}
+            self.folded_to.update(acted_to)
         finally:
             await consumer.stop()
 
-    def _learn(self, event: Event) -> None:
-        """A decision read back is noted as decided (acted on only once the decisions loop fetches
-        it past the committed offsets); an event of the account is folded, once per id."""
-        if isinstance(event, IntentApproved):
-            if event.intent.account == self.account:
-                self.state = core.note_decision(self.state, event)
-            return
-        if core.account_of(event) == self.account:
-            self.state = core.evolve(self.state, event)
+    async def snapshot_offsets(self, consumer: Any, acted_to: Mapping[TopicPartition, int]) -> dict[str, int]:
+        """The offsets a snapshot of the state now resumes from: orders.decisions as acted on
+        (`acted_to`, committed), orders.events at its end when no publish was in flight while
+        the end was read (everything of the account below it is folded), else as before."""
+        events = [tp for tp in self.folded_to if tp.topic == self.prefix + ORDERS_EVENTS]
+        started = self.publishes
+        if not self.sending and events:
+            try:
+                ends = await consumer.end_offsets(events)
+            except KAFKA_ERRORS as exc:  # the broker away: the snapshot keeps the offsets it had
+                log.warning("orders.events' end unknown for the snapshot (%r); keeping its offsets", exc)
+                ends = {}
+            if not self.sending and self.publishes == started:
+                self.folded_to.update(ends)
+        self.folded_to.update(acted_to)
+        return {tp_key(tp.topic, tp.partition): offset for tp, offset in self.folded_to.items()}
 
     # ------------------------------------------------------------------ the account's opening
 

@@ -16,6 +16,10 @@
 - Background tasks (private stream, lease renewal) run in a TaskGroup: one that fails
   unexpectedly stops the executor with its error, so the process exits non-zero and its
   supervisor restarts it; none dies unseen.
+- The state (orders decided and reported, decisions acted on, positions) is the pure core's
+  (core.py), a fold of orders.decisions and orders.events: recovered at each term from its
+  snapshot (scope "execution@<account>") and the log past it, snapshotted between batches and at a
+  clean stop, so `hean state execution` equals `hean replay execution`.
 - A create that finds its order already on the venue (a restart re-reading its decision after the
   order was placed) reconciles that order at once: its WebSocket reports went to the dead process.
 """
@@ -31,6 +35,8 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from schemas.events import (
@@ -50,10 +56,11 @@ from services.execution.checks import AccountChecks
 from services.execution.lease import Lease
 from services.execution.metrics import ExecutionMetrics
 from services.execution.reports import RETRIABLE, Reports
-from services.runtime.bus import await_delivery, dead_letter, make_consumer, make_producer, send_keyed
+from services.runtime.bus import await_delivery, dead_letter, make_admin, make_consumer, make_producer, send_keyed
 from services.runtime.codec import decode, encode
 from services.runtime.errors import ConfigError, DecodeError, NotAccepted, TransientError
 from services.runtime.settings import RuntimeSettings, Secret
+from services.runtime.snapshot import Snapshot, SnapshotStore
 from services.venues.bybit.endpoints import credential_problem, is_real_bybit
 from services.venues.bybit.private import create_request
 from services.venues.bybit.rest import DUPLICATE_LINK_ID, BybitRest, VenueError
@@ -67,6 +74,26 @@ def group_id(prefix: str, account: str) -> str:
     """The consumer group of one account's executors: one group per account, so every account's
     executor reads every decision (a shared group would split them between accounts)."""
     return f"{prefix}hean.execution.{account}"
+
+
+async def committed_offsets(bootstrap: str, group: str, topic: str, attempts: int = 20) -> dict[TopicPartition, int]:
+    """The group's committed offsets of `topic` ({} for a group that committed none). Retried
+    while the coordinator is not available: guessing "none" would fold decisions acted on as
+    merely decided, and the state would not be the replay's."""
+    admin = make_admin(bootstrap)
+    await admin.start()
+    try:
+        for attempt in range(attempts):
+            try:
+                found = await admin.list_consumer_group_offsets(group)
+                return {tp: meta.offset for tp, meta in found.items() if tp.topic == topic and meta.offset >= 0}
+            except KafkaError as exc:
+                if not exc.retriable or attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
+    finally:
+        await admin.close()
 
 
 class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -140,6 +167,12 @@ class Execution:
                            ttl_ms=config.lease_ttl_ms, namespace=f"hean:{self.prefix}" if self.prefix else "hean")
         self.reports = Reports(config, self.prefix, settings.kafka_bootstrap, self.rest, self.metrics)
         self.checks = AccountChecks(config, self.prefix, self.reports, self.metrics)
+        # The state's snapshots, under the scope `hean state execution` reads ("execution@sim-1").
+        self.scope = f"execution@{config.account}"
+        self.snapshots = SnapshotStore(settings.redis_url, namespace=f"hean:{self.prefix}" if self.prefix else "hean")
+        self.acted_to: dict[TopicPartition, int] = {}  # orders.decisions committed (acted on) up to here
+        self._last_snapshot = 0.0
+        self.ends_reader = make_consumer(settings.kafka_bootstrap, None)  # reads orders.events' end for snapshots
         # The account's orders, decisions acted on and reports live in `reports.state` (core.py),
         # a fold of the log. These two are wall-clock timings for the latency metrics only:
         self.unsent: dict[str, int] = {}  # orderLinkId → origin_ts, until its create request leaves
@@ -153,6 +186,7 @@ class Execution:
         self.metrics.up.labels("execution").set(1)  # running; hean_execution_active says if it holds the lease
         self.reports.producer = make_producer(self.settings.kafka_bootstrap)
         await self.reports.producer.start()
+        await self.ends_reader.start()
         try:
             while await self._wait_for_lease(stop):
                 await self._active_term(stop)
@@ -166,10 +200,12 @@ class Execution:
             self.metrics.up.labels("execution").set(0)
             self.metrics.ready.labels("execution").set(0)
             await self.reports.producer.stop()
+            await self.ends_reader.stop()
             with contextlib.suppress(RedisError):
                 await self.lease.release()
             await self.lease.close()
             await self.rest.close()
+            await self.snapshots.close()
 
     async def _active_term(self, stop: asyncio.Event) -> None:
         """One term as the account's active executor: reconcile, then act on decisions, with the
@@ -179,7 +215,7 @@ class Execution:
         try:
             with contextlib.suppress(*RETRIABLE):  # the reconciliation below retries and syncs again
                 await self.rest.sync_time()
-            await self.reports.read_back()
+            await self._recover()
             await self.reports.open_until_done(stop)  # what the venue holds, logged once per account
             async with asyncio.TaskGroup() as tasks:
                 background = [tasks.create_task(self.reports.stream(stop), name="private_stream"),
@@ -192,6 +228,8 @@ class Execution:
                 await self._decisions(stop)
                 for task in background:
                     task.cancel()
+            if stop.is_set() and not self.lost_lease.is_set():
+                await self._snapshot()  # the state at the end of the run, every report in: `hean state`
         except BaseExceptionGroup as group:  # the term failed: exit non-zero with the cause itself
             if len(group.exceptions) == 1:
                 raise group.exceptions[0] from None
@@ -199,6 +237,33 @@ class Execution:
         finally:
             self.metrics.active.labels("execution", self.config.account).set(0)
             self.metrics.ready.labels("execution").set(0)
+
+    async def _recover(self) -> None:
+        """The state as of the log: the last snapshot and what the log holds past it, with the
+        decisions acted on up to the group's committed offsets (reports.read_back)."""
+        snapshot = await self.snapshots.load(self.scope, 0)
+        committed = await committed_offsets(self.settings.kafka_bootstrap, self.group_id,
+                                            self.prefix + ORDERS_DECISIONS)
+        await self.reports.read_back(snapshot, committed)
+        self.acted_to = {tp: offset for tp, offset in self.reports.folded_to.items()
+                         if tp.topic == self.prefix + ORDERS_DECISIONS}
+        log.info("execution state recovered", extra={"snapshot": snapshot is not None,
+                                                      "summary": core.summarize(self.reports.state)})
+
+    async def _snapshot(self) -> None:
+        """Store the state with the offsets it reflects (reports.snapshot_offsets), so a restart
+        reads only what came after, and `hean state execution` shows it. Between batches only:
+        no decision is half acted on then. A snapshot is a shortcut, not a record: one Redis
+        refuses is logged and the next one is tried at the interval (recovery re-reads more)."""
+        self._last_snapshot = time.monotonic()
+        offsets = await self.reports.snapshot_offsets(self.ends_reader, self.acted_to)
+        state = msgspec.msgpack.encode(self.reports.state)
+        try:
+            await self.snapshots.save(Snapshot(service=self.scope, shard=0, state=state, offsets=offsets,
+                                               taken_at_ns=time.time_ns(), events_applied=self.reports.applied))
+        except RedisError as exc:
+            log.warning("execution snapshot not saved (%s); the next one in %.0f s", exc,
+                        self.settings.snapshot_every_seconds)
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         """A background task that failed is logged and counted here, whatever happens next."""
@@ -249,6 +314,8 @@ class Execution:
         ready = self.metrics.ready.labels("execution")
         try:
             while not stop.is_set() and not self.lost_lease.is_set():
+                if time.monotonic() - self._last_snapshot >= self.settings.snapshot_every_seconds:
+                    await self._snapshot()
                 batch = await consumer.getmany(timeout_ms=100, max_records=50)
                 # ready: the lease held, reconciled, and the decisions assigned
                 ready.set(1 if consumer.assignment() and self.reports.reconciled.is_set() else 0)
@@ -265,6 +332,7 @@ class Execution:
                 offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
                 if not outputs:  # orders placed, nothing to log: a plain commit will do
                     await consumer.commit(offsets)
+                    self.acted_to.update(offsets)
                     continue
                 async with producer.transaction():  # a refused batch aborts it (await_delivery)
                     delivered = await send_keyed(producer, outputs)
@@ -273,6 +341,7 @@ class Execution:
                 # The refusals and amend answers are in the log now: fold them.
                 events_topic = self.prefix + ORDERS_EVENTS
                 self.reports.fold([decode(value) for topic, _key, value in outputs if topic == events_topic])
+                self.acted_to.update(offsets)
         finally:
             await consumer.stop()
             await producer.stop()
