@@ -24,7 +24,7 @@ the lease: its fencing token belongs to the process's term, not to the log.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -49,9 +49,9 @@ from services.domain.ids import link_id_for
 from services.domain.position import FLAT, Position, adopt, apply_fill, apply_funding
 from services.runtime.service import join_disjoint
 
-__all__ = ["AccountExecution", "Decided", "ExecutionState", "OrderReports", "account_of", "decide", "evolve",
-           "fold", "fresh", "initial_state", "merge_accounts", "note_decision", "open_orders", "origins",
-           "reported_fills", "step", "summarize", "unsure_orders"]
+__all__ = ["AccountExecution", "Decided", "ExecutionState", "Opening", "OrderReports", "account_of", "decide", "evolve",
+           "fold", "fresh", "initial_state", "merge_accounts", "note_decision", "open_orders", "reported_fills",
+           "step", "summarize", "unsure_orders"]
 
 ZERO = Decimal(0)
 NS_PER_S = 10**9
@@ -84,11 +84,20 @@ def _items(sharded: Sharded[T]) -> Iterator[tuple[str, T]]:
 
 
 class Decided(msgspec.Struct, frozen=True, array_like=True):
-    """An approved order of the account: its symbol, its tick-to-trade origin, when risk decided it."""
+    """An approved order of the account: its symbol and when risk decided it (event time). No
+    local time (origin_ts, ts_ingest) is kept in the state: two runs of one log hold one state."""
 
     symbol: str
-    origin_ts: int
     ts_event: int
+
+
+class Opening(msgspec.Struct, frozen=True):
+    """The account's opening (AccountOpened) as the checks use it: its wallet balance, and its
+    venue time (funding before it is in that balance)."""
+
+    id: str
+    ts_event: int
+    wallet_balance: Decimal
 
 
 class OrderReports(msgspec.Struct, frozen=True):
@@ -100,7 +109,7 @@ class OrderReports(msgspec.Struct, frozen=True):
     qty: Decimal = ZERO  # reported fills: their quantity, value (qty * price) and fees
     value: Decimal = ZERO
     fee: Decimal = ZERO
-    event_ids: tuple[str, ...] = ()
+    event_ids: tuple[str, ...] = ()  # sorted: the same tuple whatever order the reports came in
 
 
 class AccountExecution(msgspec.Struct, frozen=True):
@@ -111,7 +120,7 @@ class AccountExecution(msgspec.Struct, frozen=True):
     event_ids: dict[str, None] = {}  # ids of the account's events that belong to no order
     positions: dict[str, Decimal] = {}  # symbol → signed sum of reported fills and adoptions
     books: dict[str, Position] = {}  # symbol → the domain fold of them, with funding (the wallet check)
-    opened: AccountOpened | None = None
+    opened: Opening | None = None
     described: bool = False  # the log holds order events or funding of the account
     acted: dict[str, dict[str, None]] = {}  # bucket of event time → ids of decisions acted on
 
@@ -191,7 +200,7 @@ def _decided(account: AccountExecution, decision: IntentApproved) -> Sharded[Dec
     link_id = link_id_for(intent.id)
     if _get(account.decided, link_id) is not None:
         return account.decided
-    return _put(account.decided, link_id, Decided(intent.symbol, intent.origin_ts, decision.ts_event))
+    return _put(account.decided, link_id, Decided(intent.symbol, decision.ts_event))
 
 
 # ---------------------------------------------------------------------- reports
@@ -246,13 +255,14 @@ def _fold_account_event(account: AccountExecution, event: PositionAdopted | Fund
         return msgspec.structs.replace(
             account, event_ids=ids, described=True,
             books={**account.books, event.symbol: apply_funding(account.books.get(event.symbol, FLAT), event.amount)})
-    return msgspec.structs.replace(account, event_ids=ids, opened=event)
+    return msgspec.structs.replace(account, event_ids=ids, opened=Opening(event.id, event.ts_event,
+                                                                           event.wallet_balance))
 
 
 def _fold_order_event(account: AccountExecution, event: OrderEvent) -> AccountExecution:
     link_id = event.order_link_id
     order = _get(account.orders, link_id) or OrderReports(event.symbol)
-    changes: dict[str, Any] = {"event_ids": (*order.event_ids, event.id)}
+    changes: dict[str, Any] = {"event_ids": tuple(sorted((*order.event_ids, event.id)))}
     positions, books = account.positions, account.books
     if isinstance(event, OrderPartiallyFilled | OrderFilled):
         signed = event.fill_qty if event.side == "Buy" else -event.fill_qty
@@ -316,30 +326,6 @@ def unsure_orders(state: ExecutionState, account: str, decided_since_ns: int) ->
 def reported_fills(state: ExecutionState, account: str, link_id: str) -> Fills:
     order = _get(_account(state, account).orders, link_id)
     return (ZERO, ZERO, ZERO) if order is None else (order.qty, order.value, order.fee)
-
-
-def origins(state: ExecutionState, account: str) -> Mapping[str, int]:
-    """orderLinkId → the tick-to-trade origin of each decided order (stamped on its reports)."""
-    return _OriginView(_account(state, account).decided)
-
-
-class _OriginView(Mapping[str, int]):
-    """The origins as the venue parser reads them (`.get(link_id)`), without copying the map."""
-
-    def __init__(self, decided: Sharded[Decided]) -> None:
-        self._decided = decided
-
-    def __getitem__(self, link_id: str) -> int:
-        decided = _get(self._decided, link_id)
-        if decided is None:
-            raise KeyError(link_id)
-        return decided.origin_ts
-
-    def __iter__(self) -> Iterator[str]:
-        return (link for link, _ in _items(self._decided))
-
-    def __len__(self) -> int:
-        return sum(len(shard) for shard in self._decided.values())
 
 
 def merge_accounts(parts: Sequence[ExecutionState]) -> ExecutionState:

@@ -32,10 +32,11 @@ from aiokafka import TopicPartition
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from schemas.events import (
-    AccountOpened,
     Event,
+    OrderCancelled,
     OrderFilled,
     OrderPartiallyFilled,
+    OrderRejected,
 )
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.domain.position import Position
@@ -97,6 +98,9 @@ class Reports:
         # positions. Only the fold changes it, and an event only once the broker acknowledged it.
         self.state: core.ExecutionState = core.initial_state()
         self.sending: set[str] = set()  # event ids being delivered right now
+        # orderLinkId → origin_ts of the orders this process placed, until they close: stamped on
+        # their reports for the tick-to-trade metric. A local time, so not in the state.
+        self.origins: dict[str, int] = {}
         self.publishes = 0  # publishes started (a snapshot reads the events' end between none)
         self.applied = 0  # records folded (read back, published, acted on), for `hean state`
         self.folded_to: dict[TopicPartition, int] = {}  # next offset per input partition, all folded below
@@ -123,7 +127,7 @@ class Reports:
         return self._book.books
 
     @property
-    def opened(self) -> AccountOpened | None:
+    def opened(self) -> core.Opening | None:
         """The account's opening, once in orders.events."""
         return self._book.opened
 
@@ -132,10 +136,6 @@ class Reports:
         """orders.events holds order events or funding of this account."""
         return self._book.described
 
-    @property
-    def origins(self) -> Mapping[str, int]:
-        return core.origins(self.state, self.account)
-
     def fold(self, events: list[Event]) -> None:
         """Fold this account's records of the log into the state (the replay's fold)."""
         state = self.state
@@ -143,6 +143,8 @@ class Reports:
             if core.account_of(event) == self.account:
                 state = core.evolve(state, event)
                 self.applied += 1
+            if isinstance(event, OrderFilled | OrderCancelled | OrderRejected):
+                self.origins.pop(event.order_link_id, None)
         self.state = state
 
     # ------------------------------------------------------------------ publishing
@@ -290,11 +292,17 @@ class Reports:
             beginnings = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
             acted_to = {tp: max(committed.get(tp, 0), beginnings[tp]) for tp in decisions}
+            if snapshot is not None:
+                try:
+                    restored = _STATE.decode(snapshot.state)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:  # another version's
+                    log.warning("execution snapshot unreadable (%s); rebuilding from the log", exc)
+                    snapshot = None
             offsets = snapshot.offsets if snapshot is not None else {}
             if any(offsets.get(tp_key(tp.topic, tp.partition), 0) > acted_to[tp] for tp in decisions):
                 log.warning("execution snapshot is ahead of the committed decisions; rebuilding from the log")
                 snapshot, offsets = None, {}
-            self.state = core.initial_state() if snapshot is None else _STATE.decode(snapshot.state)
+            self.state = core.initial_state() if snapshot is None else restored
             self.applied = 0 if snapshot is None else snapshot.events_applied
             for tp in tps:
                 offset = offsets.get(tp_key(tp.topic, tp.partition), beginnings[tp])

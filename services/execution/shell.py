@@ -369,6 +369,8 @@ class Execution:
                         continue
                     ids.add(intent_id)
                     self.reports.state = core.note_decision(self.reports.state, decision)
+                    if isinstance(decision.intent, SubmitOrder):
+                        self.reports.origins[link_id_for(intent_id)] = decision.intent.origin_ts
                     fetched.append(decision)
                 by_symbol.setdefault(record.key or b"", []).append(record)
         return fetched

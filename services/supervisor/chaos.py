@@ -12,7 +12,8 @@ the stack is stopped, and what the run produced is collected:
 - the venue's books (/sim/ledger): every order and fill with its id, positions and wallet;
 - intents, decisions and order events as read from the log (without local receive times);
 - per topic, how many records repeat an id (a duplicate intent, decision or report);
-- `hean state` hashes of strategy, risk and accounting, and `hean replay --from-beginning` hashes.
+- `hean state` hashes of strategy, risk, accounting and execution, and `hean replay
+  --from-beginning` hashes.
 
 Two runs with the same seed must produce equal records (`differences`): that is the crash-safety
 claim, proven from outside, through the CLI and the venue's own books.
@@ -43,7 +44,10 @@ from services.runtime.codec import decode, encode
 from services.supervisor.lockstep import Settle, drive
 from services.supervisor.stack import Stack, StackConfig
 
-SERVICES = ("strategy", "risk", "accounting")  # folded services: `hean state` and `hean replay` apply
+SERVICES = ("strategy", "risk", "accounting")  # folded on the runtime (its kill point applies)
+# Whose `hean state` and `hean replay` are compared: the runtime's, and execution's core state
+# (services/execution/core.py, snapshotted by the executor itself; killed by plain SIGKILLs only).
+FOLDED = (*SERVICES, "execution")
 KILLABLE = ("strategy", "risk", "execution", "accounting")
 LOCAL_TIMES = frozenset({"ts_ingest", "origin_ts"})  # when HEAN received something: differs per run
 SUBSCRIPTIONS_PER_SYMBOL = 3  # ingest's book, trades and tickers streams
@@ -124,7 +128,7 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
     stack = Stack(config)
     rng = random.Random(chaos_seed)
     plan = kill_plan(rng, steps * len(symbols) * 2, kills_per_service, killable) if kills_per_service else {}
-    folded = folded or ((*SERVICES, "algos") if parents else SERVICES)
+    folded = folded or ((*FOLDED, "algos") if parents else FOLDED)
     kills: list[tuple[int, str]] = []
     sent_kills: list[tuple[int, str]] = []
     pending: set[asyncio.Task[None]] = set()
