@@ -159,10 +159,19 @@ def _acted(account: AccountExecution, intent: AnyIntent) -> bool:
 
 def decide(state: ExecutionState, account: str, decision: Event) -> AnyIntent | None:
     """The intent `account`'s executor must act on for a decision fetched from orders.decisions:
-    None for a rejection, another account's approval, or an approval acted on already (a repeat)."""
+    None for a rejection, another account's approval, an approval acted on already (a repeat),
+    or an order whose end is in the log already (acted on and refused before a crash kept its
+    offset from being committed: placing it again could now succeed after its OrderRejected)."""
     if not isinstance(decision, IntentApproved) or decision.intent.account != account:
         return None
-    return None if _acted(_account(state, account), decision.intent) else decision.intent
+    book, intent = _account(state, account), decision.intent
+    if _acted(book, intent):
+        return None
+    if isinstance(intent, SubmitOrder):
+        order = _get(book.orders, link_id_for(intent.id))
+        if order is not None and order.closed:
+            return None
+    return intent
 
 
 def _fold_decision(state: ExecutionState, decision: IntentApproved) -> ExecutionState:

@@ -4,10 +4,12 @@
   and an executor that lost its lease stops before its next effect and goes back to waiting.
 - Decisions are read as group `hean.execution.<account>` (each account's executor sees every
   decision and acts on its own); each batch's effects are performed, then its venue refusals
-  (OrderRejected), dead letters and offsets are committed in one transaction (a plain offset
-  commit when there were none). A crash re-reads uncommitted decisions, and `place_order` is
-  idempotent by orderLinkId, so no order is placed twice; a repeated cancel gets 110001, which
-  is fine. An undecodable decision goes to `dlq` with its reason.
+  (OrderRejected), amend answers and dead letters are sent on the one producer and acknowledged,
+  then its offsets are committed. A crash re-reads uncommitted decisions: what was logged is in
+  the recovered state, so it is not sent again and an order it ended is not placed again;
+  `place_order` is idempotent by orderLinkId, so no order is placed twice; a repeated cancel gets
+  110001, which is fine. An undecodable decision goes to `dlq` with its reason (a crash before
+  the commit may dead-letter it twice).
 - Reports (reports.py): the private stream, reconciliation on start and after every stream
   interruption, and delivery-checked publishing to orders.events.
 - At the first start of a session on the account, what the venue holds (wallet, positions) is
@@ -29,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 import uuid
 from decimal import Decimal
@@ -56,7 +60,7 @@ from services.execution.checks import AccountChecks
 from services.execution.lease import Lease
 from services.execution.metrics import ExecutionMetrics
 from services.execution.reports import RETRIABLE, Reports
-from services.runtime.bus import await_delivery, dead_letter, make_admin, make_consumer, make_producer, send_keyed
+from services.runtime.bus import dead_letter, make_admin, make_consumer, make_producer, send_and_wait
 from services.runtime.codec import decode, encode
 from services.runtime.errors import ConfigError, DecodeError, NotAccepted, TransientError
 from services.runtime.settings import RuntimeSettings, Secret
@@ -306,10 +310,13 @@ class Execution:
     # ------------------------------------------------------------------ decisions → venue
 
     async def _decisions(self, stop: asyncio.Event) -> None:
-        producer = make_producer(self.settings.kafka_bootstrap, f"{self.prefix}hean.execution.{self.config.account}")
+        """Fetch, act, log, commit: a batch's refusals, amend answers and dead letters go out on
+        the one producer (reports.publish: only what the log lacks, folded once acknowledged),
+        then its offsets are committed. A crash in between re-reads the batch; its outputs are in
+        the log by then, so the restart's state holds them and they are not sent again, and an
+        order already closed in the log is not placed again (core.decide)."""
         consumer = make_consumer(self.settings.kafka_bootstrap, self.group_id, self.prefix + ORDERS_DECISIONS,
                                  session_timeout_ms=self.settings.session_timeout_ms)
-        await producer.start()
         await consumer.start()
         ready = self.metrics.ready.labels("execution")
         try:
@@ -329,22 +336,32 @@ class Execution:
                 # Acted on only now, not when fetched: a batch given up (the lease lost) is fetched
                 # again and must not be taken for a repeat then.
                 self.reports.fold(fetched)
-                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-                if not outputs:  # orders placed, nothing to log: a plain commit will do
-                    await consumer.commit(offsets)
-                    self.acted_to.update(offsets)
-                    continue
-                async with producer.transaction():  # a refused batch aborts it (await_delivery)
-                    delivered = await send_keyed(producer, outputs)
-                    await producer.send_offsets_to_transaction(offsets, self.group_id)
-                    await await_delivery(delivered)
-                # The refusals and amend answers are in the log now: fold them.
                 events_topic = self.prefix + ORDERS_EVENTS
-                self.reports.fold([decode(value) for topic, _key, value in outputs if topic == events_topic])
+                dead = [output for output in outputs if output[0] != events_topic]
+                if dead:
+                    await send_and_wait(self.reports.producer, dead)
+                await self.reports.publish([decode(value) for topic, _key, value in outputs if topic == events_topic])
+                if fetched:
+                    self._chaos_crash()
+                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                await consumer.commit(offsets)
                 self.acted_to.update(offsets)
         finally:
             await consumer.stop()
-            await producer.stop()
+
+    def _chaos_crash(self) -> None:
+        """The chaos kill point "effects performed and logged, offsets not committed": SIGKILL this
+        process once while HEAN_CHAOS_CRASH_DIR holds a file named "execution" (removed first, so
+        the restart runs on); the runtime has the same point for the folded services."""
+        directory = self.settings.chaos_crash_dir
+        if not directory:
+            return
+        try:
+            os.unlink(os.path.join(directory, "execution"))
+        except FileNotFoundError:
+            return
+        log.warning("chaos: killed after acting on a batch, before committing its offsets")
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def _fetched(self, batch: dict[Any, list[Any]], by_symbol: dict[bytes, list[Any]]) -> list[Event]:
         """Sort a batch's records by symbol key into `by_symbol`, leaving out the approvals acted on
@@ -365,13 +382,13 @@ class Execution:
                     decision = None
                 if isinstance(decision, IntentApproved) and decision.intent.account == account:
                     intent_id = decision.intent.id
+                    fetched.append(decision)  # folded either way: folding is once per id
                     if core.decide(self.reports.state, account, decision) is None or intent_id in ids:
                         continue
                     ids.add(intent_id)
                     self.reports.state = core.note_decision(self.reports.state, decision)
                     if isinstance(decision.intent, SubmitOrder):
                         self.reports.origins[link_id_for(intent_id)] = decision.intent.origin_ts
-                    fetched.append(decision)
                 by_symbol.setdefault(record.key or b"", []).append(record)
         return fetched
 
@@ -513,12 +530,7 @@ class Execution:
                  if now_ms - r.timestamp > self.config.max_decision_age_ms]
         reports = stale + await send_amends(self.rest, fresh, self.config.batch_amends)
         self.metrics.orders.labels("execution", "amend_sent").inc(len(fresh))
-        outputs: list[tuple[str, bytes, bytes]] = []
-        for report in reports:
-            self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
-            self.metrics.order_events.labels("execution", type(report).__name__).inc()
-            outputs.append((self.prefix + ORDERS_EVENTS, report.symbol.encode(), encode(report)))
-        return outputs
+        return [(self.prefix + ORDERS_EVENTS, report.symbol.encode(), encode(report)) for report in reports]
 
     def _on_send(self, method: str, path: str, body: dict[str, Any] | None) -> None:
         """Tick-to-order ends when an order's first create request leaves, after any pacing."""
@@ -586,9 +598,7 @@ class Execution:
             self.sent_at.pop(link_id, None)
 
     def _rejected(self, intent: SubmitOrder, link_id: str, ret_code: int, reason: str) -> tuple[str, bytes, bytes]:
-        """An OrderRejected for orders.events (committed with the decision's offset)."""
-        self.metrics.events_out.labels("execution", self.prefix + ORDERS_EVENTS).inc()
-        self.metrics.order_events.labels("execution", "OrderRejected").inc()
+        """An OrderRejected for orders.events (logged before the decision's offset is committed)."""
         now = time.time_ns()
         rejected = OrderRejected(id=local_reject_id(intent.id), ts_event=now, ts_ingest=now,
                                  origin_ts=intent.origin_ts, account=intent.account, symbol=intent.symbol,

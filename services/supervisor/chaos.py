@@ -4,8 +4,9 @@
 execution, accounting) under one topic prefix, drives the market `steps` steps per symbol
 (services/supervisor/lockstep.py), and SIGKILLs trading-loop services at seeded random frames,
 each after a random delay, so the kill lands anywhere in the work that frame starts; every second
-kill of a folded service is at the runtime's kill point instead (HEAN_CHAOS_CRASH_DIR): after its
-next batch's outputs are acknowledged, before its offsets are committed. The supervisor restarts a
+kill of a folded service (and of execution) is at the kill point instead (HEAN_CHAOS_CRASH_DIR):
+after its next batch's outputs are acknowledged (execution: its effects performed and logged),
+before its offsets are committed. The supervisor restarts a
 killed service at once (with its backoff); it recovers from its snapshot and the log. At the end
 the stack is stopped, and what the run produced is collected:
 
@@ -46,8 +47,11 @@ from services.supervisor.stack import Stack, StackConfig
 
 SERVICES = ("strategy", "risk", "accounting")  # folded on the runtime (its kill point applies)
 # Whose `hean state` and `hean replay` are compared: the runtime's, and execution's core state
-# (services/execution/core.py, snapshotted by the executor itself; killed by plain SIGKILLs only).
+# (services/execution/core.py, snapshotted by the executor itself).
 FOLDED = (*SERVICES, "execution")
+# Who has the kill point "outputs acknowledged, offsets not committed" (execution: after acting
+# on a batch and logging its refusals, services/execution/shell.py `_chaos_crash`).
+KILL_POINT = (*SERVICES, "execution")
 KILLABLE = ("strategy", "risk", "execution", "accounting")
 LOCAL_TIMES = frozenset({"ts_ingest", "origin_ts"})  # when HEAN received something: differs per run
 SUBSCRIPTIONS_PER_SYMBOL = 3  # ingest's book, trades and tickers streams
@@ -148,7 +152,7 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
             while not child.running:  # still down from its last kill: wait for the restart
                 await asyncio.sleep(0.05)
             await asyncio.sleep(rng.uniform(0.0, 0.15))  # somewhere in the work this frame started
-            if victim in SERVICES and nth % 2 == 1 and await _crash_after_send(crash_dir / victim, child):
+            if victim in KILL_POINT and nth % 2 == 1 and await _crash_after_send(crash_dir / victim, child):
                 kills.append((frame, victim))
                 sent_kills.append((frame, victim))
                 return

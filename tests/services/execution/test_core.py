@@ -213,3 +213,13 @@ def test_no_local_time_is_in_the_state() -> None:
 
 def test_an_orders_event_ids_do_not_depend_on_their_order() -> None:
     assert fold([order(1, "ack"), order(1, "part", seq=1)]) == fold([order(1, "part", seq=1), order(1, "ack")])
+
+
+def test_an_order_already_ended_in_the_log_is_not_placed_again() -> None:
+    """A crash after its refusal was logged and before the decision's offset was committed: the
+    restart re-reads the decision, not yet acted on, but its order has ended."""
+    decision = approved(submit(1))
+    refused = fold([order(1, "reject")])
+    assert core.decide(refused, ACCOUNT, decision) is None
+    assert core.decide(fold([order(1, "ack")]), ACCOUNT, decision) == decision.intent  # only an end
+    assert core.evolve(refused, decision) == fold([order(1, "reject"), decision])  # still folded as acted on
