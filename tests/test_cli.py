@@ -35,7 +35,7 @@ def test_replay_needs_a_start_point(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unknown_service_lists_the_known_ones() -> None:
-    with pytest.raises(SystemExit, match="known: accounting, algos, risk, strategy, tally"):
+    with pytest.raises(SystemExit, match="known: accounting, algos, execution, risk, strategy, tally"):
         main(["state", "nope"])
 
 

@@ -69,6 +69,9 @@ async def test_an_outage_longer_than_the_page_is_one_gap_event_with_both_ends(bo
         stop = asyncio.Event()
         task = asyncio.create_task(second.run(stop))
         await until(lambda: subscribed(sim, SYMBOL), "the second instance subscribed")
+        # The fill reads the page after subscribing: a trade printed before that read would move
+        # the page's oldest trade by one, so the market waits until the gap has been found.
+        await until(lambda: second.metrics.trade_gaps.labels("ingest", SYMBOL)._value.get() == 1, "the gap found")
         await step(20)
         record = list(sim.trades[SYMBOL])
         await until(lambda: published(bootstrap, prefix), "md.trades readable")
