@@ -30,7 +30,7 @@ from services.runtime.codec import encode
 from services.venues.bybit.account import position_sizes, wallet_balance
 
 if TYPE_CHECKING:
-    from services.execution.shell import ExecutionConfig
+    from services.execution.config import ExecutionConfig
 
 log = logging.getLogger(__name__)
 

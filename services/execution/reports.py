@@ -61,7 +61,7 @@ from services.venues.bybit.private import (
 from services.venues.bybit.rest import BybitRest, VenueError
 
 if TYPE_CHECKING:
-    from services.execution.shell import ExecutionConfig
+    from services.execution.config import ExecutionConfig
 
 log = logging.getLogger(__name__)
 # The private stream's own logger for websockets: at DEBUG websockets logs every frame, and the
