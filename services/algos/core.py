@@ -52,6 +52,7 @@ from schemas.events import (
 )
 from schemas.topics import ALGOS_REPORTS, ORDERS_INTENTS
 from services.algos import report
+from services.domain import repeats
 from services.domain.ids import algo_cancel_child_id, algo_child_id, algo_done_id, algo_report_id
 from services.domain.instrument import Instrument, from_defined
 from services.runtime.service import Emit
@@ -102,13 +103,40 @@ class AlgoState(msgspec.Struct, frozen=True):
     finished: tuple[str, ...] = ()  # ended parents: a parent record read again starts nothing
     child_of: dict[str, str] = {}  # open child id → parent id
     markets: dict[str, Market] = {}
+    # Ids of the parents, cancels, rejections and order events applied (services/domain/repeats.py):
+    # without a transaction their emitters may log one twice after a crash; the copy is dropped.
+    applied: repeats.Window = {}
 
 
 def initial_state() -> AlgoState:
-    return AlgoState(parents={}, finished=(), child_of={}, markets={})
+    return AlgoState(parents={}, finished=(), child_of={}, markets={}, applied={})
 
 
 def step(state: AlgoState, event: Event, params: AlgoParams) -> tuple[AlgoState, list[Emit]]:
+    """Apply one event; one of the events a parent acts on (its order, its cancel, its children's
+    rejections and reports) is applied once per id: a repeat in the log is dropped."""
+    if not _acted_on(state, event):
+        return _step(state, event, params)
+    if repeats.seen(state.applied, event.id, event.ts_event):
+        return state, []
+    after, emits = _step(state, event, params)
+    if after is state:  # changed nothing (a cancel of an unknown parent): nothing to drop later
+        return state, emits
+    return msgspec.structs.replace(after, applied=repeats.remember(after.applied, event.id, event.ts_event)), emits
+
+
+def _acted_on(state: AlgoState, event: Event) -> bool:
+    """Whether a parent acts on `event`: the ids kept are those, not every order event's."""
+    if isinstance(event, SubmitAlgo | CancelAlgo):
+        return True
+    if isinstance(event, IntentRejected):
+        return event.intent.id in state.child_of
+    if isinstance(event, OrderPartiallyFilled | OrderFilled | OrderCancelled | OrderRejected):
+        return event.intent_id in state.child_of
+    return False
+
+
+def _step(state: AlgoState, event: Event, params: AlgoParams) -> tuple[AlgoState, list[Emit]]:
     if isinstance(event, BookSnapshotReceived | BookDeltaReceived):
         if event.best_bid is None or event.best_ask is None:
             return state, []

@@ -240,3 +240,29 @@ def test_parameters_are_checked_at_decoding(fields: dict[str, object], message: 
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         SubmitAlgo(id="p", ts_event=0, ts_ingest=0, account="a", strategy="s", symbol="BTCUSDT", side="Buy",
                    qty=D(1), **fields)  # type: ignore[arg-type]
+
+
+def test_a_repeated_report_or_parent_is_applied_once() -> None:
+    """An emitter without a transaction may log an event twice after a crash (docs/COMMITS.md): the
+    copy of a child's partial fill must not count twice, nor a parent read again start a second one."""
+    state, out = run([instrument_defined(), book(T0), parent("iceberg")])
+    [first] = children(out)
+    partial = fill(first, "0.001", "100.0", whole=False)
+    state, out = run([partial, book(T0 + S), partial], state)
+    assert out == [] and state.parents["p1"].filled == D("0.001") and state.parents["p1"].open == {
+        first.id: D("0.003")}
+    state, out = run([fill(first, "0.003", "100.0", n=1)], state)
+    [second] = children(out)
+    assert second.qty == D("0.004") and state.parents["p1"].filled == D("0.004")
+    assert run([parent("iceberg")], state)[1] == []
+
+
+def test_the_repeat_filter_is_the_same_whatever_order_it_saw_the_ids_in() -> None:
+    """A replay and the live run hold one state: the window of applied ids depends on the ids only."""
+    state, out = run([instrument_defined(), book(T0), parent("iceberg")])
+    [first] = children(out)
+    late = fill(first, "0.001", "100.0", whole=False)
+    early = msgspec.structs.replace(late, id="f-early", ts_event=T0 - 400 * S)  # older than the 5 min window
+    one, _ = run([late, early], state)
+    other, _ = run([early, late], state)
+    assert one.applied == other.applied and late.id in one.applied[f"{T0 // (10 * S):012d}"]
