@@ -34,6 +34,8 @@ class TableSpec:
     explode: Callable[[Any], list[Any]] | None = None
     fields: tuple[str, ...] = ()
     """Per event column, the field it holds as it is, or '' (see tables.Column.field)."""
+    one_per_id: bool = False
+    """A repeated id is not recorded again (see tables.TableDef.one_per_id)."""
 
     @property
     def column_names(self) -> list[str]:
@@ -99,7 +101,7 @@ def _spec(table: TableDef) -> TableSpec:
                            f"{tuple(n for n, _ in columns)}; regenerate: python -m services.recorder.tables")
     accepts = reduce(or_, table.events)
     return TableSpec(table.name, table.topic, accepts, columns, tuple(c.get for c in table.columns), table.explode,
-                     tuple(c.field for c in table.columns))
+                     tuple(c.field for c in table.columns), table.one_per_id)
 
 
 TABLES: tuple[TableSpec, ...] = tuple(_spec(t) for t in TABLE_DEFS)

@@ -7,7 +7,9 @@ partition's rows go in offset order; a crash therefore leaves an exact prefix pe
 table. md.book fills two tables (book_top, book_levels), whose prefixes may end at different
 offsets after a crash: the recorder seeks to the lowest and skips, per table, the records that
 table already holds. So a restart neither duplicates nor skips a row. Kafka commits are made too,
-but only so `hean topics` shows the recorder's lag.
+but only so `hean topics` shows the recorder's lag. A second record of one event (a repeat its
+writer logged after a crash, same id) is dropped in the tables marked one_per_id
+(services/recorder/repeats.py), so each event is one row there.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from schemas.topics import DLQ
 from services.recorder.columns import Columns, TableBuffer
 from services.recorder.core import BY_TABLE, TOPIC_ACCEPTS, TOPIC_TABLES, TableSpec
 from services.recorder.query import QueryLimits, QueryServer
-from services.recorder.store import ChdbStore, Store, max_offsets, open_store
+from services.recorder.repeats import RecentIds, RepeatFilter
+from services.recorder.store import ChdbStore, Store, max_offsets, open_store, recent_ids
 from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, send_and_wait
 from services.runtime.codec import typed_batch_decoder, typed_decoder
 from services.runtime.errors import ConfigError, DecodeError
@@ -100,6 +103,8 @@ class Recorder:
         self.positions: dict[TopicPartition, int] = {}
         self.ready: set[TopicPartition] = set()
         self._dead: list[tuple[str, bytes, bytes]] = []
+        self.repeats = RepeatFilter()
+        """The ids held per (table, partition) where a repeated id is not recorded (one_per_id)."""
         self._moved = False  # positions advanced since the last commit (also by records the tables held)
 
     def _tables(self, topic: str) -> tuple[TableSpec, ...]:
@@ -171,6 +176,8 @@ class Recorder:
                 if offsets and offsets[0] <= recorded:
                     keep = [i for i, o in enumerate(offsets) if o > recorded]
                     taken, taken_offsets = [events[i] for i in keep], [offsets[i] for i in keep]
+                if spec.one_per_id:
+                    taken, taken_offsets = self.repeats.fresh(spec.name, tp.partition, taken, taken_offsets)
                 buffer = self.buffer.get(spec.name)
                 if buffer is None:
                     buffer = self.buffer[spec.name] = TableBuffer(spec)
@@ -278,6 +285,10 @@ class Recorder:
                 held[spec.name] = recorded = await self._in_store(max_offsets, self.store, spec, topic)
                 for tp in tps:
                     self.recorded[spec.name, tp] = recorded.get(tp.partition, -1)
+                if spec.one_per_id:
+                    ids = await self._in_store(recent_ids, self.store, spec, topic, RecentIds.floor)
+                    for tp in tps:
+                        self.repeats.load(spec.name, tp.partition, ids.get(tp.partition, ()))
             for tp in tps:
                 lowest = min(self.recorded[spec.name, tp] for spec in self._tables(topic))
                 offset = max(lowest + 1, beginnings[tp])
@@ -309,3 +320,4 @@ class Recorder:
             self.positions.pop(tp, None)
             for spec in self._tables(tp.topic):
                 self.recorded.pop((spec.name, tp), None)
+                self.repeats.drop(spec.name, tp.partition)

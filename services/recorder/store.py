@@ -6,7 +6,7 @@ clients; the recorder calls them from one worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +39,22 @@ def max_offsets(store: Store, spec: TableSpec, topic: str) -> dict[int, int]:
         "GROUP BY _partition"
     )
     return {int(p): int(o) for p, o in rows}
+
+
+def recent_ids(store: Store, spec: TableSpec, topic: str,
+               floor: Callable[[int], int]) -> dict[int, list[tuple[str, int]]]:
+    """Per partition of `topic`, the (id, ts_event ns) of the rows `spec`'s table holds from
+    `floor(newest ts_event of that partition)` on: what the recorder's repeat filter starts from."""
+    table, where = f"{store.db}.{spec.name}", f"_topic = '{_quote(topic)}'"
+    newest = store.query(f"SELECT _partition, toUnixTimestamp64Nano(max(ts_event)) FROM {table} WHERE {where} "
+                         "GROUP BY _partition")
+    found: dict[int, list[tuple[str, int]]] = {}
+    for partition, ts in newest:
+        rows = store.query(
+            f"SELECT id, toUnixTimestamp64Nano(ts_event) FROM {table} WHERE {where} AND _partition = {int(partition)} "
+            f"AND ts_event >= fromUnixTimestamp64Nano(toInt64({int(floor(int(ts)))}), 'UTC')")
+        found[int(partition)] = [(str(i), int(t)) for i, t in rows]
+    return found
 
 
 def _quote(text: str) -> str:

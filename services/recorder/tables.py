@@ -76,6 +76,11 @@ class TableDef:
     file: str
     explode: Callable[[Any], list[Any]] | None = None
     comment: str = ""
+    one_per_id: bool = False
+    """One row per event id: a repeat of an id already recorded is dropped (services/recorder/
+    repeats.py). For the tables of topics whose writers may log an event twice after a crash (the
+    idempotent commit mode, docs/COMMITS.md, and dead letters); not for bars, whose id is reused by
+    design (a republished bar), nor instruments (every ingest start re-reads the same rules)."""
 
 
 def _attr(name: str, default: Any = None) -> Callable[[Any], Any]:
@@ -226,22 +231,23 @@ TABLE_DEFS: tuple[TableDef, ...] = (
         "ask1_size", "volume_24h", "turnover_24h", "funding_rate", "open_interest", "id"), tagged=False)),
         "(symbol, ts_event)", "001_market.sql"),
     TableDef("intents", ORDERS_INTENTS, INTENTS, tuple(event_columns(INTENTS)), "(symbol, ts_event)",
-             "002_orders.sql"),
+             "002_orders.sql", one_per_id=True),
     TableDef("decisions", ORDERS_DECISIONS, (ev.IntentApproved, ev.IntentRejected),
              tuple(event_columns((ev.IntentApproved, ev.IntentRejected))), "(intent_symbol, ts_event)",
-             "002_orders.sql"),
+             "002_orders.sql", one_per_id=True),
     TableDef("order_events", ORDERS_EVENTS, ORDER_EVENTS, tuple(event_columns(ORDER_EVENTS)), "(symbol, ts_event)",
-             "002_orders.sql"),
+             "002_orders.sql", one_per_id=True),
     TableDef("positions", ACCOUNTING_POSITIONS, (ev.PositionUpdated, ev.AccountUpdated),
              tuple(event_columns((ev.PositionUpdated, ev.AccountUpdated))), "(account, ts_event)",
-             "003_accounts.sql"),
+             "003_accounts.sql", one_per_id=True),
     TableDef("control", CONTROL, CONTROL_EVENTS, tuple(event_columns(CONTROL_EVENTS)), "(account, ts_event)",
-             "003_accounts.sql"),
+             "003_accounts.sql", one_per_id=True),
     TableDef("dead_letters", DLQ, (ev.DeadLettered,), tuple(event_columns((ev.DeadLettered,), tagged=False)),
-             "(source_topic, ts_event)", "003_accounts.sql",
+             "(source_topic, ts_event)", "003_accounts.sql", one_per_id=True,
              comment="payload is the dead record's bytes as lowercase hex: unhex(payload) gives them back"),
     TableDef("algo_reports", ALGOS_REPORTS, ALGO_REPORTS, tuple(event_columns(ALGO_REPORTS)), "(symbol, ts_event)",
-             "004_algos.sql", comment="one row per report of a parent order; the last per parent_id is its state"),
+             "004_algos.sql", one_per_id=True,
+             comment="one row per report of a parent order; the last per parent_id is its state"),
     TableDef("bars", MD_BARS, (ev.BarClosed,), tuple(event_columns((ev.BarClosed,), tagged=False)),
              "(symbol, interval_s, ts_event)", "001_market.sql",
              comment="every BarClosed record (ts_event: the bar's start); a late trade republishes its bar with the "
