@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 
 from services.recorder.core import TableSpec
@@ -34,7 +34,10 @@ class TableBuffer:
         self.columns: Columns = {name: [] for name in spec.column_names}
         event_columns = spec.column_names[:len(spec.getters)]  # then _topic, _partition, _offset
         self._readers = [(self.columns[name], get) for name, get in zip(event_columns, spec.getters, strict=True)]
-        self._struct_columns = _struct_columns(spec)
+        fields = _struct_fields(spec)
+        if fields is not None:  # every column is a field as it is: a C attribute read per value
+            self._readers = [(column, attrgetter(field)) for (column, _), field in zip(self._readers, fields,
+                                                                                       strict=True)]
 
     def __len__(self) -> int:
         return len(self.columns["_offset"])
@@ -50,13 +53,8 @@ class TableBuffer:
                 exploded = self.spec.explode(event)
                 items.extend(exploded)
                 row_offsets.extend([offset] * len(exploded))
-        if self._struct_columns is not None and items:
-            fields = list(zip(*map(msgspec.structs.astuple, items), strict=True))  # field-major, in C
-            for (column, _), index in zip(self._readers, self._struct_columns, strict=True):
-                column.extend(fields[index])
-        else:
-            for column, get in self._readers:
-                column.extend(map(get, items))
+        for column, get in self._readers:
+            column.extend(map(get, items))
         n = len(items)
         self.columns["_topic"].extend([topic] * n)
         self.columns["_partition"].extend([partition] * n)
@@ -86,15 +84,17 @@ class TableBuffer:
             values[:] = [values[i] for i in stay]
 
 
-def _struct_columns(spec: TableSpec) -> list[int] | None:
-    """For a table of one event type whose every column is one of its fields as it is: each
-    column's index in the struct's fields, so a batch is read with `astuple` and one transpose
-    instead of a Python call per value. None for the others (unions, book levels, computed columns)."""
+def _struct_fields(spec: TableSpec) -> tuple[str, ...] | None:
+    """For a table of one event type whose every column is one of its fields as it is: the field
+    of each column, read with `operator.attrgetter` (no Python frame per value). None for the
+    others (unions, book levels, computed columns), read with their getters.
+
+    Why not `astuple` and one transpose: zip(*rows) over a batch of 50k tuples cost 1.2 µs a row,
+    the attrgetter maps 0.3 µs (trades, 10 columns, thread CPU time)."""
     event = spec.accepts
     if spec.explode is not None or not isinstance(event, type) or not all(spec.fields):
         return None
-    names = event.__struct_fields__
-    return [names.index(field) for field in spec.fields]
+    return spec.fields
 
 
 def insert_runs(entries: list[Entry], max_rows: int = 1 << 62) -> list[list[Any]]:
