@@ -1,7 +1,7 @@
 """The simulator's venue state on disk, so a stopped and restarted session finds its venue as it
 left it: every account's orders, fills, positions and wallet, each market's process where it was
-(seeded random state, books, update ids, sequence numbers), the recent public trades, the
-lockstep clock.
+(seeded random state, books, update ids, sequence numbers), the recent public trades and the
+candles of all of them, the lockstep clock. A file saved before candles were kept loads with none.
 
 Saved atomically (a temporary file, then a rename) every `state_every_seconds` while running and
 on stop; loaded at start when the file exists. A SIGKILLed simulator loses at most the last
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 FORMAT = 1
 # What makes the venue's state; one object graph, so the engine, the streams and the markets
 # keep sharing the same market objects after a load.
-PARTS = ("market", "symbols", "books", "tickers", "seq", "trade_counter", "engine", "trades", "lockstep_ms")
+PARTS = ("market", "symbols", "books", "tickers", "seq", "trade_counter", "engine", "trades", "candles",
+         "lockstep_ms")
 
 
 class StateMismatch(ValueError):

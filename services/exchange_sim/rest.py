@@ -5,8 +5,9 @@ REST port (private.py on http.py) and the WebSocket port's HTTP hook serve the s
 Queries are validated by their shapes in requests.py (10001 naming the field). Every category
 Bybit has is answered: the simulator lists its symbols as linear perpetuals and spot pairs, and
 has no inverse or option instruments, so those get Bybit's empty list rather than an error.
-Tickers, recent trades and klines come from the simulated market and the trades it printed since
-start (`Simulator.trades`, the last TRADE_MEMORY per symbol).
+Tickers and recent trades come from the simulated market and the trades it printed since start
+(`Simulator.trades`, the last TRADE_MEMORY per symbol); klines from the candles of every trade it
+printed (`Simulator.candles`, klines.py), the ones the kline streams push.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from services.exchange_sim import requests
+from services.exchange_sim.klines import bybit_fields
 from services.exchange_sim.requests import ParamsError, parse_query
 from services.exchange_sim.views import text
 
@@ -27,7 +29,6 @@ PARAM_ERROR = 10001
 ROUTE_NOT_FOUND = 10017
 LISTED = ("linear", "spot")  # categories the simulator lists its symbols in
 BOOK_LIMITS = {"spot": (1, 1000, 1), "linear": (1, 1000, 25), "inverse": (1, 1000, 25), "option": (1, 25, 1)}
-INTERVAL_MS = {"D": 86_400_000, "W": 7 * 86_400_000, "M": 30 * 86_400_000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,24 +163,15 @@ def _recent_trades(sim: Simulator, query: requests.RecentTradeQuery) -> RestResu
 
 
 def _kline(sim: Simulator, query: requests.KlineQuery) -> RestResult:
-    """Candles of the trades printed since start, newest first: [start, open, high, low, close,
-    volume, turnover] strings, as docs/v5/market/kline gives them."""
+    """Candles of the trades printed since start whose start is within [start, end], newest first:
+    [start, open, high, low, close, volume, turnover] strings, as docs/v5/market/kline gives them.
+    The same candles the kline streams push (klines.py)."""
     if query.symbol not in _symbols(sim, query.category, query.symbol):
         return error(PARAM_ERROR, f"params error: symbol {query.symbol} is not listed in {query.category}")
-    width = INTERVAL_MS.get(query.interval) or int(query.interval) * 60_000
-    candles: dict[int, list[Decimal]] = {}
-    for trade in sim.trades[query.symbol]:
-        at = int(trade["time"])
-        if (query.start is not None and at < query.start) or (query.end is not None and at > query.end):
-            continue
-        price, size = Decimal(trade["price"]), Decimal(trade["size"])
-        candle = candles.setdefault(at - at % width, [price, price, price, price, Decimal(0), Decimal(0)])
-        candle[1], candle[2], candle[3] = max(candle[1], price), min(candle[2], price), price
-        candle[4] += size
-        candle[5] += size * price
-    rows = [[str(start), *(text(v) for v in candle)] for start, candle in sorted(candles.items(), reverse=True)]
-    return RestResult(200, envelope({"symbol": query.symbol, "category": query.category,
-                                     "list": rows[:query.limit]}))
+    inst = sim.symbols[query.symbol].instrument
+    candles = sim.candles[query.symbol].select(query.interval, query.start, query.end)
+    rows = [[str(c.start), *bybit_fields(c, inst)] for c in reversed(candles[-query.limit:])]
+    return RestResult(200, envelope({"symbol": query.symbol, "category": query.category, "list": rows}))
 
 
 ROUTES: dict[str, tuple[type, Any]] = {

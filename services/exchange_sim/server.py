@@ -1,7 +1,8 @@
 """The simulator's sockets: Bybit V5 public WebSocket and public REST on one port.
 
-    ws://HOST:PORT/v5/public/linear, /v5/public/spot      subscribe / unsubscribe / ping
-    GET /v5/market/time | instruments-info | orderbook    the V5 envelope (retCode, result …)
+    ws://HOST:PORT/v5/public/linear, /v5/public/spot      subscribe / unsubscribe / ping; topics
+        orderbook.{1|50|200}.S, publicTrade.S, tickers.S, kline.{1|3|5|15|30|60|120|240|360|720|D|W|M}.S
+    GET /v5/market/time | instruments-info | orderbook | tickers | recent-trade | kline   the V5 envelope
     GET /sim/fault?kind=gap|reset|malformed|disconnect|stall|mute_pongs[&symbol=S][&seconds=N]
     GET /sim/fault?kind=timeout|http5xx|ratelimit|dropack[&count=N]   private REST faults
     GET /sim/stats                                        counters (and private REST requests per route)
@@ -46,6 +47,7 @@ from services.exchange_sim import persist
 from services.exchange_sim.binance import BinanceVenue
 from services.exchange_sim.feeds import DEPTHS, BookStream, TickerStream, trade_frame, trade_rows
 from services.exchange_sim.http import HttpServer
+from services.exchange_sim.klines import BYBIT_SPANS, Candles, KlineStream
 from services.exchange_sim.market import Market
 from services.exchange_sim.matching import MatchingEngine
 from services.exchange_sim.private import PRIVATE_FAULTS, PrivateApi
@@ -57,7 +59,7 @@ log = logging.getLogger(__name__)
 
 CATEGORIES = ("linear", "spot")
 FAULTS = ("gap", "reset", "malformed", "disconnect", "stall", "mute_pongs")
-TRADE_MEMORY = 5000  # public trades kept per symbol for /v5/market/recent-trade and kline
+TRADE_MEMORY = 5000  # public trades kept per symbol for /v5/market/recent-trade and tickers
 
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -132,6 +134,12 @@ class Simulator:
         self.books = {(c, s, d): BookStream(m, d, c) for c in CATEGORIES for s, m in self.symbols.items()
                       for d in DEPTHS}
         self.tickers = {(c, s): TickerStream(m, c) for c in CATEGORIES for s, m in self.symbols.items()}
+        # Every trade printed, as candles (klines.py): GET /v5/market/kline and the kline streams.
+        self.candles = {s: Candles(BYBIT_SPANS) for s in self.symbols}
+        self.klines = {(c, s): {i: KlineStream(m.instrument, i) for i in BYBIT_SPANS} for c in CATEGORIES
+                       for s, m in self.symbols.items()}
+        self._kline_keys = {(c, s): [((c, k.topic), k) for k in streams.values()]
+                            for (c, s), streams in self.klines.items()}  # tick's lookups, built once
         self.subscribers: dict[tuple[str, str], set[ServerConnection]] = defaultdict(set)
         self.connections: set[ServerConnection] = set()
         self.seq: dict[str, int] = dict.fromkeys(self.symbols, 1_000_000)
@@ -280,6 +288,9 @@ class Simulator:
         self.deliver_private_reports()
         top = market.top(max(DEPTHS))
         subscribers = self.subscribers
+        candles = self.candles[symbol]
+        for fill in fills:
+            candles.add(ts, fill.price, fill.qty, fill.side == "Buy")
         for category in CATEGORIES:
             # A stream nobody listens to is not advanced (it was most of the simulator's time: six
             # book streams a symbol, one usually read); it catches up when someone subscribes.
@@ -298,6 +309,10 @@ class Simulator:
                 frame = ticker.advance(ts, seq)
                 if frame is not None:
                     self._send(category, ticker.topic, frame)
+            for key, kline in self._kline_keys[(category, symbol)]:  # every step: a confirm follows the end
+                if subscribers.get(key):
+                    for frame in kline.advance(candles, ts):
+                        self._send(category, kline.topic, frame)
         if fills:
             rows = trade_rows(market, fills, ts, seq, self.trade_counter)
             self.trades[symbol].extend({"execId": r["i"], "symbol": symbol, "price": r["p"], "size": r["v"],
@@ -457,6 +472,10 @@ class Simulator:
                 if idle:
                     stream.refresh()
                 replies.append(stream.snapshot(ts, self.seq[symbol]).decode())
+            elif kind == "kline":
+                frame = self.klines[(category, symbol)][rest[0]].snapshot(self.candles[symbol], ts, idle)
+                if frame is not None:
+                    replies.append(frame.decode())
         return replies
 
     # ------------------------------------------------------------------ private websocket (private_ws.py)
@@ -471,6 +490,8 @@ class Simulator:
         parts = topic.split(".")
         if len(parts) == 3 and parts[0] == "orderbook":
             return parts[1].isdigit() and int(parts[1]) in DEPTHS and parts[2] in self.symbols
+        if len(parts) == 3 and parts[0] == "kline":
+            return parts[1] in BYBIT_SPANS and parts[2] in self.symbols
         return len(parts) == 2 and parts[0] in ("publicTrade", "tickers") and parts[1] in self.symbols
 
     @staticmethod
