@@ -8,7 +8,9 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
+import httpx
 import pybit.exceptions
 import pybit.unified_trading
 import pytest
@@ -185,3 +187,72 @@ async def test_pybit_private_streams_get_order_messages(sim: Simulator, monkeypa
     assert set(fast[0]["data"][0]) == {"category", "symbol", "execId", "execPrice", "execQty", "orderId", "isMaker",
                                        "orderLinkId", "side", "execTime", "seq"}
     assert positions and positions[0]["topic"] == "position.linear"
+
+
+async def test_pybit_wallet_stream_follows_fills_and_funding(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pybit's wallet_stream: nothing on subscribe (Bybit sends no wallet snapshot, so a client that
+    waits for one, as ccxt's watch_balance does, waits until the balance changes), then a message
+    after each fill (fee, realised PnL) and after a funding settlement, each the account that
+    GET /v5/account/wallet-balance answers at that moment."""
+    monkeypatch.setattr(pybit.unified_trading, "PRIVATE_WSS", f"ws://127.0.0.1:{sim.port}/v5/private")
+    wallets: list[dict] = []
+    seen: dict[str, object] = {}
+    done = threading.Event()
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(wallets) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # a fill across levels pushes one message per level: let the rest arrive
+
+    def run() -> None:
+        ws = pybit.unified_trading.WebSocket(testnet=False, channel_type="private", api_key=KEY, api_secret=SECRET,
+                                             private_auth_expire=10)
+        http = session(sim)
+        try:
+            ws.wallet_stream(wallets.append)
+            deadline = time.monotonic() + 5
+            while not any("wallet" in s["topics"] for s in sim.private_sessions.values()):
+                assert time.monotonic() < deadline, "pybit's wallet subscription did not arrive"
+                time.sleep(0.05)
+            time.sleep(0.5)  # pybit registers the callback after sending; and no snapshot comes meanwhile
+            seen["on_subscribe"] = len(wallets)
+            http.place_order(category="linear", symbol="BTCUSDT", side="Buy", orderType="Market", qty="0.010",
+                             orderLinkId="wallet-fill")
+            wait_for(1)
+            seen["after_fill"] = list(wallets)
+            seen["rest_after_fill"] = http.get_wallet_balance(accountType="UNIFIED")["result"]["list"][0]
+            with httpx.Client() as plain:
+                plain.get(f"http://127.0.0.1:{sim.port}/sim/funding").raise_for_status()
+            wait_for(len(seen["after_fill"]) + 1)  # type: ignore[arg-type]
+            seen["after_funding"] = list(wallets)
+            seen["rest_after_funding"] = http.get_wallet_balance(accountType="UNIFIED")["result"]["list"][0]
+        finally:
+            ws.exit()
+            done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    for _ in range(300):
+        if not thread.is_alive():
+            break
+        await asyncio.sleep(0.1)
+    assert done.is_set(), "pybit's private WebSocket did not finish within 30 s"
+    assert seen["on_subscribe"] == 0, "Bybit pushes no wallet snapshot on subscribe"
+    after_fill, after_funding = seen["after_fill"], seen["after_funding"]
+    assert isinstance(after_fill, list) and isinstance(after_funding, list)
+    assert after_fill, "no wallet message after a fill"
+    message = after_fill[-1]
+    assert message["topic"] == "wallet" and set(message) == {"id", "topic", "creationTime", "data"}
+    [pushed] = message["data"]
+    rest: dict = seen["rest_after_fill"]  # type: ignore[assignment]
+    assert set(pushed) == set(rest) >= WALLET_KEYS and pushed["accountType"] == "UNIFIED"
+    money = ("walletBalance", "availableToWithdraw", "cumRealisedPnl", "totalFee")
+    assert pushed["totalWalletBalance"] == rest["totalWalletBalance"]
+    assert [pushed["coin"][0][k] for k in money] == [rest["coin"][0][k] for k in money]
+    assert Decimal(pushed["totalWalletBalance"]) < 100_000, "the fill's fee left the wallet"
+    assert len(after_funding) > len(after_fill), "no wallet message after the funding settlement"
+    [funded] = after_funding[-1]["data"]
+    rest_funded: dict = seen["rest_after_funding"]  # type: ignore[assignment]
+    assert funded["totalWalletBalance"] == rest_funded["totalWalletBalance"] != pushed["totalWalletBalance"]
+    assert [funded["coin"][0][k] for k in money] == [rest_funded["coin"][0][k] for k in money]
