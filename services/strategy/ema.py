@@ -67,3 +67,11 @@ def on_trade(state: EmaState, trade: TradeReceived, params: EmaParams) -> tuple[
         venue=trade.venue, symbol=trade.symbol, side="Buy" if delta > 0 else "Sell", order_type="Market",
         qty=abs(delta), time_in_force="IOC")
     return EmaState(fast, slow, trades, signal, state.orders.submitted(intent.id, delta)), [intent]
+
+
+def adopt(state: EmaState, intent: SubmitOrder) -> EmaState:
+    """Our order as the log holds it, which this fold did not emit so (services/strategy/core.py
+    `_read_back`): its quantity is working until its end comes back, so the next order is sized
+    from what was really sent."""
+    signed = intent.qty if intent.side == "Buy" else -intent.qty
+    return msgspec.structs.replace(state, orders=state.orders.submitted(intent.id, signed))

@@ -122,3 +122,31 @@ def on_order_event(state: MakerState, event: Event) -> MakerState:
     bid = None if state.bid is not None and state.bid.intent_id in gone else state.bid
     ask = None if state.ask is not None and state.ask.intent_id in gone else state.ask
     return MakerState(bid, ask, state.last_quote_ns, orders)
+
+
+def adopt(state: MakerState, intent: Event) -> tuple[MakerState, list[Event]]:
+    """Our quote intent as the log holds it, which this fold did not emit so (services/strategy/
+    core.py `_read_back`). A quote of the same id takes the log's terms; a quote the maker does not
+    hold counts as working and is cancelled, so it never rests on the book unknown to the maker;
+    an amend or cancel of a quote it holds moves or forgets it."""
+    bid, ask = state.bid, state.ask
+    if isinstance(intent, SubmitOrder):
+        signed = intent.qty if intent.side == "Buy" else -intent.qty
+        orders = state.orders.submitted(intent.id, signed)
+        held = bid if intent.side == "Buy" else ask
+        if held is not None and held.intent_id == intent.id and intent.price is not None:
+            quote = Quote(intent.id, intent.price)
+            bid, ask = (quote, ask) if intent.side == "Buy" else (bid, quote)
+            return MakerState(bid, ask, state.last_quote_ns, orders), []
+        cancel = CancelOrder(id=maker_cancel_id(intent.id), ts_event=intent.ts_event, ts_ingest=intent.ts_ingest,
+                             origin_ts=intent.origin_ts, account=intent.account, strategy=intent.strategy,
+                             venue=intent.venue, symbol=intent.symbol, intent_id=intent.id)
+        return MakerState(bid, ask, state.last_quote_ns, orders), [cancel]
+    if isinstance(intent, AmendOrder) and intent.price is not None:
+        bid, ask = (Quote(q.intent_id, intent.price) if q is not None and q.intent_id == intent.intent_id else q
+                    for q in (bid, ask))
+    elif isinstance(intent, CancelOrder):
+        bid, ask = (None if q is not None and q.intent_id == intent.intent_id else q for q in (bid, ask))
+    if (bid, ask) == (state.bid, state.ask):
+        return state, []
+    return MakerState(bid, ask, state.last_quote_ns, state.orders), []

@@ -1,8 +1,10 @@
-"""Wires the strategy core: md.trades + md.book + orders.events + ref.instruments → orders.intents,
-per partition.
+"""Wires the strategy core: md.trades + md.book + orders.events + ref.instruments, and its own
+intents read back from orders.intents → orders.intents, per partition.
 
 All inputs are keyed by symbol and co-partitioned, so instances in one group share the symbols
-and each partition's state moves with it on a rebalance (per-partition snapshots).
+and each partition's state moves with it on a rebalance (per-partition snapshots). orders.intents
+comes last: on equal record stamps the merge (runtime/merge.py) takes the market data first, so
+an intent is read back after the record that made it.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 from functools import partial
 
 from schemas.events import (
+    AmendOrder,
     BookDeltaReceived,
     BookSnapshotReceived,
+    CancelOrder,
     Event,
     ExecutionEvent,
     InstrumentDefined,
+    SubmitOrder,
     TradeReceived,
 )
-from schemas.topics import MD_BOOK, MD_TRADES, ORDERS_EVENTS, REF_INSTRUMENTS
+from schemas.topics import MD_BOOK, MD_TRADES, ORDERS_EVENTS, ORDERS_INTENTS, REF_INSTRUMENTS
 from services.domain.venues import only_venue
 from services.runtime.service import ServiceDef
 from services.runtime.settings import load_settings
@@ -30,8 +35,9 @@ def definition(config: StrategyConfig | None = None) -> ServiceDef[core.Strategy
     config = config or load_settings(StrategyConfig, "STRATEGY")
     return ServiceDef(
         name="strategy",
-        inputs=(MD_TRADES, MD_BOOK, ORDERS_EVENTS, REF_INSTRUMENTS),
-        accepts=TradeReceived | BookSnapshotReceived | BookDeltaReceived | ExecutionEvent | InstrumentDefined,
+        inputs=(MD_TRADES, MD_BOOK, ORDERS_EVENTS, REF_INSTRUMENTS, ORDERS_INTENTS),
+        accepts=TradeReceived | BookSnapshotReceived | BookDeltaReceived | ExecutionEvent | InstrumentDefined
+        | SubmitOrder | AmendOrder | CancelOrder,
         state_type=core.StrategyState,
         initial_state=core.initial_state,
         step=only_venue(partial(core.step, params=config.params())),
