@@ -9,12 +9,12 @@ sees what it sees on fstream.binance.com / fapi.binance.com:
     ws://HOST:PORT/ws/btcusdt@aggTrade          one raw stream (payload alone)
     {"method": "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST_SUBSCRIPTIONS", "params": [...], "id": n}
         answered {"result": null | [...], "id": n}; a bad request {"code": 2, "msg": ..., "id": n}
-    GET /fapi/v1/depth?symbol=BTCUSDT&limit=5|10|20|50|100|500|1000   {lastUpdateId, E, T, bids, asks}
-    GET /fapi/v1/exchangeInfo                 every symbol's rules, filters by type, as fapi sends them
-    GET /fapi/v1/aggTrades?symbol=S[&fromId=N][&startTime=ms][&endTime=ms][&limit=1..1000]
-        the aggregate trades it printed (the last AGG_TRADE_MEMORY per symbol), oldest first, in
-        Binance's row shape {a, p, q, f, l, T, m}: from fromId, within the times, or the newest
-    GET /fapi/v1/ping · /fapi/v1/time; errors as Binance sends them: HTTP 400 {"code": -1121, ...}
+    GET /fapi/...                             market data REST (binance_rest.py) from what it printed:
+        the aggregate trades (the last AGG_TRADE_MEMORY per symbol), the candles of all of them,
+        the last bookTicker event, the book now, the funding settlements
+
+An aggregate trade is one price level a taker took, from one to three resting orders (trade ids
+f..l, each at least one lot): /fapi/v1/trades splits it into those trades.
 
 Depth: the venue's update id grows by the number of levels each market step changed; a diff stream
 publishes every 100/250/500 ms (of market steps at the simulator's rate) every level updated since
@@ -28,9 +28,9 @@ matches), the case a client must resync from.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import defaultdict, deque
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -38,6 +38,8 @@ import orjson
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
+from services.exchange_sim import binance_rest
+from services.exchange_sim.klines import BINANCE_SPANS, Candles
 from services.exchange_sim.market import Fill, Market, SymbolMarket
 from services.exchange_sim.rest import RestResult
 
@@ -46,11 +48,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SPEEDS_MS = {"@depth@100ms": 100, "@depth": 250, "@depth@500ms": 500}
-LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 MAX_STREAMS = 200  # Binance's limit per connection
 AGG_TRADE_MEMORY = 50_000  # aggregate trades kept per symbol for /fapi/v1/aggTrades (tuples: ~10 MB a symbol)
-AGG_LIMIT_MAX, AGG_LIMIT_DEFAULT = 1000, 500
-HOUR_MS = 3_600_000
+FUNDING_MEMORY = 1000  # funding settlements kept per symbol for /fapi/v1/fundingRate
+AggTrade = tuple[int, str, str, int, int, int, bool]  # a, p, q, f, l, T, m
 
 
 class _DepthFeed:
@@ -78,11 +79,14 @@ class BinanceVenue:
         self.depth = {(s, name): _DepthFeed(self.update_ids[s], every[name])
                       for s in symbols for name in SPEEDS_MS}
         self.tops: dict[str, tuple[int, int, int, int]] = {}
+        self.book_tickers: dict[str, dict[str, Any]] = {}  # the last bookTicker event per symbol
         self.agg_id = dict.fromkeys(symbols, 0)
         # What the aggTrade stream printed, per symbol: (a, p, q, f, l, T, m), ids counting up by one.
-        self.agg_trades: dict[str, deque[tuple[int, str, str, int, int, int, bool]]] = {
-            s: deque(maxlen=AGG_TRADE_MEMORY) for s in symbols}
+        self.agg_trades: dict[str, deque[AggTrade]] = {s: deque(maxlen=AGG_TRADE_MEMORY) for s in symbols}
         self.trade_id = dict.fromkeys(symbols, 0)
+        self.candles = {s: Candles(BINANCE_SPANS) for s in symbols}  # every aggregate trade, for klines, 24hr
+        # Funding settlements (fundingTime, rate, mark price), the venue's own schedule (server.py).
+        self.funding: dict[str, deque[tuple[int, str, str]]] = {s: deque(maxlen=FUNDING_MEMORY) for s in symbols}
         self.subscribers: dict[str, set[ServerConnection]] = defaultdict(set)
         self.combined: dict[ServerConnection, bool] = {}  # combined streams wrap each payload
         self.stats: dict[str, int] = defaultdict(int)
@@ -117,11 +121,23 @@ class BinanceVenue:
         top = (market.best_bid(), market.bids[market.best_bid()], market.best_ask(), market.asks[market.best_ask()])
         if self.tops.get(symbol) != top:
             self.tops[symbol] = top
-            inst = market.instrument
-            self._send(f"{lower}@bookTicker", {
-                "e": "bookTicker", "u": self.update_ids[symbol], "E": ts_ms, "T": ts_ms - 1, "s": symbol,
-                "b": inst.price_text(top[0]), "B": inst.qty_text(top[1]), "a": inst.price_text(top[2]),
-                "A": inst.qty_text(top[3])})
+            self.book_tickers[symbol] = self.book_ticker(symbol, ts_ms)
+            self._send(f"{lower}@bookTicker", self.book_tickers[symbol])
+
+    def book_ticker(self, symbol: str, ts_ms: int) -> dict[str, Any]:
+        """The bookTicker event of the book now (/fapi/v1/ticker/bookTicker answers the last one sent)."""
+        market = self.markets[symbol]
+        inst, bid, ask = market.instrument, market.best_bid(), market.best_ask()
+        return {"e": "bookTicker", "u": self.update_ids[symbol], "E": ts_ms, "T": ts_ms - 1, "s": symbol,
+                "b": inst.price_text(bid), "B": inst.qty_text(market.bids[bid]), "a": inst.price_text(ask),
+                "A": inst.qty_text(market.asks[ask])}
+
+    def settle_funding(self, rate: Decimal, now_ms: int) -> None:
+        """Record a funding settlement of every symbol at the mark (the mid) now: Binance settles on
+        the same 8-hour schedule as Bybit, and the simulator runs one schedule for both dialects."""
+        for symbol, market in self.markets.items():
+            mark = binance_rest.mark_price(market)
+            self.funding[symbol].append((now_ms, f"{rate:.8f}", mark))
 
     def _agg_trades(self, symbol: str, fills: list[Fill], ts_ms: int) -> list[dict[str, Any]]:
         """One aggregate trade per price level a taker took (Binance aggregates by price and taker)."""
@@ -130,11 +146,13 @@ class BinanceVenue:
         for fill in fills:
             self.agg_id[symbol] += 1
             first = self.trade_id[symbol] + 1
-            self.trade_id[symbol] += 1 + fill.qty % 3  # a level taken from one to three resting orders
+            # A level taken from one to three resting orders, each at least one lot.
+            self.trade_id[symbol] += min(1 + fill.qty % 3, fill.qty)
             row = (self.agg_id[symbol], inst.price_text(fill.price), inst.qty_text(fill.qty), first,
                    self.trade_id[symbol], ts_ms - 1, fill.side == "Sell")
             self.agg_trades[symbol].append(row)
-            out.append({"e": "aggTrade", "E": ts_ms, "s": symbol, **_agg_row(row)})
+            self.candles[symbol].add(ts_ms - 1, fill.price, fill.qty, fill.side == "Buy", first, row[4])
+            out.append({"e": "aggTrade", "E": ts_ms, "s": symbol, **binance_rest.agg_row(row)})
         return out
 
     def _publish_depth(self, symbol: str, suffix: str, feed: _DepthFeed,
@@ -172,74 +190,8 @@ class BinanceVenue:
     # ------------------------------------------------------------------ REST
 
     def rest(self, path: str, query: dict[str, str]) -> RestResult:
-        if path == "/fapi/v1/ping":
-            return RestResult(200, {})
-        if path == "/fapi/v1/time":
-            return RestResult(200, {"serverTime": self.sim.venue_ms()})
-        if path == "/fapi/v1/depth":
-            return self._depth_snapshot(query)
-        if path == "/fapi/v1/aggTrades":
-            return self._agg_trades_rest(query)
-        if path == "/fapi/v1/exchangeInfo":
-            return RestResult(200, exchange_info(self.markets, self.sim.venue_ms()))
-        return RestResult(404, {"code": -5000, "msg": f"Path {path}, Method GET is invalid"})
-
-    def _depth_snapshot(self, query: dict[str, str]) -> RestResult:
-        symbol = query.get("symbol", "")
-        if not symbol:
-            return RestResult(400, {"code": -1102, "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, "
-                                                          "or malformed."})
-        if symbol not in self.markets:
-            return RestResult(400, {"code": -1121, "msg": "Invalid symbol."})
-        raw = query.get("limit", "500")
-        if not raw.isdigit() or int(raw) not in LIMITS:
-            return RestResult(400, {"code": -1130, "msg": f"Data sent for parameter 'limit' is not valid; "
-                                                          f"valid limits are {list(LIMITS)}."})
-        self.stats["depth_snapshots"] += 1
-        market, limit = self.markets[symbol], int(raw)
-        inst = market.instrument
-        now = self.sim.venue_ms()
-        return RestResult(200, {
-            "lastUpdateId": self.update_ids[symbol], "E": now, "T": now - 1,
-            "bids": [[inst.price_text(p), inst.qty_text(market.bids[p])]
-                     for p in sorted(market.bids, reverse=True)[:limit]],
-            "asks": [[inst.price_text(p), inst.qty_text(market.asks[p])] for p in sorted(market.asks)[:limit]]})
-
-    def _agg_trades_rest(self, query: dict[str, str]) -> RestResult:
-        """GET /fapi/v1/aggTrades, validated as Binance validates it (codes -1102, -1121, -1100,
-        -1130, -1127). fromId and times together are accepted (Binance warns they may time out):
-        the id bounds the start, the times filter."""
-        symbol = query.get("symbol", "")
-        if not symbol:
-            return _binance_error(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        if symbol not in self.markets:
-            return _binance_error(-1121, "Invalid symbol.")
-        numbers: dict[str, int] = {}
-        for name in ("fromId", "startTime", "endTime", "limit"):
-            raw = query.get(name)
-            if raw is None:
-                continue
-            if not raw.isdigit() or len(raw) > 19:
-                return _binance_error(-1100, f"Illegal characters found in parameter '{name}'; legal range is "
-                                             f"'^[0-9]{{1,20}}$'.")
-            numbers[name] = int(raw)
-        limit = numbers.get("limit", AGG_LIMIT_DEFAULT)
-        if not 1 <= limit <= AGG_LIMIT_MAX:
-            return _binance_error(-1130, "Data sent for parameter 'limit' is not valid.")
-        start, end = numbers.get("startTime"), numbers.get("endTime")
-        if start is not None and end is not None and (end < start or end - start >= HOUR_MS):
-            return _binance_error(-1127, "More than 1 hours between startTime and endTime.")
-        rows = self.agg_trades[symbol]
-        picked: list[tuple[int, str, str, int, int, int, bool]]
-        if "fromId" in numbers:
-            skip = max(0, numbers["fromId"] - rows[0][0]) if rows else 0
-            picked = [r for r in itertools.islice(rows, skip, None) if _within(r, start, end)][:limit]
-        elif start is not None:
-            picked = [r for r in rows if _within(r, start, end)][:limit]
-        else:  # the newest, up to endTime if given
-            picked = [r for r in rows if _within(r, None, end)][-limit:]
-        self.stats["agg_trade_reads"] += 1
-        return RestResult(200, [_agg_row(r) for r in picked])
+        """GET /fapi/... (binance_rest.py): Binance's rows, or its error JSON and HTTP status."""
+        return binance_rest.answer(self, path, query)
 
     # ------------------------------------------------------------------ WebSocket
 
@@ -322,65 +274,5 @@ class BinanceVenue:
         self.stats["frames_sent"] += len(targets)
 
 
-def _agg_row(row: tuple[int, str, str, int, int, int, bool]) -> dict[str, Any]:
-    """An aggregate trade as Binance's REST row (the stream's payload adds e, E and s)."""
-    a, price, qty, first, last, ts, maker_buyer = row
-    return {"a": a, "p": price, "q": qty, "f": first, "l": last, "T": ts, "m": maker_buyer}
-
-
-def _within(row: tuple[int, str, str, int, int, int, bool], start: int | None, end: int | None) -> bool:
-    return (start is None or row[5] >= start) and (end is None or row[5] <= end)
-
-
-def _binance_error(code: int, msg: str) -> RestResult:
-    return RestResult(400, {"code": code, "msg": msg})
-
-
 def _changed_prices(before: dict[int, int], after: dict[int, int]) -> set[int]:
     return {p for p, q in after.items() if before.get(p) != q} | (before.keys() - after.keys())
-
-
-PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # what Binance gives a perpetual as its delivery date (2100-12-25)
-
-
-def exchange_info(markets: dict[str, SymbolMarket], now_ms: int) -> dict[str, Any]:
-    """GET /fapi/v1/exchangeInfo: the venue's limits and each symbol's rules in Binance's shape.
-
-    The rules are the simulator's own instruments (the same as its Bybit dialect's
-    instruments-info): one venue's rules, two dialects, so a client of either reads the same."""
-    symbols = []
-    for name, market in markets.items():
-        inst = market.instrument
-        tick, step = str(inst.tick_size), str(inst.qty_step)
-        symbols.append({
-            "symbol": name, "pair": name, "contractType": "PERPETUAL", "deliveryDate": PERPETUAL_DELIVERY_MS,
-            "onboardDate": 1_569_398_400_000, "status": "TRADING", "maintMarginPercent": "2.5000",
-            "requiredMarginPercent": "5.0000", "baseAsset": inst.base_coin, "quoteAsset": inst.quote_coin,
-            "marginAsset": inst.quote_coin, "pricePrecision": inst.price_scale,
-            "quantityPrecision": inst.qty_scale, "baseAssetPrecision": 8, "quotePrecision": 8,
-            "underlyingType": "COIN", "underlyingSubType": [], "settlePlan": 0, "triggerProtect": "0.0500",
-            "liquidationFee": "0.012500", "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
-            "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1999999.80", "tickSize": tick},
-                {"filterType": "LOT_SIZE", "minQty": str(inst.min_qty), "maxQty": str(inst.max_qty),
-                 "stepSize": step},
-                {"filterType": "MARKET_LOT_SIZE", "minQty": str(inst.min_qty), "maxQty": str(inst.max_qty),
-                 "stepSize": step},
-                {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
-                {"filterType": "MIN_NOTIONAL", "notional": str(inst.min_notional)},
-                {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
-                 "multiplierDecimal": "4"}],
-            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
-                           "TRAILING_STOP_MARKET"],
-            "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"]})
-    return {
-        "timezone": "UTC", "serverTime": now_ms, "futuresType": "U_MARGINED",
-        "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
-            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300}],
-        "exchangeFilters": [],
-        "assets": sorted(({"asset": a, "marginAvailable": True, "autoAssetExchange": "-10000"}
-                          for a in {m.instrument.quote_coin for m in markets.values()}), key=lambda x: x["asset"]),
-        "symbols": symbols}

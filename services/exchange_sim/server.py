@@ -271,6 +271,8 @@ class Simulator:
     def settle_funding(self, now_ms: int) -> None:
         """Charge funding on every open position now (also reachable as GET /sim/funding)."""
         charged = self.engine.settle_funding(self.config.funding_rate, now_ms)
+        if self.binance is not None:
+            self.binance.settle_funding(self.config.funding_rate, now_ms)
         self.stats["funding_settlements"] += 1
         self.stats["funding_charges"] += charged
         self.next_funding_ms = self._funding_after(now_ms)
