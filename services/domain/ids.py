@@ -169,6 +169,14 @@ def link_id_for(intent_id: str) -> str:
     return f"{LINK_PREFIX}{safe}"
 
 
+def round_trips(intent_id: str) -> bool:
+    """Whether the venue's reports of this intent's order name the intent again: its orderLinkId
+    carries the id itself (1-34 of [A-Za-z0-9_-]; every id recipe here gives 32 hex digits). Any
+    other id is hashed into the link id, still never placed twice, but a fill reported under the
+    hash cannot be traced back to the intent, so risk refuses such an order (rule intent_id)."""
+    return _LINK_SAFE.match(intent_id) is not None
+
+
 def intent_id_of(link_id: str) -> str:
     """The intent id behind one of our orderLinkIds ("" for orders HEAN did not place)."""
     return link_id[len(LINK_PREFIX):] if link_id.startswith(LINK_PREFIX) else ""

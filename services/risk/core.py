@@ -1,7 +1,10 @@
 """The risk core: pre-trade checks on every intent, and the kill switch. No I/O, exact Decimal.
 
 Checks, in order; the first that fails names the rule in IntentRejected.rule:
+  intent_id       the intent's id would not come back in the venue's reports (ids.round_trips)
   halted          the account is halted (kill switch or operator); only reduce-only orders pass
+  strategy_loss   the intent's strategy lost `max_strategy_loss` on the account (its fills' cash plus
+                  holdings at mid; not for reduce-only; see strategy_pnl.py)
   unknown_symbol  no instrument rules for the symbol (ref.instruments, or RISK_INSTRUMENTS)
   not_trading     the venue's instrument status is not Trading
   qty_step / min_qty / max_qty / tick_size   the venue's instrument rules
@@ -14,8 +17,6 @@ Checks, in order; the first that fails names the rule in IntentRejected.rule:
   max_gross_exposure   sum of |expected position| * mid over the account's symbols, with this order
   max_open_orders the account's working orders
   order_rate      more than `rate_per_second` approvals in the last second of event time
-  strategy_loss   the intent's strategy lost `max_strategy_loss` on the account (its fills' cash plus
-                  holdings at mid; not for reduce-only; see strategy_pnl.py)
 Cancels and cancel-alls always pass: they only reduce risk. An amend's new terms go through the
 same rules as a new order for the whole new quantity (its filled part counted once, in the
 position); it needs a working order to amend (unknown_order), and a halted account only lets an
@@ -68,7 +69,7 @@ from schemas.events import (
     TradingResumed,
 )
 from schemas.topics import CONTROL, ORDERS_DECISIONS
-from services.domain.ids import decision_id, halt_cancel_id, halt_flatten_id, risk_halt_id
+from services.domain.ids import decision_id, halt_cancel_id, halt_flatten_id, risk_halt_id, round_trips
 from services.domain.instrument import from_defined
 from services.domain.position import FLAT, Position, adopt, apply_fill, signed_qty
 from services.risk.strategy_pnl import Flows
@@ -369,6 +370,9 @@ def _decide(state: RiskState, intent: AnyIntent, p: RiskParams) -> tuple[RiskSta
 
 def _check(state: RiskState, account: AccountRisk, o: SubmitOrder, p: RiskParams) -> tuple[str, str]:
     """(rule, detail); rule is '' when every check passes. Pending approvals count as working."""
+    if not round_trips(o.id):
+        return "intent_id", (f"intent id {o.id[:64]!r} would not come back in the venue's reports (fills could "
+                             "not be traced to it): use 1-34 of A-Z a-z 0-9 _ -")
     if (account.halted or account.halt_sent) and not o.reduce_only:
         return "halted", f"account halted: {account.halt_reason or 'daily loss limit'}"
     flows = account.strategy_flows.get(o.strategy)

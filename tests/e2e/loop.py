@@ -64,7 +64,7 @@ class Loop:
 async def running_loop(bootstrap: str, redis_url: str, prefix: str, *, key: str, secret: str,
                        account: str = "sim-1", symbols: tuple[str, ...] = SYMBOLS,
                        maker_symbols: tuple[str, ...] = ("BTCUSDT",), recorder_store: str | None = None,
-                       ema: bool = True) -> AsyncIterator[Loop]:
+                       ema: bool = True, risk_config: RiskConfig | None = None) -> AsyncIterator[Loop]:
     await create_topics(bootstrap, prefix, [t.name for t in TOPICS])
     sim = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=symbols, seed=12, api_keys=(f"{key}:{secret}",)))
     port = await sim.start()
@@ -74,7 +74,8 @@ async def running_loop(bootstrap: str, redis_url: str, prefix: str, *, key: str,
         sim=sim, prefix=prefix, bootstrap=bootstrap,
         strategy=ServiceRunner(strategy_definition(StrategyConfig(account=account, ema=ema, ema_fast=3, ema_slow=10,
                                                                   maker_symbols=maker_symbols)), settings),
-        risk=ServiceRunner(risk_definition(RiskConfig(rate_per_second=8)), settings),  # under the venue's 10/s
+        # Risk's order rate under the venue's 10/s unless the test sets its own limits.
+        risk=ServiceRunner(risk_definition(risk_config or RiskConfig(rate_per_second=8)), settings),
         accounting=ServiceRunner(accounting_definition(), settings),
         execution=Execution(ExecutionConfig(account=account, rest_url=f"http://127.0.0.1:{sim.rest_port}",
                                             ws_url=f"ws://127.0.0.1:{port}/v5/private", api_key=key,

@@ -42,7 +42,8 @@ async def test_kill_switch_cancels_resting_orders_and_flattens(bootstrap: str, r
         await producer.start()
         try:
             for n in (1, 2):
-                intent = SubmitOrder(id=f"rest-{n}-{prefix}", ts_event=time.time_ns(), ts_ingest=time.time_ns(),
+                intent = SubmitOrder(id=f"rest-{n}-{prefix.rstrip('.')}", ts_event=time.time_ns(),
+                                     ts_ingest=time.time_ns(),
                                      account=ACCOUNT, strategy="manual", symbol="BTCUSDT", side="Buy",
                                      order_type="Limit", qty=Decimal("0.001"), price=price)
                 await send_and_wait(producer, [(prefix + "orders.intents", b"BTCUSDT", encode(intent))])

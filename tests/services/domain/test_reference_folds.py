@@ -45,8 +45,8 @@ def test_risk_checks_the_venues_rules_from_the_log() -> None:
     state = risk.initial_state()
 
     def decide(state: risk.RiskState, qty: str, price: str) -> tuple[risk.RiskState, str]:
-        intent = SubmitOrder(id=f"i{qty}{price}", ts_event=1, ts_ingest=1, account="acc", strategy="s",
-                             symbol="BTCUSDT", side="Buy", order_type="Limit", qty=D(qty), price=D(price))
+        intent = SubmitOrder(id=f"i{qty}_{price}".replace(".", "p"), ts_event=1, ts_ingest=1, account="acc",
+                             strategy="s", symbol="BTCUSDT", side="Buy", order_type="Limit", qty=D(qty), price=D(price))
         state, [emit] = risk.step(state, intent, params)
         return state, getattr(emit.event, "rule", "approved")
 
