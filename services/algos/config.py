@@ -4,6 +4,7 @@ many rejected children fail a parent, and the vwap's volume curve (weights per s
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 import msgspec
 
@@ -16,6 +17,8 @@ class AlgosConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_rejects: int = 3
     # The share of a vwap parent per slice, e.g. a U-shaped day; as many slices as weights.
     vwap_curve: tuple[Decimal, ...] = AlgoParams().vwap_curve
+    # How a batch of children and reports commits (docs/COMMITS.md); HEAN_COMMIT_MODE overrides.
+    commit_mode: Literal["transaction", "idempotent"] = "transaction"
 
     def params(self) -> AlgoParams:
         if not (self.slippage.is_finite() and 0 <= self.slippage < 1):

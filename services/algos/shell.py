@@ -45,6 +45,7 @@ def definition(config: AlgosConfig | None = None) -> ServiceDef[core.AlgoState]:
         summarize=core.summarize,
         gauges=readings,
         classify=classify,
+        commit_mode=config.commit_mode,
     )
 
 

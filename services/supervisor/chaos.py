@@ -51,7 +51,7 @@ SERVICES = ("strategy", "risk", "accounting")  # folded on the runtime (its kill
 FOLDED = (*SERVICES, "execution")
 # Who has the kill point "outputs acknowledged, offsets not committed" (execution: after acting
 # on a batch and logging its refusals, services/execution/shell.py `_chaos_crash`).
-KILL_POINT = (*SERVICES, "execution")
+KILL_POINT = (*SERVICES, "algos", "execution")
 KILLABLE = ("strategy", "risk", "execution", "accounting")
 LOCAL_TIMES = frozenset({"ts_ingest", "origin_ts"})  # when HEAN received something: differs per run
 SUBSCRIPTIONS_PER_SYMBOL = 3  # ingest's book, trades and tickers streams
@@ -175,6 +175,7 @@ async def lockstep_run(home: Path, prefix: str, steps: int, seed: int = 7, kills
             await _send_intents(bootstrap, prefix, parents)
         frames = await drive(settle, sim_port, symbols, steps, kill_later)
         await asyncio.gather(*pending)
+        await _restarted(stack, Counter(victim for _, victim in kills if victim in stack.services))
         await settle.wait()
         async with httpx.AsyncClient() as client:
             ledger = (await client.get(f"http://127.0.0.1:{sim_port}/sim/ledger")).json()
@@ -249,6 +250,21 @@ async def _send_intents(bootstrap: str, prefix: str, intents: Sequence[Event]) -
                                        for e in intents])
     finally:
         await producer.stop()
+
+
+async def _restarted(stack: Stack, kills: Mapping[str, int], timeout: float = 60.0) -> None:
+    """Until every service killed in the run was restarted once per kill and runs: a kill near the
+    end (a kill point that waited for outputs) must be recovered from, and counted, before the
+    run is read."""
+    def down() -> list[str]:
+        return sorted(name for name, n in kills.items()
+                      if stack.services[name].child.restarts < n or not stack.services[name].child.running)
+
+    deadline = time.monotonic() + timeout
+    while down():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not restarted within {timeout} s: {down()}")
+        await asyncio.sleep(0.05)
 
 
 async def _wait_subscribed(sim_port: int, subscriptions: int, timeout: float = 60.0) -> None:
