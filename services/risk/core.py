@@ -457,7 +457,8 @@ def _check_amend(state: RiskState, account: AccountRisk, amend: AmendOrder, p: R
     pending = {k: v for k, v in account.pending.items() if k != amend.intent_id}
     without = msgspec.structs.replace(account, working=working, pending=pending, halted=False, halt_sent=False)
     price = amend.price if amend.price is not None else order.price
-    terms = SubmitOrder(id=amend.id, ts_event=amend.ts_event, ts_ingest=amend.ts_ingest, account=amend.account,
+    # The order keeps its own id (and orderLinkId) when amended: the terms are checked under it.
+    terms = SubmitOrder(id=amend.intent_id, ts_event=amend.ts_event, ts_ingest=amend.ts_ingest, account=amend.account,
                         strategy=amend.strategy, symbol=amend.symbol, side=side,
                         order_type="Limit" if price is not None else "Market", qty=whole, price=price)
     return _check(state, without, terms, p)
