@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,16 @@ from services.recorder.core import BY_TABLE, TOPIC_ACCEPTS, TOPIC_TABLES, TableS
 from services.recorder.query import QueryLimits, QueryServer
 from services.recorder.repeats import RecentIds, RepeatFilter
 from services.recorder.store import ChdbStore, Store, max_offsets, open_store, recent_ids
-from services.runtime.bus import Rebalance, dead_letter, make_consumer, make_producer, send_and_wait
+from services.runtime.bus import (
+    KAFKA_CLIENTS,
+    Rebalance,
+    RecordBatch,
+    dead_letter,
+    getmany_batches,
+    make_consumer,
+    make_producer,
+    send_and_wait,
+)
 from services.runtime.codec import typed_batch_decoder, typed_decoder
 from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
@@ -55,8 +64,14 @@ class RecorderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     query_port: int = 0
     query_timeout_seconds: float = 30.0
     query_max_result_bytes: int = 256 * 1024 * 1024
+    kafka_client: str = "confluent"
+    """The recorder's consumer, whatever HEAN_KAFKA_CLIENT says: it reads whole batches of values,
+    which confluent-kafka hands over without an object per record (bus.getmany_batches); aiokafka
+    built one per record and held the recorder's catch-up to ~100k rows/s (bench recorder_speed)."""
 
     def __post_init__(self) -> None:
+        if self.kafka_client not in KAFKA_CLIENTS:
+            raise ConfigError(f"kafka_client must be one of {', '.join(KAFKA_CLIENTS)}, was {self.kafka_client!r}")
         if not -1 <= self.query_port < 65536:
             raise ConfigError(f"query_port must be -1 (off), 0 (any) or a port, was {self.query_port}")
         if self.query_timeout_seconds <= 0 or self.query_max_result_bytes <= 0:
@@ -118,7 +133,7 @@ class Recorder:
         self.store = await self._in_store(open_store, self.config.store, self.default_path)
         topics = [self.prefix + t for t in self.config.topics]
         consumer = make_consumer(self.settings.kafka_bootstrap, self.group_id,
-                                 session_timeout_ms=self.settings.session_timeout_ms)
+                                 session_timeout_ms=self.settings.session_timeout_ms, client=self.config.kafka_client)
         producer = make_producer(self.settings.kafka_bootstrap)
         await producer.start()
         await consumer.start()
@@ -130,10 +145,10 @@ class Recorder:
         try:
             await self._serve_queries()
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=100, max_records=self.settings.batch_max_records)
-                for tp, records in batch.items():
+                batches = await getmany_batches(consumer, timeout_ms=100, max_records=self.settings.batch_max_records)
+                for tp, batch in batches.items():
                     if tp in self.ready:
-                        self._take(tp, records)
+                        self._take(tp, batch)
                 due = time.monotonic() - last_flush >= self.config.flush_seconds
                 if self.buffered >= self.config.flush_rows or (due and (self.buffered or self._dead or self._moved)):
                     await self.flush(consumer, producer)
@@ -161,16 +176,15 @@ class Recorder:
             self.query_server = QueryServer(self.store.path, self.config.query_port, limits)
             await self.query_server.start()
 
-    def _take(self, tp: TopicPartition, records: list[Any]) -> None:
+    def _take(self, tp: TopicPartition, batch: RecordBatch) -> None:
         """Decode one partition's records as a batch and append their rows to each table's columns,
         skipping, table by table, the records that table already holds."""
         tables = self._tables(tp.topic)
         held = [self.recorded.get((t.name, tp), -1) for t in tables]
-        last = records[-1].offset
-        if records[0].offset <= min(held):
-            records = [r for r in records if r.offset > min(held)]
-        if records:
-            events, offsets = self._decode(tp, records, max(held))
+        last = batch.offsets[-1]
+        start = bisect_right(batch.offsets, min(held)) if batch.offsets[0] <= min(held) else 0
+        if start < len(batch):
+            events, offsets = self._decode(tp, batch, start, max(held))
             for spec, recorded in zip(tables, held, strict=True):
                 taken, taken_offsets = events, offsets
                 if offsets and offsets[0] <= recorded:
@@ -185,26 +199,30 @@ class Recorder:
             self.ingest_times.extend(e.ts_ingest for e in events[::16])
         self.positions[tp] = last + 1
         self._moved = True
-        self.metrics.base.events_in.labels("recorder", tp.topic).inc(len(records))
+        self.metrics.base.events_in.labels("recorder", tp.topic).inc(len(batch) - start)
 
-    def _decode(self, tp: TopicPartition, records: Sequence[Any], dead_above: int) -> tuple[list[Any], list[int]]:
-        """The records' events and offsets: one batch decode, or, when a record in the batch is bad,
-        one by one, dead-lettering each bad record once (not again when a resume re-reads it)."""
+    def _decode(self, tp: TopicPartition, batch: RecordBatch, start: int,
+                dead_above: int) -> tuple[list[Any], list[int]]:
+        """The events and offsets of the batch's records from `start` on: one batch decode, or, when
+        a record in the batch is bad, one by one, dead-lettering each bad record once (not again
+        when a resume re-reads it)."""
         accepts = TOPIC_ACCEPTS[tp.topic[len(self.prefix):]]
-        events = typed_batch_decoder(accepts)([r.value for r in records])
+        values = batch.values[start:] if start else batch.values
+        offsets = batch.offsets[start:] if start else batch.offsets
+        events = typed_batch_decoder(accepts)(values)
         if events is not None:
-            return events, [r.offset for r in records]
+            return events, offsets
         decode = typed_decoder(accepts)
-        events, offsets = [], []
-        for record in records:
+        events, kept = [], []
+        for i, (offset, value) in enumerate(zip(offsets, values, strict=True), start):
             try:
-                events.append(decode(record.value))
+                events.append(decode(value))
             except DecodeError as exc:
-                if record.offset > dead_above:
-                    self._dead.append(self._dead_letter(record, exc))
+                if offset > dead_above:
+                    self._dead.append(self._dead_letter(batch.record(i), exc))
                 continue
-            offsets.append(record.offset)
-        return events, offsets
+            kept.append(offset)
+        return events, kept
 
     def _dead_letter(self, record: Any, exc: DecodeError) -> tuple[str, bytes, bytes]:
         self.metrics.base.dlq.labels("recorder", exc.reason).inc()

@@ -35,7 +35,7 @@ from schemas.topics import TOPICS, TopicSpec
 from services.domain.ids import dead_letter_id, raw_dead_letter_id
 from services.runtime.codec import encode
 from services.runtime.errors import ConfigError, DeliveryFailed
-from services.runtime.kafka_confluent import ConfluentConsumer
+from services.runtime.kafka_confluent import ConfluentConsumer, RecordBatch
 from services.runtime.kafka_confluent_producer import ConfluentProducer
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "DeliveryWatch",
     "Producer",
     "Rebalance",
+    "RecordBatch",
     "StatusReader",
     "TopicPartition",
     "TopicStatus",
@@ -54,6 +55,7 @@ __all__ = [
     "dead_letter_raw",
     "delete_topics_with",
     "ensure_topics",
+    "getmany_batches",
     "group_offsets",
     "kafka_client",
     "make_admin",
@@ -340,6 +342,18 @@ async def partitions_of(consumer: Any, topics: Iterable[str]) -> list[TopicParti
         return await consumer.partitions_of(topics)
     await consumer._client.force_metadata_update()
     return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+
+
+async def getmany_batches(consumer: Any, timeout_ms: int = 0,
+                          max_records: int | None = None) -> dict[TopicPartition, RecordBatch]:
+    """`consumer.getmany` as one RecordBatch (offsets and values as lists) per partition.
+
+    On confluent-kafka the batches are built from librdkafka's messages without a Python object
+    per record (what the recorder's catch-up rate was bounded by); on aiokafka from its records."""
+    if isinstance(consumer, ConfluentConsumer):
+        return await consumer.getmany_batches(timeout_ms=timeout_ms, max_records=max_records)
+    batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+    return {tp: RecordBatch.of_records(tp.topic, tp.partition, records) for tp, records in batch.items()}
 
 
 async def read_to_end(consumer: Any, tps: Iterable[TopicPartition],

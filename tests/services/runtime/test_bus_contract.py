@@ -20,6 +20,7 @@ from services.runtime.bus import (
     Rebalance,
     TopicPartition,
     ensure_topics,
+    getmany_batches,
     group_offsets,
     kafka_client,
     make_admin,
@@ -96,6 +97,45 @@ async def test_order_per_key_placement_and_refusals(bootstrap: str, prefix: str,
         assert {r.partition for r in mine} == {(murmur2(key) & 0x7FFFFFFF) % 4}
 
 
+async def test_batches_are_the_records_by_partition(bootstrap: str, prefix: str, client: str) -> None:
+    """getmany_batches gives each partition's offsets and values in order, once each, and any one
+    record whole (key, position); a paused partition gives nothing until it is resumed."""
+    topic = await _topic(bootstrap, prefix, 2)
+    keys = [next(k for i in range(100) if (murmur2(k := f"K{i}".encode()) & 0x7FFFFFFF) % 2 == p) for p in (0, 1)]
+    sent = [(topic, keys[n % 2], f"{n}".encode()) for n in range(400)]
+    producer = make_producer(bootstrap, client=client)
+    await producer.start()
+    try:
+        await send_and_wait(producer, sent)
+    finally:
+        await producer.stop()
+    consumer = make_consumer(bootstrap, None, client=client)
+    await consumer.start()
+    try:
+        tps = sorted(await partitions_of(consumer, [topic]))
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        consumer.pause(tps[1])
+        got: dict[Any, list[tuple[int, bytes, bytes]]] = {}
+        deadline = asyncio.get_running_loop().time() + 30
+        while sum(map(len, got.values())) < len(sent):
+            assert asyncio.get_running_loop().time() < deadline, f"timed out; got {got.keys()}"
+            if len(got.get(tps[0], ())) == 200 and tps[1] in consumer.paused():
+                consumer.resume(tps[1])
+            for tp, batch in (await getmany_batches(consumer, timeout_ms=50, max_records=70)).items():
+                assert tp not in consumer.paused() and (batch.topic, batch.partition) == (tp.topic, tp.partition)
+                assert len(batch) == len(batch.values) <= 70
+                for i, (offset, value) in enumerate(zip(batch.offsets, batch.values, strict=True)):
+                    record = batch.record(i)
+                    assert (record.topic, record.partition, record.offset, record.value) == (*tp, offset, value)
+                    got.setdefault(tp, []).append((offset, record.key, value))
+    finally:
+        await consumer.stop()
+    for p, tp in enumerate(tps):
+        assert [o for o, _, _ in got[tp]] == list(range(200)), "each partition's records once, in order"
+        assert [(k, v) for _, k, v in got[tp]] == [(k, v) for _, k, v in sent[p::2]]
+
+
 class _Listener:
     """A shell-like owner: seeks each assigned partition to offset 2 in its listener."""
 
@@ -121,6 +161,26 @@ async def _poll_until(consumers: list[Any], done: Any, timeout: float = 30.0) ->
             for records in (await consumer.getmany(timeout_ms=50)).values():
                 got.setdefault(consumer, []).extend(records)
     return got
+
+
+async def test_a_subscribed_topic_that_does_not_exist_is_no_error(bootstrap: str, prefix: str, client: str) -> None:
+    """A group member subscribed to a topic the broker lacks reads the others (as the recorder,
+    subscribed to every topic, must in a stack where some were never created)."""
+    topic = await _topic(bootstrap, prefix, 1)
+    producer = make_producer(bootstrap, client=client)
+    await producer.start()
+    try:
+        await send_and_wait(producer, [(topic, b"k", f"{n}".encode()) for n in range(3)])
+    finally:
+        await producer.stop()
+    consumer = make_consumer(bootstrap, f"{prefix}absent-group", client=client)
+    await consumer.start()
+    try:
+        consumer.subscribe([topic, f"{prefix}contract.never-created"])
+        got = await _poll_until([consumer], lambda g: len(g.get(consumer, [])) >= 3)
+        assert [r.value for r in got[consumer]] == [b"0", b"1", b"2"]
+    finally:
+        await consumer.stop()
 
 
 async def test_commits_rebalance_and_listener_seeks(bootstrap: str, prefix: str, client: str) -> None:
