@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from services.recorder.clickhouse import ClickHouseHttp
+from services.recorder.clickhouse import DEFAULT_DATABASE, ClickHouseHttp
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,10 @@ def describe(code: int | None, name: str, message: str) -> str:
     """One line for a person: what was wrong, then ClickHouse's code for looking it up."""
     first = message.splitlines()[0] if message else "no message"
     if code == 60 and (m := re.search(r"identifier '([^']+)'|Table (\S+) does not exist", first)):
-        summary = f"unknown table {m.group(1) or m.group(2)}"
+        table = (m.group(1) or m.group(2)).strip("`")
+        summary = f"unknown table {table}"
+        if "." not in table:  # hean sql starts in ClickHouse's `default` database, not the store's
+            summary += f"; HEAN's tables are in database {DEFAULT_DATABASE}: {DEFAULT_DATABASE}.{table}"
     elif code == 81 and (m := re.search(r"Database (\S+) does not exist", first)):
         summary = f"unknown database {m.group(1).strip('`')}"
     elif code == 47 and (m := re.search(r"identifier [`']([^`']+)[`']", first)):

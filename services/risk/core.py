@@ -549,6 +549,11 @@ def _apply_order_event(account: AccountRisk, event: Event) -> AccountRisk:
     return msgspec.structs.replace(account, positions=positions, working=working, closed=closed)
 
 
+def _plain(value: Decimal) -> str:
+    """A Decimal for a person: no trailing zeros of the equity's arithmetic, never an exponent."""
+    return format(value.normalize(), "f")
+
+
 def _on_equity(state: RiskState, update: AccountUpdated, p: RiskParams) -> tuple[RiskState, list[Emit]]:
     account = _account(state, update.account)
     day = update.ts_event // DAY_NS
@@ -559,8 +564,8 @@ def _on_equity(state: RiskState, update: AccountUpdated, p: RiskParams) -> tuple
     loss, drawdown = start - update.equity, peak - update.equity
     if account.halted or account.halt_sent or (loss < p.daily_loss_limit and drawdown < p.max_drawdown):
         return _replace(state, update.account, account), []
-    reason = f"daily loss {loss} >= limit {p.daily_loss_limit}" if loss >= p.daily_loss_limit \
-        else f"max_drawdown: {drawdown} below the equity peak {peak} >= limit {p.max_drawdown}"
+    reason = f"daily loss {_plain(loss)} >= limit {p.daily_loss_limit}" if loss >= p.daily_loss_limit \
+        else f"max_drawdown: {_plain(drawdown)} below the equity peak {_plain(peak)} >= limit {p.max_drawdown}"
     account = msgspec.structs.replace(account, halt_sent=True)  # halted once the halt is read back
     halt = TradingHalted(id=risk_halt_id(update.id), ts_event=update.ts_event, ts_ingest=update.ts_ingest,
                          origin_ts=update.origin_ts, account=update.account, reason=reason, actor="risk")

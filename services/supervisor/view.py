@@ -73,7 +73,7 @@ class View:
         fills = sum(execution.total("hean_order_events_total", type=t) for t in FILL_TYPES)
         table.add_row("fills", f"{fills:.0f}")
         halted = [labels["account"] for labels, v in risk.rows("hean_trading_halted") if v]
-        table.add_row("halted accounts", ", ".join(halted) or "none")
+        table.add_row("halted accounts", ", ".join(f"[bold red]{a}[/]" for a in halted) or "none")
         drifted = [f"{labels['account']} {labels['symbol']} {v:+g}" for labels, v in
                    execution.rows("hean_position_drift") if v]
         table.add_row("position drift (venue - reported)", ", ".join(drifted) or "none")
@@ -135,9 +135,11 @@ class View:
         p50 = histogram_quantile(0.5, execution.buckets("hean_tick_to_order_seconds"))
         trades = next((t.end for t in stack.log.topics if t.name == "md.trades"), 0)
         dlq = sum(s.samples.total("hean_dlq_total") for s in stack.services.values())
+        halted = [labels["account"] for labels, v in stack.samples_of("risk").rows("hean_trading_halted") if v]
         return (f"t={time.monotonic() - stack.started:5.0f}s up {up}/{len(stack.services)} md.trades {trades:,} "
                 f"orders {execution.total('hean_orders_total', outcome='placed'):.0f} fills {fills:.0f} "
-                f"tick→order p50 {_ms(p50)} lag {sum(stack.log.lag.values())} dlq {dlq:.0f}")
+                f"tick→order p50 {_ms(p50)} lag {sum(stack.log.lag.values())} dlq {dlq:.0f}"
+                + (f" HALTED {','.join(halted)}" if halted else ""))
 
 
 def summary(console: Console, view: View, stack: Stack, healthy: bool) -> None:

@@ -268,8 +268,8 @@ def test_a_drawdown_from_the_equity_peak_trips_the_kill_switch_across_days(ready
     for value, ts in (("10000", S), ("10200", 2 * S), ("9800", day + S), ("9500", 2 * day + S)):
         state, out = step(state, equity(value, ts), params)
         assert out == [], value
-    state, [halt] = step(state, equity("9350", 2 * day + 2 * S), params)
-    assert isinstance(halt.event, TradingHalted) and halt.event.reason.startswith("max_drawdown")
+    state, [halt] = step(state, equity("9350.12500000000", 2 * day + 2 * S), params)
+    assert isinstance(halt.event, TradingHalted) and halt.event.reason.startswith("max_drawdown: 849.875 below")
     assert "10200" in halt.event.reason and state.accounts["acc"].equity_peak == D("10200")
 
 
