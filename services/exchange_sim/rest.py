@@ -158,7 +158,10 @@ def _recent_trades(sim: Simulator, query: requests.RecentTradeQuery) -> RestResu
         return error(PARAM_ERROR, f"params error: limit must be within [1, {high}] for {query.category}")
     if query.category in ("linear", "inverse", "spot") and query.symbol is None:
         return error(PARAM_ERROR, "params error: symbol is required for spot, linear and inverse")
-    rows = [t for name in _symbols(sim, query.category, query.symbol) for t in reversed(sim.trades[name])]
+    names = _symbols(sim, query.category, query.symbol)
+    if query.symbol is not None and not names:  # as Bybit answers an unlisted symbol
+        return RestResult(200, envelope({"category": "", "list": []}, PARAM_ERROR, "params error: symbol invalid"))
+    rows = [t for name in names for t in reversed(sim.trades[name])]
     return RestResult(200, envelope({"category": query.category, "list": rows[:limit]}))
 
 

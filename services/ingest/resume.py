@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from aiokafka.partitioner import DefaultPartitioner
@@ -28,29 +28,13 @@ from services.runtime.codec import decode
 from services.runtime.errors import DecodeError
 from services.venues.binance.trades import AggTradesRefused
 from services.venues.bybit.trades import RecentTradesRefused
+from services.venues.port import TradeHistory
 
 log = logging.getLogger(__name__)
 
 CHUNK = 20_000  # records read back per step, newest first
 SCAN_LIMIT = 2_000_000  # records per partition at most: a symbol not met by then starts from live
 CONCURRENT_READS = 8  # REST requests in flight on a reconnect of many symbols (the venue's IP limit)
-
-
-class TradeHistory(Protocol):
-    """What the gap fill reads from a venue (services/venues/bybit/trades.py BybitRecentTrades,
-    services/venues/binance/trades.py BinanceAggTrades).
-
-    `since` answers the trades after the published `last_trade_id`, oldest first, and whether
-    trades older than the first of them and newer than the last published may exist that it did
-    not return (Bybit: a full newest page; Binance: more missing than it reads per reconnect). An
-    adapter raises its own refusal (a ValueError) for an answer it cannot read."""
-
-    venue: str
-    category: str
-    limit: int
-
-    async def since(self, client: httpx.AsyncClient, symbol: str, last_trade_id: str,
-                    recv_ns: int) -> tuple[list[TradeReceived], bool]: ...
 
 
 async def read_published(bootstrap: str, topic: str, symbols: Sequence[str], ledger: TradeLedger,

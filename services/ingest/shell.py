@@ -39,7 +39,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from schemas.topics import CONTROL, DLQ, MD_BOOK, MD_TRADES, REF_INSTRUMENTS
 from services.ingest.reference import InstrumentFeed, topic_exists
-from services.ingest.resume import TradeGapFiller, TradeHistory, read_published
+from services.ingest.resume import TradeGapFiller, read_published
 from services.ingest.trades import TradeLedger
 from services.runtime.bus import DeliveryWatch, dead_letter_raw, make_producer
 from services.runtime.codec import encode
@@ -58,7 +58,7 @@ from services.venues.bybit.public import (
 )
 from services.venues.bybit.trades import BybitRecentTrades
 from services.venues.frames import MalformedFrame
-from services.venues.port import InstrumentSource
+from services.venues.port import InstrumentSource, TradeHistory
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What a venue adapter provides, named once so ingest and execution work against any venue.
 
-Five parts (issue 14 §3); each venue's folder implements those it has, and
+Six parts (issue 14 §3); each venue's folder implements those it has, and
 tests/services/venues/test_port_contract.py runs the same contract against every adapter:
 
   part              Bybit V5 (services/venues/bybit/)           Binance USDⓈ-M (services/venues/binance/)
@@ -10,6 +10,7 @@ tests/services/venues/test_port_contract.py runs the same contract against every
   OrderGateway      rest.py BybitRest (signing.py)              -
   PrivateStream     private.py parse_private, events_from_…     -
   InstrumentSource  instruments.py BybitInstruments             instruments.py BinanceInstruments
+  TradeHistory      trades.py BybitRecentTrades (newest page)    trades.py BinanceAggTrades (from fromId)
 
 Shared by all: services/venues/frames.py (MalformedFrame, the JSON-object prologue, FeedResult)
 and services/venues/book.py (the L2 level store). Parsers are pure (an import contract keeps I/O
@@ -25,12 +26,12 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
 
-from schemas.events import AmendOrder, Event, SubmitOrder
+from schemas.events import AmendOrder, Event, SubmitOrder, TradeReceived
 from services.domain.instrument import Instrument
 from services.venues.frames import FeedResult
 
 __all__ = ["InstrumentSource", "InstrumentsRefused", "OrderGateway", "OrderRequests", "PrivateStream", "PublicFeed",
-           "SnapshotFeed"]
+           "SnapshotFeed", "TradeHistory"]
 
 BookSync = Literal["resubscribe", "rest_snapshot"]
 
@@ -137,3 +138,21 @@ class InstrumentSource(Protocol):
 
     async def read(self, client: httpx.AsyncClient, symbols: Sequence[str]) -> list[Instrument]: ...
 
+
+
+@runtime_checkable
+class TradeHistory(Protocol):
+    """The venue's recent trades, read by ingest's gap fill (services/ingest/resume.py) on every
+    (re)connect, so a trade printed while ingest was away is published, not lost.
+
+    `since` answers the trades after the published `last_trade_id`, oldest first, and whether
+    trades older than the first of them and newer than the last published may exist that it did
+    not return (Bybit: a full newest page; Binance: more missing than it reads per reconnect). An
+    adapter raises its own refusal (a ValueError) for an answer it cannot read."""
+
+    venue: str
+    category: str
+    limit: int
+
+    async def since(self, client: httpx.AsyncClient, symbol: str, last_trade_id: str,
+                    recv_ns: int) -> tuple[list[TradeReceived], bool]: ...

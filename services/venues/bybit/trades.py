@@ -93,6 +93,7 @@ class BybitRecentTrades:
                     recv_ns: int) -> tuple[list[TradeReceived], bool]:
         """The gap-fill page (services/ingest/resume.py): the newest `limit` trades, and whether
         older ones may exist beyond them (a full page). Bybit answers by recency only, so
-        `last_trade_id` cannot narrow the read; the ledger finds it in the page, or reports the gap."""
+        `last_trade_id` cannot narrow the read: older trades may be missing only when the page is
+        full and does not hold it (the page is the newest run, so holding it reaches back)."""
         page = await self.read(client, symbol, recv_ns)
-        return page, len(page) >= self.limit
+        return page, len(page) >= self.limit and all(t.trade_id != last_trade_id for t in page)
