@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.execution.shell import Execution, ExecutionConfig
+from services.execution.config import ExecutionConfig
+from services.execution.shell import Execution
 from services.runtime.bus import ensure_topics
 from services.runtime.settings import RuntimeSettings, load_settings
 

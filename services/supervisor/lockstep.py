@@ -39,7 +39,7 @@ from services.domain.ids import (
     exec_funding_id,
     intent_id_of,
 )
-from services.execution.shell import ExecutionConfig
+from services.execution.config import ExecutionConfig
 from services.execution.shell import group_id as execution_group
 from services.registry import definition
 from services.runtime.bus import KAFKA_ERRORS, group_offsets, make_admin, make_consumer, partitions_of, read_to_end

@@ -17,7 +17,8 @@ from typing import Any
 from schemas.topics import TOPICS
 from services.accounting.shell import definition as accounting_definition
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.shell import Execution, ExecutionConfig
+from services.execution.config import ExecutionConfig
+from services.execution.shell import Execution
 from services.ingest.shell import Ingest, IngestConfig
 from services.recorder.shell import Recorder, RecorderConfig
 from services.risk.config import RiskConfig

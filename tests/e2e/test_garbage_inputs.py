@@ -467,7 +467,8 @@ async def check_execution(bootstrap: str, redis_url: str, prefix: str, data: st.
     every valid approval becomes exactly one order at the venue, in log order per partition."""
     from services.domain.ids import link_id_for
     from services.exchange_sim.server import SimConfig, Simulator
-    from services.execution.shell import Execution, ExecutionConfig
+    from services.execution.config import ExecutionConfig
+    from services.execution.shell import Execution
     from services.runtime.settings import Secret
 
     await create_topics(bootstrap, prefix, (ORDERS_DECISIONS, ORDERS_EVENTS, DLQ))

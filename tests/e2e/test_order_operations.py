@@ -17,7 +17,8 @@ from schemas.events import AmendOrder, CancelOrder, OrderAmended
 from schemas.topics import TOPICS
 from services.cli.main import main
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.shell import Execution, ExecutionConfig
+from services.execution.config import ExecutionConfig
+from services.execution.shell import Execution
 from services.risk.config import RiskConfig
 from services.risk.shell import definition as risk_definition
 from services.runtime.codec import decode, encode

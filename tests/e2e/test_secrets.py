@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from redis.asyncio import Redis
 
 from schemas.events import OrderFilled, OrderPartiallyFilled
-from services.execution.shell import ExecutionConfig
+from services.execution.config import ExecutionConfig
 from services.recorder.store import ChdbStore
 from services.runtime.bus import make_admin
 from services.runtime.codec import decode

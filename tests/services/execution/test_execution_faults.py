@@ -17,8 +17,9 @@ from schemas.events import DeadLettered, IntentApproved, OrderAcknowledged, Orde
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.domain.ids import link_id_for
 from services.exchange_sim.server import SimConfig, Simulator
+from services.execution.config import ExecutionConfig
 from services.execution.reports import PRIVATE_SOURCE
-from services.execution.shell import Execution, ExecutionConfig
+from services.execution.shell import Execution
 from services.runtime.codec import decode, encode
 from services.runtime.settings import RuntimeSettings, Secret
 from tests.conftest import create_topics, read_topic, wait_consumed

@@ -24,7 +24,8 @@ from schemas.events import (
 from schemas.topics import DLQ, ORDERS_DECISIONS, ORDERS_EVENTS
 from services.domain.ids import link_id_for
 from services.exchange_sim.server import SimConfig, Simulator
-from services.execution.shell import Execution, ExecutionConfig
+from services.execution.config import ExecutionConfig
+from services.execution.shell import Execution
 from services.runtime.codec import decode, encode
 from services.runtime.settings import RuntimeSettings, Secret
 from services.venues.bybit.private import create_request

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from services.cli import session
-from services.execution.shell import ExecutionConfig
+from services.execution.config import ExecutionConfig
 from services.runtime.errors import ConfigError
 from services.runtime.settings import Secret
 from services.supervisor.stack import StackConfig, plan
