@@ -59,6 +59,7 @@ from services.venues.bybit.private import (
     ping_message,
 )
 from services.venues.bybit.rest import BybitRest, VenueError
+from services.venues.heartbeat import verdict
 
 if TYPE_CHECKING:
     from services.execution.config import ExecutionConfig
@@ -245,11 +246,10 @@ class Reports:
                 await ws.close()
                 return
             now = time.monotonic()
-            silent = now - self.last_message > config.ws_stale_after
             waiting = self.ping_unanswered_since
-            if silent or (waiting is not None and now - waiting > config.ws_pong_timeout):
-                cause = "stale" if silent else "pong_timeout"
-                log.warning("private WS %s; reconnecting", "silent" if silent else "answered no ping")
+            cause = verdict(now, self.last_message, waiting, config.ws_stale_after, config.ws_pong_timeout)
+            if cause is not None:
+                log.warning("private WS %s; reconnecting", "silent" if cause == "stale" else "answered no ping")
                 self.metrics.ws_reconnects.labels("execution", cause).inc()
                 await ws.close(1000, cause)
                 return

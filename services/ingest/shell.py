@@ -58,6 +58,7 @@ from services.venues.bybit.public import (
 )
 from services.venues.bybit.trades import BybitRecentTrades
 from services.venues.frames import MalformedFrame
+from services.venues.heartbeat import verdict
 from services.venues.port import InstrumentSource, TradeHistory
 
 log = logging.getLogger(__name__)
@@ -383,16 +384,14 @@ class Ingest:
                 return
             except TimeoutError:
                 pass
-            now = time.monotonic()
-            if now - self._last_frame > stale_after:
-                log.warning("no frame for %s s; reconnecting", stale_after)
-                ended["cause"] = "stale"
-                await ws.close()
-                return
-            waiting = self._ping_unanswered_since
-            if waiting is not None and now - waiting > self.config.pong_timeout:
-                log.warning("no pong for %s s after a ping; reconnecting", self.config.pong_timeout)
-                ended["cause"] = "pong_timeout"
+            cause = verdict(time.monotonic(), self._last_frame, self._ping_unanswered_since, stale_after,
+                            self.config.pong_timeout)
+            if cause is not None:
+                if cause == "stale":
+                    log.warning("no frame for %s s; reconnecting", stale_after)
+                else:
+                    log.warning("no pong for %s s after a ping; reconnecting", self.config.pong_timeout)
+                ended["cause"] = cause
                 await ws.close()
                 return
 
