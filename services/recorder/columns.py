@@ -2,7 +2,8 @@
 
 A batch of decoded events becomes columns with one `map` per column, and the store hands them to
 the engine as typed Arrow arrays (chDB reads Arrow directly; Decimal columns travel as exact
-decimal128, so no string → Decimal cast per value). The order rules that make a crash leave an
+decimal128, or, for the tables the recorder decodes lean (decoding.py), as their texts, which the
+engine casts exactly). The order rules that make a crash leave an
 exact prefix (one UTC day per INSERT, each Kafka partition's rows in offset order, big INSERTs cut
 between records) are kept here, over row indexes. No I/O.
 """
@@ -167,16 +168,34 @@ def arrow_type(ch_type: str) -> pa.DataType:
 
 def arrow_table(spec: TableSpec, columns: Columns) -> pa.Table:
     """The columns as one Arrow table. A Decimal column Arrow cannot hold exactly (more fractional
-    digits than the scale, NaN) travels as its strings and is cast by the engine, as before Arrow."""
+    digits than the scale, NaN) travels as its strings and is cast by the engine, as before Arrow;
+    so does one the recorder decoded as text (services/recorder/decoding.py)."""
     arrays = []
     for name, ch_type in spec.columns:
+        values = columns[name]
+        if "Decimal" in ch_type and isinstance(_first(values), str):
+            arrays.append(_texts(values))
+            continue
         try:
-            arrays.append(pa.array(columns[name], arrow_type(ch_type)))
+            arrays.append(pa.array(values, arrow_type(ch_type)))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             if "Decimal" not in ch_type:
                 raise
             arrays.append(pa.array([None if v is None else str(v) for v in columns[name]], pa.string()))
     return pa.Table.from_arrays(arrays, names=spec.column_names)
+
+
+def _first(values: list[Any]) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _texts(values: list[Any]) -> pa.Array:
+    """Decimal texts as Arrow strings; Decimals among them (a batch decoded by the event's own
+    decoder) in plain notation, which the engine's cast reads as it reads the texts."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([v if v is None or isinstance(v, str) else format(v, "f") for v in values], pa.string())
 
 
 def select_expression(name: str, ch_type: str, carried: pa.DataType) -> str:

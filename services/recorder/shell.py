@@ -30,6 +30,7 @@ from prometheus_client import Counter, Histogram
 from schemas.topics import DLQ
 from services.recorder.columns import Columns, TableBuffer
 from services.recorder.core import BY_TABLE, TOPIC_ACCEPTS, TOPIC_TABLES, TableSpec
+from services.recorder.decoding import batch_decoder
 from services.recorder.query import QueryLimits, QueryServer
 from services.recorder.repeats import RecentIds, RepeatFilter
 from services.recorder.store import ChdbStore, Store, max_offsets, open_store, recent_ids
@@ -43,7 +44,7 @@ from services.runtime.bus import (
     make_producer,
     send_and_wait,
 )
-from services.runtime.codec import typed_batch_decoder, typed_decoder
+from services.runtime.codec import typed_decoder
 from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
@@ -206,13 +207,13 @@ class Recorder:
         """The events and offsets of the batch's records from `start` on: one batch decode, or, when
         a record in the batch is bad, one by one, dead-lettering each bad record once (not again
         when a resume re-reads it)."""
-        accepts = TOPIC_ACCEPTS[tp.topic[len(self.prefix):]]
+        topic = tp.topic[len(self.prefix):]
         values = batch.values[start:] if start else batch.values
         offsets = batch.offsets[start:] if start else batch.offsets
-        events = typed_batch_decoder(accepts)(values)
+        events = batch_decoder(topic)(values)
         if events is not None:
             return events, offsets
-        decode = typed_decoder(accepts)
+        decode = typed_decoder(TOPIC_ACCEPTS[topic])
         events, kept = [], []
         for i, (offset, value) in enumerate(zip(offsets, values, strict=True), start):
             try:

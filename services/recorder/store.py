@@ -134,9 +134,10 @@ class ClickHouseStore:
     def insert_columns(self, spec: TableSpec, columns: Columns) -> None:
         names = spec.column_names
         if columns[names[0]]:
-            # DateTime64(9) takes ns ints as raw ticks; Decimal columns take Decimal objects.
-            self.client.insert(f"{self.db}.{spec.name}", [columns[n] for n in names], column_names=names,
-                               column_oriented=True)
+            # DateTime64(9) takes ns ints as raw ticks; Decimal columns take Decimal objects (a
+            # column the recorder decoded as text is made of them here, off the chDB path).
+            data = [_decimals(columns[n]) if "Decimal" in t else columns[n] for n, t in spec.columns]
+            self.client.insert(f"{self.db}.{spec.name}", data, column_names=names, column_oriented=True)
 
     def query(self, sql: str) -> list[list[Any]]:
         return [[_plain(v) for v in row] for row in self.client.query(sql).result_rows]
@@ -146,6 +147,12 @@ class ClickHouseStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _decimals(values: list[Any]) -> list[Any]:
+    if not any(isinstance(v, str) for v in values):
+        return values
+    return [Decimal(v) if isinstance(v, str) else v for v in values]
 
 
 def _plain(value: Any) -> Any:
