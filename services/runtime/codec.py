@@ -13,6 +13,7 @@ field is read through its shortest repr (0.1 → Decimal("0.1")), never its bina
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -28,6 +29,7 @@ _decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(AnyEvent)
 _typed_decoders: dict[Any, Callable[[bytes], Any]] = {}
 _batch_decoders: dict[Any, Callable[[Sequence[bytes]], list[Any] | None]] = {}
 _raw_list_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_version = attrgetter("version")
 
 
 def encode(event: Event) -> bytes:
@@ -136,7 +138,7 @@ def _make_batch_decoder(event_type: Any) -> Callable[[Sequence[bytes]], list[Any
             events = list_decode(blob)
         except (msgspec.DecodeError, TypeError, OverflowError):  # ValidationError is a DecodeError
             return None
-        if any(event.version != SCHEMA_MAJOR for event in events):
+        if set(map(_version, events)) != {SCHEMA_MAJOR}:  # in C: a generator cost ~0.2 µs a record
             return None
         return events
 
