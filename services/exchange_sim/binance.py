@@ -6,7 +6,9 @@ sees what it sees on fstream.binance.com / fapi.binance.com:
 
     ws://HOST:PORT/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade/btcusdt@bookTicker
         combined streams, each message {"stream": name, "data": payload}
-    ws://HOST:PORT/ws/btcusdt@aggTrade          one raw stream (payload alone)
+    ws://HOST:PORT/ws/btcusdt@aggTrade          one raw stream (payload alone); /ws alone, then SUBSCRIBE
+    btcusdt@kline_1m (1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M): the open candle every 250 ms
+        if it traded, and once closed with x true (the candles /fapi/v1/klines answers)
     {"method": "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST_SUBSCRIPTIONS", "params": [...], "id": n}
         answered {"result": null | [...], "id": n}; a bad request {"code": 2, "msg": ..., "id": n}
     GET /fapi/...                             market data REST (binance_rest.py) from what it printed:
@@ -39,7 +41,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
 from services.exchange_sim import binance_rest
-from services.exchange_sim.klines import BINANCE_SPANS, Candles
+from services.exchange_sim.klines import BINANCE_SPANS, CandleFeed, Candles
 from services.exchange_sim.market import Fill, Market, SymbolMarket
 from services.exchange_sim.rest import RestResult
 
@@ -85,6 +87,9 @@ class BinanceVenue:
         self.agg_trades: dict[str, deque[AggTrade]] = {s: deque(maxlen=AGG_TRADE_MEMORY) for s in symbols}
         self.trade_id = dict.fromkeys(symbols, 0)
         self.candles = {s: Candles(BINANCE_SPANS) for s in symbols}  # every aggregate trade, for klines, 24hr
+        self.kline_feeds = {s: {f"{s.lower()}@kline_{i}": CandleFeed(i) for i in BINANCE_SPANS} for s in symbols}
+        self.kline_every = max(1, round(0.25 * rate))  # steps between pushes of an open candle (250 ms)
+        self.steps = dict.fromkeys(symbols, 0)
         # Funding settlements (fundingTime, rate, mark price), the venue's own schedule (server.py).
         self.funding: dict[str, deque[tuple[int, str, str]]] = {s: deque(maxlen=FUNDING_MEMORY) for s in symbols}
         self.subscribers: dict[str, set[ServerConnection]] = defaultdict(set)
@@ -123,6 +128,13 @@ class BinanceVenue:
             self.tops[symbol] = top
             self.book_tickers[symbol] = self.book_ticker(symbol, ts_ms)
             self._send(f"{lower}@bookTicker", self.book_tickers[symbol])
+        self.steps[symbol] += 1
+        open_due = self.steps[symbol] % self.kline_every == 0
+        for name, feed in self.kline_feeds[symbol].items():
+            if self.subscribers.get(name):
+                for candle, closed in feed.due(self.candles[symbol], ts_ms, open_due):
+                    self._send(name, binance_rest.kline_event(market.instrument, feed.interval, candle, closed,
+                                                              ts_ms))
 
     def book_ticker(self, symbol: str, ts_ms: int) -> dict[str, Any]:
         """The bookTicker event of the book now (/fapi/v1/ticker/bookTicker answers the last one sent)."""
@@ -195,10 +207,16 @@ class BinanceVenue:
 
     # ------------------------------------------------------------------ WebSocket
 
+    @staticmethod
+    def is_stream_path(path: str) -> bool:
+        return path in ("/stream", "/ws") or path.startswith("/ws/")
+
     def valid_stream(self, name: str) -> bool:
         symbol, _, kind = name.partition("@")
         if symbol.upper() not in self.markets or symbol != symbol.lower():
             return False
+        if kind.startswith("kline_"):
+            return kind[len("kline_"):] in BINANCE_SPANS
         return kind in ("aggTrade", "bookTicker") or f"@{kind}" in SPEEDS_MS
 
     async def serve(self, connection: ServerConnection, path: str, query: str) -> None:
@@ -223,6 +241,9 @@ class BinanceVenue:
 
     def _subscribe(self, connection: ServerConnection, names: list[str], mine: set[str], combined: bool) -> None:
         for name in names:
+            feed = self.kline_feeds.get(name.partition("@")[0].upper(), {}).get(name)
+            if feed is not None and not self.subscribers[name]:  # nobody listened: forget what it pushed
+                feed.open_start = None
             self.subscribers[name].add(connection)
             mine.add(name)
         self.combined[connection] = combined

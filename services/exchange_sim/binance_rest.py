@@ -193,6 +193,16 @@ def _kline_row(inst: Instrument, c: Candle) -> list[Any]:
             inst.qty_text(c.buy_volume), _money(inst, c.buy_turnover), "0"]
 
 
+def kline_event(inst: Instrument, interval: str, c: Candle, closed: bool, ts_ms: int) -> dict[str, Any]:
+    """The <symbol>@kline_<interval> payload: the candle's figures as klines rows give them."""
+    return {"e": "kline", "E": ts_ms, "s": inst.symbol, "k": {
+        "t": c.start, "T": c.end, "s": inst.symbol, "i": interval, "f": c.first_id, "L": c.last_id,
+        "o": inst.price_text(c.open), "c": inst.price_text(c.close), "h": inst.price_text(c.high),
+        "l": inst.price_text(c.low), "v": inst.qty_text(c.volume), "n": c.trades, "x": closed,
+        "q": _money(inst, c.turnover), "V": inst.qty_text(c.buy_volume), "Q": _money(inst, c.buy_turnover),
+        "B": "0"}}
+
+
 def _candles(venue: BinanceVenue, symbol: str, query: dict[str, str]) -> list[list[Any]]:
     interval = query.get("interval", "")
     if not interval:

@@ -8,9 +8,10 @@ interval (not only the ones still in a recent-trades memory). Intervals are epoc
 weeks (Monday 00:00 UTC on both venues) and months (calendar months, UTC). A period without a trade
 has no candle: the simulator never printed one, and REST and stream agree on that.
 
-`KlineStream` is one kline.{interval}.{symbol} topic: after a market step it pushes the candle the
-step traded in (confirm false), and once the venue clock is past a candle's end, or a trade opened
-the next one, that candle once more with confirm true (bybit-v5.md §1.8).
+`CandleFeed` decides what a kline stream pushes after a market step: the open candle when it
+traded (confirm false), and once the venue clock is past a candle's end, or a trade opened the next
+one, that candle once more as closed. `KlineStream` frames it as Bybit's kline.{interval}.{symbol}
+(bybit-v5.md §1.8); the Binance dialect frames it as <symbol>@kline_<interval>.
 """
 
 from __future__ import annotations
@@ -128,14 +129,54 @@ def bybit_fields(candle: Candle, inst: Instrument) -> tuple[str, str, str, str, 
             text(tick * candle.close), text(step * candle.volume), text(tick * step * candle.turnover))
 
 
-class KlineStream:
-    """kline.{interval}.{symbol} of one category; `open_start` is the candle last pushed unconfirmed."""
+class CandleFeed:
+    """Which candles one kline stream pushes: the open one when it changed, then once its end has
+    passed (or a trade opened the next) that candle once more as closed. `open_start` is the
+    candle last pushed open, `pushed_ms` its last trade then."""
+
+    def __init__(self, interval: str) -> None:
+        self.interval = interval
+        self.open_start: int | None = None
+        self.pushed_ms = 0
+
+    def current(self, candles: Candles, ts_ms: int, idle: bool) -> Candle | None:
+        """The open candle for a new subscriber, if the market traded in it; `idle`: nobody was
+        subscribed, so what the stream last pushed is forgotten."""
+        if idle:
+            self.open_start = None
+        series = candles.series[self.interval]
+        if not series or ts_ms > series[-1].end:
+            return None
+        if self.open_start is None:
+            self.open_start, self.pushed_ms = series[-1].start, series[-1].updated_ms
+        return series[-1]
+
+    def due(self, candles: Candles, ts_ms: int, open_due: bool = True) -> list[tuple[Candle, bool]]:
+        """After a market step at `ts_ms`: (candle, closed) to push, the closed one first; the open
+        one only when `open_due` (a stream's push interval) and it traded since its last push."""
+        series = candles.series[self.interval]
+        latest = series[-1] if series else None
+        out = []
+        if self.open_start is not None and (latest is None or latest.start != self.open_start
+                                            or ts_ms > latest.end):
+            closed = next((c for c in reversed(series) if c.start == self.open_start), None)
+            if closed is not None:
+                out.append((closed, True))
+            self.open_start = None
+        if (open_due and latest is not None and ts_ms <= latest.end
+                and (latest.start != self.open_start or latest.updated_ms > self.pushed_ms)):
+            out.append((latest, False))
+            self.open_start, self.pushed_ms = latest.start, latest.updated_ms
+        return out
+
+
+class KlineStream(CandleFeed):
+    """Bybit's kline.{interval}.{symbol} of one category: pushed every step that trades."""
 
     def __init__(self, inst: Instrument, interval: str) -> None:
+        super().__init__(interval)
         self.inst = inst
-        self.interval = interval
         self.topic = f"kline.{interval}.{inst.symbol}"
-        self.open_start: int | None = None
 
     def _frame(self, candle: Candle, confirm: bool, ts_ms: int) -> bytes:
         o, h, low, c, volume, turnover = bybit_fields(candle, self.inst)
@@ -145,31 +186,10 @@ class KlineStream:
         return orjson.dumps({"topic": self.topic, "data": [data], "ts": ts_ms, "type": "snapshot"})
 
     def snapshot(self, candles: Candles, ts_ms: int, idle: bool) -> bytes | None:
-        """A new subscriber's first push: the candle now open, if the market traded in it (Bybit
-        pushes every 1-60 s; the simulator's first push is at once). `idle`: nobody was
-        subscribed, so what the stream last pushed is forgotten."""
-        if idle:
-            self.open_start = None
-        series = candles.series[self.interval]
-        if not series or ts_ms > series[-1].end:
-            return None
-        if self.open_start is None:
-            self.open_start = series[-1].start
-        return self._frame(series[-1], False, ts_ms)
+        """A new subscriber's first push: the open candle (Bybit pushes every 1-60 s; the
+        simulator's first push is at once)."""
+        candle = self.current(candles, ts_ms, idle)
+        return self._frame(candle, False, ts_ms) if candle is not None else None
 
     def advance(self, candles: Candles, ts_ms: int) -> list[bytes]:
-        """After a market step at `ts_ms`: the confirm of the candle that closed, then the open
-        candle if this step traded in it."""
-        series = candles.series[self.interval]
-        latest = series[-1] if series else None
-        frames = []
-        if self.open_start is not None and (latest is None or latest.start != self.open_start
-                                            or ts_ms > latest.end):
-            closed = next((c for c in reversed(series) if c.start == self.open_start), None)
-            if closed is not None:
-                frames.append(self._frame(closed, True, ts_ms))
-            self.open_start = None
-        if latest is not None and latest.updated_ms == ts_ms and ts_ms <= latest.end:
-            frames.append(self._frame(latest, False, ts_ms))
-            self.open_start = latest.start
-        return frames
+        return [self._frame(candle, closed, ts_ms) for candle, closed in self.due(candles, ts_ms)]

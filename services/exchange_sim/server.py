@@ -403,7 +403,7 @@ class Simulator:
         if path == "/v5/private":
             await self.private_ws.serve(connection)
             return
-        if self.binance is not None and (path == "/stream" or path.startswith("/ws/")):
+        if self.binance is not None and self.binance.is_stream_path(path):
             await self.binance.serve(connection, path, target.query)
             return
         category = path.rsplit("/", 1)[-1]
@@ -512,7 +512,7 @@ class Simulator:
         url = urlsplit(request.path)
         if url.path in ("/v5/public/linear", "/v5/public/spot", "/v5/private"):
             return None
-        if self.binance is not None and (url.path == "/stream" or url.path.startswith("/ws/")):
+        if self.binance is not None and self.binance.is_stream_path(url.path):
             return None
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/sim/fault":

@@ -203,3 +203,46 @@ async def test_bad_requests_get_binance_errors_never_a_500(sim: Simulator) -> No
         with pytest.raises(ClientError) as refused:
             await asyncio.to_thread(call)
         assert (refused.value.status_code, refused.value.error_code) == (400, code)
+
+
+async def test_a_stock_client_kline_stream_closes_the_candles_klines_answers(sim: Simulator) -> None:
+    """binance-futures-connector's UMFuturesWebsocketClient connects to /ws and SUBSCRIBEs
+    btcusdt@kline_1m: the open candle every 250 ms of steps, then once closed (x true) the row
+    /fapi/v1/klines answers for it."""
+    from binance.websocket.um_futures.websocket_client import UMFuturesWebsocketClient
+
+    messages: list[dict] = []
+    client = await asyncio.to_thread(  # it connects in its constructor: off the simulator's loop
+        UMFuturesWebsocketClient, stream_url=f"ws://127.0.0.1:{sim.port}",
+        on_message=lambda _, raw: messages.append(orjson.loads(raw)))
+    try:
+        await asyncio.to_thread(client.kline, symbol="btcusdt", interval="1m", id=7)
+        deadline = time.monotonic() + 10
+        while sum(1 for m in messages if m.get("e") == "kline" and m["k"]["x"]) < 2:
+            assert time.monotonic() < deadline, f"{len(messages)} messages, fewer than two closed candles"
+            await asyncio.sleep(0.1)
+        sim.stalled_until = float("inf")
+        await asyncio.sleep(0.2)
+        rows = await asyncio.to_thread(UMFutures(base_url=f"http://127.0.0.1:{sim.rest_port}").klines,
+                                       "BTCUSDT", "1m", limit=1500)
+    finally:
+        await asyncio.to_thread(client.stop)
+        # stop() sends a close frame and leaves the socket open; the server would wait for its TCP close.
+        client.socket_manager.ws.shutdown()
+    assert {"result": None, "id": 7} in messages
+    events = [m for m in messages if m.get("e") == "kline"]
+    assert all(e["s"] == "BTCUSDT" and e["k"]["i"] == "1m" and e["k"]["T"] == e["k"]["t"] + 59_999 for e in events)
+    closed = [e for e in events if e["k"]["x"]]
+    assert len({e["k"]["t"] for e in closed}) == len(closed), "a candle closes once"
+    by_start = {row[0]: row for row in rows}
+    for event in closed:
+        k = event["k"]
+        assert event["E"] > k["T"], "closed once the venue clock is past its end"
+        assert [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"]] == \
+            by_start[k["t"]][:11]
+        assert k["L"] - k["f"] + 1 == k["n"]
+        opened = [e["k"] for e in events if e["k"]["t"] == k["t"] and not e["k"]["x"]]
+        assert opened and [o["n"] for o in opened] == sorted({o["n"] for o in opened}), "pushed as it grew"
+    steps_per_push = sim.binance.kline_every if sim.binance is not None else 0
+    per_candle = sim.config.rate  # steps in a venue minute at 60x
+    assert steps_per_push > 1 and len(events) < len(rows) * per_candle / steps_per_push * 2, "not one push per step"
