@@ -7,6 +7,12 @@ sees what it sees on fstream.binance.com / fapi.binance.com:
     ws://HOST:PORT/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade/btcusdt@bookTicker
         combined streams, each message {"stream": name, "data": payload}
     ws://HOST:PORT/ws/btcusdt@aggTrade          one raw stream (payload alone); /ws alone, then SUBSCRIBE
+    ws://HOST:PORT/public/... and /market/...   Binance's routed endpoints (the same /ws and /stream
+        under each): /public carries depth, bookTicker and trade, /market aggTrade and klines; a stream
+        subscribed on the other route is acknowledged and never sent, as Binance does. The
+        unrouted paths carry every stream (Binance's legacy endpoints, which now carry only the
+        public ones: kept whole here because the ingest reads aggTrade and depth on one /stream)
+    btcusdt@trade: the trades inside each aggregate trade (the ones /fapi/v1/trades lists)
     btcusdt@kline_1m (1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M): the open candle every 250 ms
         if it traded, and once closed with x true (the candles /fapi/v1/klines answers)
     {"method": "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST_SUBSCRIPTIONS", "params": [...], "id": n}
@@ -54,6 +60,16 @@ MAX_STREAMS = 200  # Binance's limit per connection
 AGG_TRADE_MEMORY = 50_000  # aggregate trades kept per symbol for /fapi/v1/aggTrades (tuples: ~10 MB a symbol)
 FUNDING_MEMORY = 1000  # funding settlements kept per symbol for /fapi/v1/fundingRate
 AggTrade = tuple[int, str, str, int, int, int, bool]  # a, p, q, f, l, T, m
+ROUTES = ("public", "market")
+ROUTE_OF: dict[str, str] = {}  # stream name → the route that carries it (memo of stream_route)
+
+
+def stream_route(name: str) -> str:
+    """Which of Binance's routed endpoints carries a stream: /public the book (depth, bookTicker)
+    and single trades, /market the rest (aggTrade, kline). Binance routes USDⓈ-M streams so since
+    2026-04-23."""
+    kind = name.partition("@")[2]
+    return "public" if kind.startswith("depth") or kind in ("bookTicker", "trade") else "market"
 
 
 class _DepthFeed:
@@ -94,6 +110,7 @@ class BinanceVenue:
         self.funding: dict[str, deque[tuple[int, str, str]]] = {s: deque(maxlen=FUNDING_MEMORY) for s in symbols}
         self.subscribers: dict[str, set[ServerConnection]] = defaultdict(set)
         self.combined: dict[ServerConnection, bool] = {}  # combined streams wrap each payload
+        self.routes: dict[ServerConnection, str | None] = {}  # "public", "market" or None (legacy)
         self.stats: dict[str, int] = defaultdict(int)
 
     # ------------------------------------------------------------------ market
@@ -112,9 +129,15 @@ class BinanceVenue:
         self.update_ids[symbol] += len(changed_bids) + len(changed_asks)
         lower = symbol.lower()
         if fills:
-            name = f"{lower}@aggTrade"
+            name, trade_stream = f"{lower}@aggTrade", f"{lower}@trade"
             for payload in self._agg_trades(symbol, fills, ts_ms):
                 self._send(name, payload)
+                if self.subscribers.get(trade_stream):
+                    row = tuple(payload[k] for k in ("a", "p", "q", "f", "l", "T", "m"))
+                    for trade in binance_rest.split_trades(market.instrument, row):  # type: ignore[arg-type]
+                        self._send(trade_stream, {"e": "trade", "E": ts_ms, "T": trade["time"], "s": symbol,
+                                                  "t": trade["id"], "p": trade["price"], "q": trade["qty"],
+                                                  "X": "MARKET", "m": trade["isBuyerMaker"]})
         for suffix in SPEEDS_MS:
             feed = self.depth[(symbol, suffix)]
             feed.bids |= changed_bids
@@ -208,8 +231,18 @@ class BinanceVenue:
     # ------------------------------------------------------------------ WebSocket
 
     @staticmethod
-    def is_stream_path(path: str) -> bool:
-        return path in ("/stream", "/ws") or path.startswith("/ws/")
+    def _route(path: str) -> tuple[str | None, str]:
+        """(route, the rest of the path): /public/... and /market/... are Binance's routed
+        endpoints, anything else the legacy unrouted one (route None)."""
+        for route in ROUTES:
+            if path.startswith(f"/{route}/"):
+                return route, path[len(route) + 1:]
+        return None, path
+
+    @classmethod
+    def is_stream_path(cls, path: str) -> bool:
+        rest = cls._route(path)[1]
+        return rest in ("/stream", "/ws") or rest.startswith("/ws/")
 
     def valid_stream(self, name: str) -> bool:
         symbol, _, kind = name.partition("@")
@@ -217,13 +250,17 @@ class BinanceVenue:
             return False
         if kind.startswith("kline_"):
             return kind[len("kline_"):] in BINANCE_SPANS
-        return kind in ("aggTrade", "bookTicker") or f"@{kind}" in SPEEDS_MS
+        return kind in ("aggTrade", "trade", "bookTicker") or f"@{kind}" in SPEEDS_MS
 
     async def serve(self, connection: ServerConnection, path: str, query: str) -> None:
-        combined = path == "/stream"
-        names = parse_qs(query).get("streams", [""])[-1].split("/") if combined else [path[len("/ws/"):]]
-        names = [n for n in names if n]
+        route, rest = self._route(path)
+        combined = rest == "/stream"
+        names = parse_qs(query).get("streams", [""])[-1].split("/") if combined else [rest[len("/ws/"):]]
+        # A raw path's last segment without "@" is no stream: ccxt appends a connection number
+        # (/market/ws/0), which Binance takes; a stream-shaped bad name is refused.
+        names = [n for n in names if n and (combined or "@" in n)]
         mine: set[str] = set()
+        self.routes[connection] = route
         if any(not self.valid_stream(n) for n in names) or len(names) > MAX_STREAMS:
             await connection.close(1008, "Invalid stream name")  # Binance refuses the handshake's streams
             return
@@ -238,6 +275,7 @@ class BinanceVenue:
             for name in mine:
                 self.subscribers[name].discard(connection)
             self.combined.pop(connection, None)
+            self.routes.pop(connection, None)
 
     def _subscribe(self, connection: ServerConnection, names: list[str], mine: set[str], combined: bool) -> None:
         for name in names:
@@ -286,6 +324,10 @@ class BinanceVenue:
         targets = self.subscribers.get(name)
         if not targets:
             return
+        carried = ROUTE_OF.get(name) or ROUTE_OF.setdefault(name, stream_route(name))
+        routes = self.routes
+        if any(routes.get(c) not in (None, carried) for c in targets):  # subscribed on the other route
+            targets = {c for c in targets if routes.get(c) in (None, carried)}
         raw = [c for c in targets if not self.combined.get(c, True)]
         wrapped = [c for c in targets if self.combined.get(c, True)]
         if wrapped:

@@ -159,9 +159,9 @@ def _agg_trades(venue: BinanceVenue, query: dict[str, str]) -> list[dict[str, An
     return [agg_row(r) for r in picked]
 
 
-def _split(venue: BinanceVenue, symbol: str, row: AggTrade) -> list[dict[str, Any]]:
-    """The trades f..l of one aggregate: its lots shared out in order, the first ones one lot larger."""
-    inst = venue.markets[symbol].instrument
+def split_trades(inst: Instrument, row: AggTrade) -> list[dict[str, Any]]:
+    """The trades f..l of one aggregate as /fapi/v1/trades rows: its lots shared out in order, the
+    first ones one lot larger (the <symbol>@trade stream sends the same trades)."""
     _, price, qty, first, last, ts, maker_buyer = row
     count, lots = last - first + 1, int(Decimal(qty) / inst.qty_step)
     size, larger = divmod(lots, count)
@@ -179,7 +179,7 @@ def _trades(venue: BinanceVenue, query: dict[str, str]) -> list[dict[str, Any]]:
     limit = _limit(query, 500, 1000)
     newest: list[dict[str, Any]] = []
     for row in reversed(venue.agg_trades[symbol]):
-        newest[:0] = _split(venue, symbol, row)
+        newest[:0] = split_trades(venue.markets[symbol].instrument, row)
         if len(newest) >= limit:
             break
     return newest[-limit:]
@@ -268,7 +268,7 @@ def _day(venue: BinanceVenue, symbol: str) -> dict[str, Any]:
     volume, turnover = sum(c.volume for c in minutes), sum(c.turnover for c in minutes)
     open_ticks, close_ticks = minutes[0].open, minutes[-1].close
     change = inst.tick_size * (close_ticks - open_ticks)
-    last_trade = _split(venue, symbol, venue.agg_trades[symbol][-1])[-1]
+    last_trade = split_trades(inst, venue.agg_trades[symbol][-1])[-1]
     return {"symbol": symbol, "priceChange": _fixed(change, inst.price_scale),
             "priceChangePercent": _fixed(100 * change / (inst.tick_size * open_ticks), 3),
             "weightedAvgPrice": _fixed(inst.tick_size * turnover / volume, inst.price_scale),

@@ -206,14 +206,14 @@ async def test_bad_requests_get_binance_errors_never_a_500(sim: Simulator) -> No
 
 
 async def test_a_stock_client_kline_stream_closes_the_candles_klines_answers(sim: Simulator) -> None:
-    """binance-futures-connector's UMFuturesWebsocketClient connects to /ws and SUBSCRIBEs
-    btcusdt@kline_1m: the open candle every 250 ms of steps, then once closed (x true) the row
-    /fapi/v1/klines answers for it."""
+    """binance-futures-connector's UMFuturesWebsocketClient connects to /market/ws (Binance's
+    route for klines) and SUBSCRIBEs btcusdt@kline_1m: the open candle every 250 ms of steps,
+    then once closed (x true) the row /fapi/v1/klines answers for it."""
     from binance.websocket.um_futures.websocket_client import UMFuturesWebsocketClient
 
     messages: list[dict] = []
     client = await asyncio.to_thread(  # it connects in its constructor: off the simulator's loop
-        UMFuturesWebsocketClient, stream_url=f"ws://127.0.0.1:{sim.port}",
+        UMFuturesWebsocketClient, stream_url=f"ws://127.0.0.1:{sim.port}/market",
         on_message=lambda _, raw: messages.append(orjson.loads(raw)))
     try:
         await asyncio.to_thread(client.kline, symbol="btcusdt", interval="1m", id=7)
@@ -246,3 +246,38 @@ async def test_a_stock_client_kline_stream_closes_the_candles_klines_answers(sim
     steps_per_push = sim.binance.kline_every if sim.binance is not None else 0
     per_candle = sim.config.rate  # steps in a venue minute at 60x
     assert steps_per_push > 1 and len(events) < len(rows) * per_candle / steps_per_push * 2, "not one push per step"
+
+
+async def test_routed_endpoints_carry_their_own_streams(sim: Simulator) -> None:
+    """/public carries the book (depth, bookTicker), /market the trades and klines; a stream asked
+    for on the other route is acknowledged and never sent. ccxt's /market/ws/0 (a connection
+    number, no stream) is taken."""
+    public = f"ws://127.0.0.1:{sim.port}/public/stream?streams=btcusdt@bookTicker/btcusdt@aggTrade/btcusdt@trade"
+    got: dict[str, list[dict]] = defaultdict(list)
+    async with websockets.connect(public) as ws:
+        deadline = time.monotonic() + 5
+        while len(got["btcusdt@trade"]) < 150 and time.monotonic() < deadline:
+            message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            got[message["stream"]].append(message["data"])
+    assert set(got) == {"btcusdt@bookTicker", "btcusdt@trade"}, "no aggTrade on /public"
+    trades = got["btcusdt@trade"]
+    assert [t["t"] for t in trades] == list(range(trades[0]["t"], trades[0]["t"] + len(trades))), "ids one by one"
+    rest = await asyncio.to_thread(UMFutures(base_url=f"http://127.0.0.1:{sim.rest_port}").trades, "BTCUSDT",
+                                   limit=1000)
+    listed = {t["id"]: t for t in rest}
+    assert all((listed[t["t"]]["price"], listed[t["t"]]["qty"], listed[t["t"]]["time"], listed[t["t"]]["isBuyerMaker"])
+               == (t["p"], t["q"], t["T"], t["m"]) and t["e"] == "trade" for t in trades)
+    async with websockets.connect(f"ws://127.0.0.1:{sim.port}/market/ws/0") as ws:
+        await ws.send('{"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade", "btcusdt@kline_1m", '
+                      '"btcusdt@depth@100ms"], "id": 1}')
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 5)) == {"result": None, "id": 1}
+        kinds: set[str] = set()
+        deadline = time.monotonic() + 5
+        while not {"aggTrade", "kline"} <= kinds and time.monotonic() < deadline:
+            kinds.add(orjson.loads(await asyncio.wait_for(ws.recv(), 5))["e"])
+        await asyncio.sleep(0.3)  # depth events (every 100 ms) would be among what comes meanwhile
+        await ws.send('{"method": "LIST_SUBSCRIPTIONS", "id": 2}')
+        while (reply := orjson.loads(await asyncio.wait_for(ws.recv(), 5))).get("id") != 2:
+            kinds.add(reply["e"])
+    assert kinds == {"aggTrade", "kline"}, "no depth on /market"
+    assert reply["result"] == ["btcusdt@aggTrade", "btcusdt@depth@100ms", "btcusdt@kline_1m"]
