@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 CATEGORIES = ("linear", "spot")
 FAULTS = ("gap", "reset", "malformed", "disconnect", "stall", "mute_pongs")
 TRADE_MEMORY = 5000  # public trades kept per symbol for /v5/market/recent-trade and tickers
+STOP_GRACE_S = 2.0  # how long stop() waits for clients to close their sockets before cutting them
 
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -198,7 +199,16 @@ class Simulator:
         await self.http.stop()
         if self.server is not None:
             self.server.close()
-            await self.server.wait_closed()
+            try:
+                await asyncio.wait_for(self.server.wait_closed(), STOP_GRACE_S)
+            except TimeoutError:
+                # A client that sent its close frame but never closes its socket (binance-futures-
+                # connector's stop() does) would hold the server, and the state save below, forever.
+                stuck = list(self.server.all_connections)  # .connections lists only OPEN ones
+                log.warning("closing %d WebSocket connections the clients left open", len(stuck))
+                for connection in stuck:
+                    connection.transport.abort()
+                await self.server.wait_closed()
         if self.state_path is not None:
             persist.save(self, self.state_path)  # after the last request: nothing changes any more
 

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import orjson
@@ -21,7 +22,7 @@ import websockets
 from binance.error import ClientError
 from binance.um_futures import UMFutures
 
-from services.exchange_sim.server import SimConfig, Simulator
+from services.exchange_sim.server import STOP_GRACE_S, SimConfig, Simulator
 
 pytestmark = pytest.mark.integration
 
@@ -226,9 +227,7 @@ async def test_a_stock_client_kline_stream_closes_the_candles_klines_answers(sim
         rows = await asyncio.to_thread(UMFutures(base_url=f"http://127.0.0.1:{sim.rest_port}").klines,
                                        "BTCUSDT", "1m", limit=1500)
     finally:
-        await asyncio.to_thread(client.stop)
-        # stop() sends a close frame and leaves the socket open; the server would wait for its TCP close.
-        client.socket_manager.ws.shutdown()
+        await asyncio.to_thread(client.stop)  # leaves its socket open: the next test's case
     assert {"result": None, "id": 7} in messages
     events = [m for m in messages if m.get("e") == "kline"]
     assert all(e["s"] == "BTCUSDT" and e["k"]["i"] == "1m" and e["k"]["T"] == e["k"]["t"] + 59_999 for e in events)
@@ -281,3 +280,20 @@ async def test_routed_endpoints_carry_their_own_streams(sim: Simulator) -> None:
             kinds.add(reply["e"])
     assert kinds == {"aggTrade", "kline"}, "no depth on /market"
     assert reply["result"] == ["btcusdt@aggTrade", "btcusdt@depth@100ms", "btcusdt@kline_1m"]
+
+
+async def test_the_simulator_stops_and_saves_with_a_client_that_left_its_socket_open(tmp_path: Path) -> None:
+    """The connector's stop() sends its close frame and never closes the socket; the simulator
+    must still stop (cutting it after STOP_GRACE_S) and save its state, not wait for ever."""
+    from binance.websocket.um_futures.websocket_client import UMFuturesWebsocketClient
+
+    simulator = Simulator(SimConfig(port=0, rest_port=0, symbols=("BTCUSDT",), binance=True,
+                                    state_file=str(tmp_path / "venue.state")))
+    await simulator.start()
+    client = await asyncio.to_thread(UMFuturesWebsocketClient, stream_url=f"ws://127.0.0.1:{simulator.port}/market")
+    await asyncio.to_thread(client.agg_trade, symbol="btcusdt", id=1)
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(client.stop)
+    started = time.monotonic()
+    await asyncio.wait_for(simulator.stop(), STOP_GRACE_S + 5)
+    assert time.monotonic() - started < STOP_GRACE_S + 5 and (tmp_path / "venue.state").exists()
