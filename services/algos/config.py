@@ -18,7 +18,7 @@ class AlgosConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # The share of a vwap parent per slice, e.g. a U-shaped day; as many slices as weights.
     vwap_curve: tuple[Decimal, ...] = AlgoParams().vwap_curve
     # How a batch of children and reports commits (docs/COMMITS.md); HEAN_COMMIT_MODE overrides.
-    commit_mode: Literal["transaction", "idempotent"] = "transaction"
+    commit_mode: Literal["transaction", "idempotent"] = "idempotent"
 
     def params(self) -> AlgoParams:
         if not (self.slippage.is_finite() and 0 <= self.slippage < 1):

@@ -15,7 +15,7 @@ class RiskConfig(RiskLimits, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
     instruments: tuple[str, ...] = ()
     # How a batch of decisions commits (docs/COMMITS.md); HEAN_COMMIT_MODE overrides.
-    commit_mode: Literal["transaction", "idempotent"] = "transaction"
+    commit_mode: Literal["transaction", "idempotent"] = "idempotent"
 
     def params(self) -> RiskParams:
         rules = {}

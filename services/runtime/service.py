@@ -97,7 +97,8 @@ class ServiceDef(Generic[S]):
     account_of: Callable[[Any], str | None] | None = None
     merge_accounts: Callable[[Sequence[S]], S] | None = None
     # How a batch with outputs commits unless HEAN_COMMIT_MODE says otherwise (docs/COMMITS.md):
-    # "idempotent" only for a service whose every output consumer drops ids it already applied.
+    # "idempotent" only for a service whose every output consumer drops ids it already applied
+    # (strategy, risk and algos choose it by default; the others keep the transaction).
     commit_mode: Literal["transaction", "idempotent"] = "transaction"
 
     def scope_name(self, accounts: Sequence[str]) -> str:

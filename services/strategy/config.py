@@ -16,7 +16,7 @@ from services.strategy.maker import MakerParams
 class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     account: str = "sim-1"
     # How a batch of intents commits (docs/COMMITS.md); HEAN_COMMIT_MODE overrides.
-    commit_mode: Literal["transaction", "idempotent"] = "transaction"
+    commit_mode: Literal["transaction", "idempotent"] = "idempotent"
     ema: bool = True
     ema_fast: int = 12
     ema_slow: int = 48

@@ -4,9 +4,9 @@ service SIGKILLed at random frames and restarted by the supervisor (snapshot + r
 Both runs must end with the same children (orders.intents), decisions, venue books and execution
 reports, the algos service's `hean state` equal in both and equal to `hean replay`. Every second
 kill lands after a batch's outputs are acknowledged and before its offsets are committed (the
-runtime's kill point). HEAN_CHAOS_COMMIT_MODE=idempotent runs algos and risk in that commit mode
-(docs/COMMITS.md): children, decisions and reports may then repeat in the log, but only as copies
-equal to the first of their id.
+runtime's kill point). Algos and risk commit in the idempotent mode by default (docs/COMMITS.md):
+children, decisions and reports may then repeat in the log, but only as copies equal to the first
+of their id; HEAN_CHAOS_COMMIT_MODE=transaction runs them with transactions, where nothing may.
 
 The clean run is also the live side of the backtester's algo parity: its recorded ticks backtested
 with the same parent, zero latency and the live settings make the same children, decisions,
@@ -49,7 +49,7 @@ QUIET = {"STRATEGY_EMA": "false", "STRATEGY_MAKER_SYMBOLS": "[]"}
 MODE = os.environ.get("HEAN_CHAOS_COMMIT_MODE", "")
 MODE_ENV = {"ALGOS_COMMIT_MODE": MODE, "RISK_COMMIT_MODE": MODE} if MODE else {}
 # Without a transaction a crash may repeat a child, a decision or a report, equal to the first.
-REPEATS_OK = (ORDERS_INTENTS, ORDERS_DECISIONS, ALGOS_REPORTS) if MODE == "idempotent" else ()
+REPEATS_OK = (ORDERS_INTENTS, ORDERS_DECISIONS, ALGOS_REPORTS) if MODE != "transaction" else ()
 
 
 def _where(bootstrap: str, redis_url: str) -> dict[str, Any]:

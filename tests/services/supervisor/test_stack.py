@@ -17,6 +17,8 @@ from rich.console import Console
 
 from schemas.events import SubmitOrder
 from services.runtime.codec import decode
+from services.runtime.settings import load_settings
+from services.strategy.config import StrategyConfig
 from services.supervisor.stack import Stack, StackConfig, run_stack
 from services.supervisor.view import View, summary
 from tests.conftest import read_topic
@@ -78,7 +80,12 @@ async def test_scaled_stack_restarts_killed_services_and_moves_the_executor_leas
     assert stack.services["ingest-2"].child.env["INGEST_SYMBOLS"] == "ETHUSDT"
     intents = [decode(r.value) for r in await read_topic(bootstrap, prefix + "orders.intents")]
     assert any(isinstance(i, SubmitOrder) for i in intents)
-    assert len({i.id for i in intents}) == len(intents), "no intent duplicated by two strategies or a restart"
+    # Two strategies never make one intent twice; a restart in the idempotent commit mode (the
+    # default, docs/COMMITS.md) may send one again, but only as a copy equal to the first.
+    first: dict[str, object] = {}
+    assert all(first.setdefault(i.id, i) == i for i in intents), "an intent repeated with other content"
+    if (os.environ.get("HEAN_COMMIT_MODE") or load_settings(StrategyConfig, "STRATEGY").commit_mode) == "transaction":
+        assert len(first) == len(intents), "no intent duplicated by two strategies or a restart"
     assert not await read_topic(bootstrap, prefix + "dlq")
 
 
