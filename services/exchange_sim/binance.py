@@ -4,14 +4,14 @@ Binance and Bybit are different venues with different books, so this dialect run
 market (the simulator's seed + 1) over the same symbols, stepped by the same tick loop. A client
 sees what it sees on fstream.binance.com / fapi.binance.com:
 
-    ws://HOST:PORT/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade/btcusdt@bookTicker
+    ws://HOST:PORT/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade
         combined streams, each message {"stream": name, "data": payload}
-    ws://HOST:PORT/ws/btcusdt@aggTrade          one raw stream (payload alone); /ws alone, then SUBSCRIBE
+    ws://HOST:PORT/public/ws/btcusdt@depth@100ms    one raw stream (payload alone); /ws alone, then SUBSCRIBE
     ws://HOST:PORT/public/... and /market/...   Binance's routed endpoints (the same /ws and /stream
         under each): /public carries depth, bookTicker and trade, /market aggTrade and klines; a stream
         subscribed on the other route is acknowledged and never sent, as Binance does. The
-        unrouted paths carry every stream (Binance's legacy endpoints, which now carry only the
-        public ones: kept whole here because the ingest reads aggTrade and depth on one /stream)
+        unrouted paths carry the public ones only, as Binance's legacy endpoints do since
+        2026-04-23: an aggTrade or kline subscribed there is acknowledged and never sent
     btcusdt@trade: the trades inside each aggregate trade (the ones /fapi/v1/trades lists)
     btcusdt@kline_1m (1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M): the open candle every 250 ms
         if it traded, and once closed with x true (the candles /fapi/v1/klines answers)
@@ -50,6 +50,7 @@ from services.exchange_sim import binance_rest
 from services.exchange_sim.klines import BINANCE_SPANS, CandleFeed, Candles
 from services.exchange_sim.market import Fill, Market, SymbolMarket
 from services.exchange_sim.rest import RestResult
+from services.venues.binance.streams import stream_route
 
 if TYPE_CHECKING:
     from services.exchange_sim.server import Simulator
@@ -62,14 +63,6 @@ FUNDING_MEMORY = 1000  # funding settlements kept per symbol for /fapi/v1/fundin
 AggTrade = tuple[int, str, str, int, int, int, bool]  # a, p, q, f, l, T, m
 ROUTES = ("public", "market")
 ROUTE_OF: dict[str, str] = {}  # stream name → the route that carries it (memo of stream_route)
-
-
-def stream_route(name: str) -> str:
-    """Which of Binance's routed endpoints carries a stream: /public the book (depth, bookTicker)
-    and single trades, /market the rest (aggTrade, kline). Binance routes USDⓈ-M streams so since
-    2026-04-23."""
-    kind = name.partition("@")[2]
-    return "public" if kind.startswith("depth") or kind in ("bookTicker", "trade") else "market"
 
 
 class _DepthFeed:
@@ -326,8 +319,10 @@ class BinanceVenue:
             return
         carried = ROUTE_OF.get(name) or ROUTE_OF.setdefault(name, stream_route(name))
         routes = self.routes
-        if any(routes.get(c) not in (None, carried) for c in targets):  # subscribed on the other route
-            targets = {c for c in targets if routes.get(c) in (None, carried)}
+        # A stream subscribed on the other route, or a market stream on the unrouted endpoint (which
+        # Binance keeps for the public ones only), is acknowledged and never sent.
+        if any((routes.get(c) or "public") != carried for c in targets):
+            targets = {c for c in targets if (routes.get(c) or "public") == carried}
         raw = [c for c in targets if not self.combined.get(c, True)]
         wrapped = [c for c in targets if self.combined.get(c, True)]
         if wrapped:

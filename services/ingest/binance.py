@@ -2,9 +2,11 @@
 
 Everything but the connection is the Bybit ingest's (`Ingest`: producer, delivery watch, reconnect
 with backoff and breaker, dead letters, metrics); what differs is how Binance is read:
-  - one combined-stream connection (`INGEST_URL`/stream?streams=…) for diff depth, aggTrade and
-    bookTicker of every symbol; heartbeats are WebSocket pings (Binance answers them at the protocol
-    level): no pong within `pong_timeout` → reconnect, cause pong_timeout;
+  - a combined-stream connection per routed endpoint of `INGEST_URL` (wss://fstream.binance.com):
+    /public/stream?streams=… for diff depth and bookTicker, /market/stream?streams=… for aggTrade
+    (since 2026-04-23 Binance's unrouted /stream acknowledges aggTrade and never sends it); they
+    live and reconnect together; heartbeats are WebSocket pings (Binance answers them at the
+    protocol level): no pong within `pong_timeout` → reconnect, cause pong_timeout;
   - books need a REST snapshot (/fapi/v1/depth at `INGEST_REST_URL`, by default the stream host's REST
     twin) to start and after every gap; the sync rules live in services/venues/binance/depth.py.
     A snapshot fetch runs beside the stream,
@@ -32,7 +34,13 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from services.ingest.shell import Ingest
-from services.venues.binance.streams import DEPTH_PATH, BinanceNormalizer, depth_params, stream_names, stream_url
+from services.venues.binance.streams import (
+    DEPTH_PATH,
+    BinanceNormalizer,
+    depth_params,
+    routed_stream_urls,
+    stream_names,
+)
 from services.venues.frames import FeedResult, MalformedFrame
 
 log = logging.getLogger(__name__)
@@ -48,59 +56,83 @@ class BinanceIngest(Ingest):
         self.snapshots_fetched = 0
 
     async def _connection(self, producer: Any, stop: asyncio.Event) -> str:
+        """One term of connections: a combined stream on each routed endpoint that carries a wanted
+        stream (/public the books, /market the aggregate trades), read side by side into one
+        normalizer; when one ends, all end and the caller reconnects them together."""
         config = self.config
         names = stream_names(config.symbols, config.depth_speed, config.trades, config.tickers)
-        url = stream_url(config.url, names)
+        sockets: list[Any] = []
         try:
-            ws = await websockets.connect(url, ping_interval=config.ping_interval, ping_timeout=config.pong_timeout,
-                                          max_size=2**24, open_timeout=10)
+            for url in routed_stream_urls(config.url, names):
+                sockets.append(await websockets.connect(url, ping_interval=config.ping_interval,
+                                                        ping_timeout=config.pong_timeout, max_size=2**24,
+                                                        open_timeout=10))
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             log.warning("connect to %s failed: %s", config.url, exc)
+            for ws in sockets:
+                with contextlib.suppress(Exception):
+                    await ws.close()
             return "connect_failed"
         normalizer = BinanceNormalizer(config.symbols, config.depth)
         self._last_frame = time.monotonic()
         self._ping_unanswered_since = None  # pings are the protocol's here (websockets keeps them)
         ended = {"cause": "closed"}
-        watchdog = asyncio.create_task(self._watch(ws, stop, ended), name="watchdog")
-        watchdog.add_done_callback(lambda t: self._task_ended(t, ws, ended))
+        watchdogs = []
+        for ws in sockets:
+            watchdog = asyncio.create_task(self._watch(ws, stop, ended), name="watchdog")
+            watchdog.add_done_callback(lambda t, ws=ws: self._task_ended(t, ws, ended))
+            watchdogs.append(watchdog)
         fetches: dict[str, asyncio.Task[None]] = {}
+        readers: list[asyncio.Task[None]] = []
         async with httpx.AsyncClient(base_url=config.public_rest_url, timeout=10) as http:
             try:
-                log.info("connected", extra={"url": config.url, "streams": len(names)})
+                log.info("connected", extra={"url": config.url, "streams": len(names), "connections": len(sockets)})
                 self.connected.set()
                 self.metrics.base.ready.labels("ingest").set(1)
                 if self._filler is not None and self._rest is not None:
-                    # Frames wait in the socket meanwhile, so the filled trades precede the live ones.
+                    # Frames wait in the sockets meanwhile, so the filled trades precede the live ones.
                     async with self._lock:
                         filled = await self._filler.fill(self._rest, config.symbols)
                         if filled:
                             await self.publish(producer, filled)
-                try:
-                    async for raw in ws:
-                        self._last_frame = time.monotonic()
-                        try:
-                            await self._binance_frame(raw, normalizer, producer, http, fetches)
-                        finally:
-                            self._frames.inc()
-                        self.delivery.check()
-                except ConnectionClosed as exc:
-                    if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1011:
-                        ended["cause"] = "pong_timeout"  # websockets' keepalive gave up on the pong
-                        log.warning("no pong within %s s; reconnecting", config.pong_timeout)
-                    else:
-                        log.warning("connection closed: %s", exc)
+                readers = [asyncio.create_task(self._read(ws, normalizer, producer, http, fetches, ended),
+                                               name=f"binance-read-{i}") for i, ws in enumerate(sockets)]
+                done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if (failure := task.exception()) is not None:
+                        raise failure  # the caller's (a send that failed, say): as from one connection
                 return ended["cause"]
             finally:
                 self.connected.clear()
                 self.metrics.base.ready.labels("ingest").set(0)
-                watchdog.cancel()
-                for task in fetches.values():
+                for watchdog in watchdogs:
+                    watchdog.cancel()
+                for ws in sockets:
+                    with contextlib.suppress(Exception):
+                        await ws.close()
+                for task in (*readers, *fetches.values()):
                     task.cancel()
-                for task in fetches.values():
+                for task in (*readers, *fetches.values()):
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
-                with contextlib.suppress(Exception):
-                    await ws.close()
+
+    async def _read(self, ws: Any, normalizer: BinanceNormalizer, producer: Any, http: httpx.AsyncClient,
+                    fetches: dict[str, asyncio.Task[None]], ended: dict[str, str]) -> None:
+        """Every frame of one connection, until it closes."""
+        try:
+            async for raw in ws:
+                self._last_frame = time.monotonic()
+                try:
+                    await self._binance_frame(raw, normalizer, producer, http, fetches)
+                finally:
+                    self._frames.inc()
+                self.delivery.check()
+        except ConnectionClosed as exc:
+            if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1011:
+                ended["cause"] = "pong_timeout"  # websockets' keepalive gave up on the pong
+                log.warning("no pong within %s s; reconnecting", self.config.pong_timeout)
+            else:
+                log.warning("connection closed: %s", exc)
 
     async def _binance_frame(self, raw: str | bytes, normalizer: BinanceNormalizer, producer: Any,
                              http: httpx.AsyncClient, fetches: dict[str, asyncio.Task[None]]) -> None:

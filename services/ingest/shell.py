@@ -47,6 +47,7 @@ from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
 from services.venues.binance.instruments import BinanceInstruments
+from services.venues.binance.streams import stream_root
 from services.venues.binance.trades import BinanceAggTrades
 from services.venues.bybit.instruments import BybitInstruments
 from services.venues.bybit.public import (
@@ -68,8 +69,9 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """Settings (env prefix INGEST_). `url` is real Bybit or the simulator: config only."""
 
     url: str = "ws://127.0.0.1:8801/v5/public/linear"
-    # bybit (the V5 public stream at `url`) or binance (USDⓈ-M futures: combined streams at `url`,
-    # e.g. wss://fstream.binance.com/stream, depth snapshots from `rest_url`; services/ingest/binance.py)
+    # bybit (the V5 public stream at `url`) or binance (USDⓈ-M futures: the stream host at `url`,
+    # e.g. wss://fstream.binance.com, whose /public and /market routes carry the combined streams,
+    # depth snapshots from `rest_url`; services/ingest/binance.py)
     venue: str = "bybit"
     depth_speed: str = "100ms"
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -120,8 +122,9 @@ class IngestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if self.depth not in (5, 10, 20, 50, 100, 500, 1000):
             raise ConfigError(f"INGEST_DEPTH (the depth snapshot's limit) must be 5, 10, 20, 50, 100, 500 or 1000 "
                               f"on binance, was {self.depth}")
-        if not self.url.startswith(("ws://", "wss://")) or not self.url.rstrip("/").endswith("/stream"):
-            raise ConfigError(f"INGEST_URL must be Binance's combined-stream URL (…/stream), was {self.url!r}")
+        if not self.url.startswith(("ws://", "wss://")) or urlsplit(stream_root(self.url)).path not in ("", "/"):
+            raise ConfigError(f"INGEST_URL must be Binance's stream host (wss://fstream.binance.com; …/stream is "
+                              f"read as its host), was {self.url!r}")
         if self.rest_url == "off" or (self.rest_url and not self.rest_url.startswith(("http://", "https://"))):
             raise ConfigError(f"INGEST_REST_URL must be Binance's http(s) REST base URL (its depth snapshots start "
                               f"every book), was {self.rest_url!r}")

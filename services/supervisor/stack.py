@@ -37,7 +37,7 @@ HAS_METRICS = frozenset(ORDER) - {"exchange-sim"}
 # execution by standby (one active per account, the rest wait on the lease), ingest by symbol set
 # (instance i takes every N-th symbol). Risk and accounting scale by account (HEAN_ACCOUNTS), and
 # `hean up` trades one account; the recorder's chDB store is opened by one process.
-BINANCE_STREAM = "wss://fstream.binance.com/stream"  # USDⓈ-M futures, public
+BINANCE_STREAM = "wss://fstream.binance.com"  # USDⓈ-M futures, public: its /public and /market routes
 SCALES_BY = {"strategy": "partition", "execution": "standby", "ingest": "symbol set"}
 
 
@@ -146,7 +146,7 @@ def plan(config: StackConfig) -> dict[str, Service]:
             services[key] = Service(Child(key, argv, env, config.home / "logs"), port)
     if config.binance:  # market data only: recorded and shown beside Bybit's, not traded (domain/venues.py)
         port = free_port()
-        url = BINANCE_STREAM if real is not None else f"ws://127.0.0.1:{ws_port}/stream"
+        url = BINANCE_STREAM if real is not None else f"ws://127.0.0.1:{ws_port}"
         env = {**common, "INGEST_VENUE": "binance", "INGEST_URL": url, "INGEST_SYMBOLS": symbols,
                "INGEST_DEPTH": "1000", **config.extra_env}
         argv = [sys.executable, "-m", "services.cli.main", "run", "ingest", "--instance", "binance",

@@ -1,7 +1,8 @@
 """Binance USDⓈ-M futures public streams → HEAN market events. Pure: no I/O.
 
 Frames come from a combined stream (`/stream?streams=a/b`: {"stream": name, "data": payload}) or a
-raw one (`/ws/name`: the payload alone). Three payloads are used (Binance's field names):
+raw one (`/ws/name`: the payload alone), on the routed endpoint that carries it (`stream_route`:
+/public the book, /market the trades). Three payloads are used (Binance's field names):
     aggTrade     {"e": "aggTrade", "E": ms, "s": "BTCUSDT", "a": agg id, "p": price, "q": qty,
                   "f": first trade id, "l": last trade id, "T": ms, "m": buyer is maker}
     depthUpdate  {"e": "depthUpdate", "E": ms, "T": ms, "s": ..., "U": first id, "u": final id,
@@ -27,7 +28,8 @@ from services.domain.ids import market_book_id, market_ticker_id, market_trade_i
 from services.venues.binance.depth import DepthSync, DepthUpdate, Snapshot, Step
 from services.venues.frames import FeedResult, MalformedFrame, json_object
 
-__all__ = ["DEPTH_PATH", "VENUE", "BinanceNormalizer", "depth_params", "stream_names", "stream_url"]
+__all__ = ["DEPTH_PATH", "VENUE", "BinanceNormalizer", "depth_params", "routed_stream_urls", "stream_names",
+           "stream_root", "stream_route", "stream_url"]
 
 VENUE = "binance"
 CATEGORY = "linear"
@@ -53,6 +55,32 @@ def stream_names(symbols: tuple[str, ...], speed: str = "100ms", trades: bool = 
 def stream_url(base: str, names: list[str]) -> str:
     """The combined-stream URL (`…/stream?streams=a/b`) of `names` at `base` (…/stream)."""
     return f"{base.rstrip('/')}?streams={'/'.join(names)}"
+
+
+def stream_route(name: str) -> str:
+    """Which of Binance's routed endpoints carries a stream: /public the book (depth, bookTicker)
+    and single trades, /market the rest (aggTrade, kline, markPrice). Binance routes USDⓈ-M
+    streams so since 2026-04-23; its unrouted /stream and /ws acknowledge a market stream and
+    never send it."""
+    kind = name.partition("@")[2]
+    return "public" if kind.startswith("depth") or kind in ("bookTicker", "trade") else "market"
+
+
+def stream_root(url: str) -> str:
+    """The stream host's root (wss://fstream.binance.com) of INGEST_URL, which may also be spelled
+    as the unrouted combined-stream URL (…/stream) it was before Binance routed its streams."""
+    root = url.rstrip("/")
+    return root[:-len("/stream")] if root.endswith("/stream") else root
+
+
+def routed_stream_urls(url: str, names: list[str]) -> list[str]:
+    """One combined-stream URL per routed endpoint that carries any of `names` (public first: the
+    books), e.g. …/public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker and
+    …/market/stream?streams=btcusdt@aggTrade."""
+    root = stream_root(url)
+    routes = {"public": [n for n in names if stream_route(n) == "public"],
+              "market": [n for n in names if stream_route(n) == "market"]}
+    return [stream_url(f"{root}/{route}/stream", routed) for route, routed in routes.items() if routed]
 
 
 def depth_params(symbol: str, limit: int) -> dict[str, str | int]:

@@ -36,6 +36,7 @@ async def test_combined_stream_chains_depth_by_pu_and_wraps_each_payload(sim: Si
     assert all(d["e"] == "depthUpdate" and d["U"] <= d["u"] for d in depth)
     assert all(b["pu"] == a["u"] and b["U"] == a["u"] + 1 for a, b in itertools.pairwise(depth))
     assert {d["e"] for d in seen.get("btcusdt@bookTicker", [])} <= {"bookTicker"}
+    assert "btcusdt@aggTrade" not in seen, "the unrouted endpoint carries public streams only, as Binance's"
 
 
 async def test_subscribe_list_unsubscribe_and_their_errors(sim: Simulator) -> None:
@@ -79,7 +80,7 @@ async def test_depth_snapshot_rest_and_binance_error_codes(sim: Simulator) -> No
 async def test_agg_trades_rest_answers_by_id_and_time_as_binance_does(sim: Simulator) -> None:
     """/fapi/v1/aggTrades: the rows the aggTrade stream printed, in Binance's REST shape, oldest first;
     fromId is inclusive and exact, limit is 1..1000 (default 500), errors carry Binance's codes."""
-    url = f"ws://127.0.0.1:{sim.port}/ws/btcusdt@aggTrade"
+    url = f"ws://127.0.0.1:{sim.port}/market/ws/btcusdt@aggTrade"
     streamed: list[dict] = []
     async with websockets.connect(url) as ws:
         while len(streamed) < 30:

@@ -59,20 +59,31 @@ def own_candles(aggs: list[dict]) -> dict[int, dict[str, Decimal]]:
 
 
 async def test_market_reads_agree_with_what_the_streams_printed(sim: Simulator) -> None:
-    url = f"ws://127.0.0.1:{sim.port}/stream?streams=btcusdt@aggTrade/btcusdt@bookTicker"
     streamed: dict[str, list[dict]] = defaultdict(list)
-    async with websockets.connect(url) as ws:
+    async with websockets.connect(f"ws://127.0.0.1:{sim.port}/market/stream?streams=btcusdt@aggTrade") as trades, \
+            websockets.connect(f"ws://127.0.0.1:{sim.port}/public/stream?streams=btcusdt@bookTicker") as tops:
+
+        async def read(ws: websockets.ClientConnection, until: float) -> None:
+            while time.monotonic() < until:
+                try:
+                    message = orjson.loads(await asyncio.wait_for(ws.recv(), max(0.01, until - time.monotonic())))
+                except TimeoutError:
+                    return
+                streamed[message["stream"]].append(message["data"])
+
         deadline = time.monotonic() + 2.5  # 150 venue seconds: two minute candles at least close
-        while time.monotonic() < deadline:
-            message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
-            streamed[message["stream"]].append(message["data"])
+        await asyncio.gather(read(trades, deadline), read(tops, deadline))
         sim.stalled_until = float("inf")  # the market stands still while REST is read
-        while True:  # what was sent before the stall
-            try:
-                message = orjson.loads(await asyncio.wait_for(ws.recv(), 0.3))
-            except TimeoutError:
-                break
-            streamed[message["stream"]].append(message["data"])
+
+        async def drain(ws: websockets.ClientConnection) -> None:  # what was sent before the stall
+            while True:
+                try:
+                    message = orjson.loads(await asyncio.wait_for(ws.recv(), 0.3))
+                except TimeoutError:
+                    return
+                streamed[message["stream"]].append(message["data"])
+
+        await asyncio.gather(drain(trades), drain(tops))
     aggs, tops = streamed["btcusdt@aggTrade"], streamed["btcusdt@bookTicker"]
     assert [a["a"] for a in aggs] == list(range(aggs[0]["a"], aggs[-1]["a"] + 1)), "no aggregate missed"
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim.port}") as plain:

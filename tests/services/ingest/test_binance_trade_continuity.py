@@ -36,10 +36,13 @@ MS = 1_000_000
 DOWN_TRADES = 1_500  # aggregate trades per symbol printed while the process is dead: two pages forward
 
 
-def subscribed(sim: Simulator, connection: int) -> bool:
-    """The `connection`-th connection is open and subscribed (a killed one can look subscribed
+ROUTES = 2  # an ingest term opens one connection per routed endpoint: /public (books), /market (trades)
+
+
+def subscribed(sim: Simulator, term: int) -> bool:
+    """The `term`-th term's connections are open and subscribed (a killed one can look subscribed
     until the venue notices its socket is gone, so the count tells them apart)."""
-    return sim.binance.stats["connections"] >= connection and len(sim.binance.combined) == 1 and all(
+    return sim.binance.stats["connections"] >= term * ROUTES and len(sim.binance.combined) == ROUTES and all(
         sim.binance.subscribers.get(f"{s.lower()}@aggTrade") for s in SYMBOLS)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from schemas.events import BookDeltaReceived, BookSnapshotReceived, TradeReceived
 from services.venues.binance.depth import DepthSync, DepthUpdate, Snapshot
-from services.venues.binance.streams import BinanceNormalizer, stream_names
+from services.venues.binance.streams import BinanceNormalizer, routed_stream_urls, stream_names
 from services.venues.frames import MalformedFrame
 
 
@@ -100,3 +100,16 @@ def test_stream_names_follow_binance() -> None:
     assert stream_names(("BTCUSDT",), "250ms", trades=False, tickers=False) == ["btcusdt@depth"]
     with pytest.raises(ValueError, match="depth speed"):
         stream_names(("BTCUSDT",), "1s")
+
+
+def test_each_stream_is_read_on_the_endpoint_that_routes_it() -> None:
+    """Binance's /public carries the books, /market the aggregate trades (its unrouted /stream
+    acknowledges aggTrade and never sends it); INGEST_URL may be the host or the old …/stream."""
+    names = stream_names(("BTCUSDT", "ETHUSDT"), "100ms")
+    routed = ["wss://fstream.binance.com/public/stream?streams=btcusdt@depth@100ms/ethusdt@depth@100ms/"
+              "btcusdt@bookTicker/ethusdt@bookTicker",
+              "wss://fstream.binance.com/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade"]
+    assert routed_stream_urls("wss://fstream.binance.com", names) == routed
+    assert routed_stream_urls("wss://fstream.binance.com/stream/", names) == routed
+    assert routed_stream_urls("ws://127.0.0.1:8801", stream_names(("BTCUSDT",), "250ms", trades=False)) == \
+        ["ws://127.0.0.1:8801/public/stream?streams=btcusdt@depth/btcusdt@bookTicker"]

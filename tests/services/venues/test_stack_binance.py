@@ -18,7 +18,7 @@ def test_binance_ingest_joins_the_plan_on_the_simulator_and_beside_a_real_venue(
     sim, binance = services["exchange-sim"].child.env, services["ingest-binance"].child.env
     assert sim["EXCHANGE_SIM_BINANCE"] == "true"
     assert binance["INGEST_VENUE"] == "binance"
-    assert binance["INGEST_URL"] == f"ws://127.0.0.1:{sim['EXCHANGE_SIM_PORT']}/stream"
+    assert binance["INGEST_URL"] == f"ws://127.0.0.1:{sim['EXCHANGE_SIM_PORT']}"
     assert "ingest-binance" not in plan(StackConfig(home=tmp_path))
     real = plan(StackConfig(home=tmp_path, binance=True, venue="bybit-testnet",
                             extra_env={"EXECUTION_API_KEY": KEY, "EXECUTION_API_SECRET": SECRET}))
