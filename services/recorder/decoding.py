@@ -29,7 +29,7 @@ from typing import Any, Literal
 import msgspec
 
 from services.recorder.core import TOPIC_ACCEPTS, TOPIC_TABLES, TableSpec
-from services.runtime.codec import typed_batch_decoder
+from services.runtime.codec import non_finite, typed_batch_decoder
 
 __all__ = ["batch_decoder", "lean_struct"]
 
@@ -47,7 +47,15 @@ def batch_decoder(topic: str) -> BatchDecoder:
 
 
 def _make(topic: str) -> BatchDecoder:
-    full = typed_batch_decoder(TOPIC_ACCEPTS[topic])
+    typed = typed_batch_decoder(TOPIC_ACCEPTS[topic])
+
+    def full(values: Sequence[bytes]) -> list[Any] | None:
+        """The event decoder, and None (one by one, so the bad record is dead-lettered alone) for
+        a batch with a NaN or an Infinity, which no Decimal column takes: inserted, it would stop
+        the recorder on the same record at every restart."""
+        events = typed(values)
+        return None if events is None or any(non_finite(e) is not None for e in events) else events
+
     tables = TOPIC_TABLES[topic]
     lean = lean_struct(tables[0]) if len(tables) == 1 else None
     if lean is None:

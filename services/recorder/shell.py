@@ -44,7 +44,7 @@ from services.runtime.bus import (
     make_producer,
     send_and_wait,
 )
-from services.runtime.codec import typed_decoder
+from services.runtime.codec import non_finite, typed_decoder
 from services.runtime.errors import ConfigError, DecodeError
 from services.runtime.metrics import ServiceMetrics
 from services.runtime.settings import RuntimeSettings
@@ -217,7 +217,11 @@ class Recorder:
         events, kept = [], []
         for i, (offset, value) in enumerate(zip(offsets, values, strict=True), start):
             try:
-                events.append(decode(value))
+                event = decode(value)
+                if (where := non_finite(event)) is not None:
+                    raise DecodeError("invalid", f"Not a valid HEAN event: {where} is not a finite number (NaN or "
+                                                 "Infinity), which no table column takes")
+                events.append(event)
             except DecodeError as exc:
                 if offset > dead_above:
                     self._dead.append(self._dead_letter(batch.record(i), exc))

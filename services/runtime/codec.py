@@ -13,6 +13,7 @@ field is read through its shortest repr (0.1 → Decimal("0.1")), never its bina
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
@@ -21,7 +22,7 @@ import msgspec
 from schemas.events import SCHEMA_MAJOR, AnyEvent, Event, event_tag
 from services.runtime.errors import DecodeError, NotAccepted, UnsupportedVersion
 
-__all__ = ["decode", "decode_as", "encode", "encode_sorted", "typed_batch_decoder", "typed_decoder"]
+__all__ = ["decode", "decode_as", "encode", "encode_sorted", "non_finite", "typed_batch_decoder", "typed_decoder"]
 
 _encoder = msgspec.msgpack.Encoder()
 _sorted_encoder = msgspec.msgpack.Encoder(order="sorted")
@@ -59,6 +60,31 @@ def decode(data: bytes) -> Event:
     if event.version != SCHEMA_MAJOR:
         raise UnsupportedVersion(event_tag(type(event)), event.version, SCHEMA_MAJOR)
     return event
+
+
+def non_finite(value: Any, path: str = "") -> str | None:
+    """The path of the first NaN or infinite number in an event (its structs, lists, tuples and
+    dicts), or None. Decimal("NaN") and Decimal("Infinity") decode (as text, or from a foreign
+    producer's msgpack float) but no amount is ever either; a store refuses them (a ClickHouse
+    Decimal column), so a reader that stores what it reads checks with this. A walk of the whole
+    event (microseconds): for the slow paths, not a hot loop."""
+    if isinstance(value, Decimal):
+        return None if value.is_finite() else path
+    if isinstance(value, float):
+        return None if value == value and value not in (float("inf"), float("-inf")) else path
+    if isinstance(value, msgspec.Struct):
+        items: Any = ((name, getattr(value, name)) for name in value.__struct_fields__)
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    elif isinstance(value, dict):
+        items = value.items()
+    else:
+        return None
+    for key, item in items:
+        found = non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _not_bytes(data: object) -> DecodeError:
