@@ -6,8 +6,8 @@ the ids it applied per 10 s bucket of event time for the newest 5 minutes and dr
 finds in its bucket. The window is a set: it depends only on which ids were seen, never on the
 order they came in, so a replay and the live run hold the same one (state hashes agree).
 
-Risk (`AccountRisk.decided`) and execution (`AccountExecution.acted`) keep the same shape with
-their own copies of these few lines; algos and the strategy use this module.
+Risk (`AccountRisk.decided`), execution (`AccountExecution.acted`), algos and the strategy all
+keep their windows with this module.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from schemas.events import (
     PositionAdopted,
     SubmitOrder,
 )
+from services.domain import repeats
 from services.domain.ids import link_id_for
 from services.domain.position import FLAT, Position, adopt, apply_fill, apply_funding
 from services.runtime.service import join_disjoint
@@ -55,8 +56,8 @@ __all__ = ["AccountExecution", "Decided", "ExecutionState", "Opening", "OrderRep
 
 ZERO = Decimal(0)
 NS_PER_S = 10**9
-ACTED_BUCKET_NS = 10 * NS_PER_S  # the repeat filter: ids per 10 s of event time …
-ACTED_BUCKETS = 30  # … for the newest 5 minutes (a repeat comes within an emitter's restart)
+ACTED_BUCKET_NS = repeats.BUCKET_NS  # the repeat filter (services/domain/repeats.py): 10 s buckets …
+ACTED_BUCKETS = repeats.BUCKETS  # … of event time, the newest 5 minutes
 Fills = tuple[Decimal, Decimal, Decimal]
 T = TypeVar("T")
 # Orders by orderLinkId, in 256 shards by a stable hash of the id: a new state copies one shard
@@ -144,14 +145,8 @@ def _account(state: ExecutionState, name: str) -> AccountExecution:
     return state.accounts.get(name) or AccountExecution()
 
 
-def _bucket(ts_event: int) -> str:
-    """Zero-padded, so that bucket keys sort as numbers."""
-    return f"{ts_event // ACTED_BUCKET_NS:012d}"
-
-
 def _acted(account: AccountExecution, intent: AnyIntent) -> bool:
-    ids = account.acted.get(_bucket(intent.ts_event))
-    return ids is not None and intent.id in ids
+    return repeats.seen(account.acted, intent.id, intent.ts_event)
 
 
 # ---------------------------------------------------------------------- decisions
@@ -179,12 +174,7 @@ def _fold_decision(state: ExecutionState, decision: IntentApproved) -> Execution
     account = _account(state, intent.account)
     if _acted(account, intent):
         return state
-    bucket = _bucket(intent.ts_event)
-    newest = max((bucket, *account.acted))
-    floor = _bucket((int(newest) - ACTED_BUCKETS + 1) * ACTED_BUCKET_NS)
-    acted = {b: ids for b, ids in account.acted.items() if b >= floor}
-    if bucket >= floor:  # an id older than the window is not kept: the set is order-free
-        acted[bucket] = {**acted.get(bucket, {}), intent.id: None}
+    acted = repeats.remember(account.acted, intent.id, intent.ts_event)  # order-free, as a replay needs
     return _replace(state, intent.account, msgspec.structs.replace(account, acted=acted,
                                                                    decided=_decided(account, decision)))
 

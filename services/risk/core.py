@@ -69,6 +69,7 @@ from schemas.events import (
     TradingResumed,
 )
 from schemas.topics import CONTROL, ORDERS_DECISIONS
+from services.domain import repeats
 from services.domain.ids import decision_id, halt_cancel_id, halt_flatten_id, risk_halt_id, round_trips
 from services.domain.instrument import from_defined
 from services.domain.position import FLAT, Position, adopt, apply_fill, signed_qty
@@ -79,11 +80,10 @@ ZERO = Decimal(0)
 DAY_NS = 86_400 * 10**9
 NS_PER_S = 10**9
 # Repeats (docs/COMMITS.md): an emitter without a transaction may send an output again after a
-# crash, with the same id and event time, within its uncommitted span (a commit interval plus a
-# restart). Ids decided are kept per 10 s bucket of event time for the last 5 minutes; a repeat
-# is found in its own bucket, and the set is the same whatever order its ids came in.
-DEDUP_BUCKET_NS = 10 * NS_PER_S
-DEDUP_BUCKETS = 30
+# crash, with the same id and event time; the ids decided are kept in services/domain/repeats.py's
+# window (10 s buckets of event time, the newest 5 minutes).
+DEDUP_BUCKET_NS = repeats.BUCKET_NS
+DEDUP_BUCKETS = repeats.BUCKETS
 
 
 class InstrumentRules(msgspec.Struct, frozen=True):
@@ -267,27 +267,14 @@ def merge_accounts(parts: Sequence[RiskState]) -> RiskState:
     return RiskState(accounts=accounts, mids=mids, instruments=instruments, marks=marks)
 
 
-def _bucket(ts_event: int) -> str:
-    """The bucket's key: zero-padded so that keys sort as numbers (state hashes want str keys)."""
-    return f"{ts_event // DEDUP_BUCKET_NS:012d}"
-
-
 def _was_decided(account: AccountRisk, intent: Event) -> bool:
     """Whether this intent's decision was read back already (a repeat in the log)."""
-    ids = account.decided.get(_bucket(intent.ts_event))
-    return ids is not None and intent.id in ids
+    return repeats.seen(account.decided, intent.id, intent.ts_event)
 
 
 def _mark_decided(account: AccountRisk, intent: Event) -> AccountRisk:
-    """Remember the intent id in its event-time bucket; buckets older than the window go, and an id
-    older than the window is not kept (so the set does not depend on the order ids came in)."""
-    bucket = _bucket(intent.ts_event)
-    newest = max((bucket, *account.decided))
-    floor = _bucket((int(newest) - DEDUP_BUCKETS + 1) * DEDUP_BUCKET_NS)
-    decided = {b: ids for b, ids in account.decided.items() if b >= floor}
-    if bucket >= floor:
-        decided[bucket] = {**decided.get(bucket, {}), intent.id: None}
-    return msgspec.structs.replace(account, decided=decided)
+    """Remember the intent id in the window (order-free: the same set whatever order ids came in)."""
+    return msgspec.structs.replace(account, decided=repeats.remember(account.decided, intent.id, intent.ts_event))
 
 
 def _read_back(state: RiskState, decision: IntentApproved | IntentRejected) -> RiskState:
