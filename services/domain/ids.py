@@ -232,9 +232,11 @@ def account_update_id(cause_id: str, account: str) -> str:
 # ---------------------------------------------------------------- dead letters
 
 
-def dead_letter_id(topic: str, partition: int, offset: int) -> str:
-    """A dead letter from its source position, so dead-lettering the same record again is a duplicate."""
-    return derive_id("dlq", topic, partition, offset)
+def dead_letter_id(service: str, topic: str, partition: int, offset: int) -> str:
+    """A dead letter from the service and the source position: the same service dead-lettering the
+    same record again (a replay, a restart) gives the same id, a repeat readers drop; another
+    service refusing the same record is another fact (the recorder keeps one row per id)."""
+    return derive_id("dlq", service, topic, partition, offset)
 
 
 def raw_dead_letter_id(source: str, recv_ns: int, head: bytes) -> str:

@@ -307,12 +307,12 @@ def _payload_and_error(payload: bytes, error: str, source: str) -> tuple[bytes, 
 def dead_letter(record: Any, service: str, reason: str, error: str, dlq_topic: str) -> tuple[str, bytes, bytes]:
     """The dlq record (topic, key, value) for a consumed record a service could not process.
 
-    Its id derives from the source position, so dead-lettering the same record again (a replay)
-    gives the same id. A null value is kept as an empty payload."""
+    Its id derives from the service and the source position, so the same service dead-lettering
+    the same record again (a replay) gives the same id. A null value is kept as an empty payload."""
     payload, error = _payload_and_error(record.value or b"", error,
                                         f"{record.topic}:{record.partition}:{record.offset}")
     letter = DeadLettered(
-        id=dead_letter_id(record.topic, record.partition, record.offset),
+        id=dead_letter_id(service, record.topic, record.partition, record.offset),
         ts_event=(record.timestamp or 0) * 1_000_000, ts_ingest=time.time_ns(), service=service,
         source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
         reason=reason, error=error, payload=payload,

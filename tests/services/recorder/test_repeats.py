@@ -114,3 +114,18 @@ def test_the_window_is_the_same_set_whatever_order_the_ids_came_in() -> None:
     events = [intent(n) for n in (1, 2, 1, 3, 2)]
     fresh, offsets = RepeatFilter().fresh("intents", 0, events, [10, 11, 12, 13, 14])
     assert [e.id for e in fresh] == ["intent-1", "intent-2", "intent-3"] and offsets == [10, 11, 13]
+
+
+def test_two_services_refusing_one_record_are_two_dead_letters_and_a_repeat_is_one() -> None:
+    """Strategy and the recorder both dead-letter a bad md.trades record: two facts, two rows; the
+    same service dead-lettering it again after a restart is a repeat, one row."""
+    from types import SimpleNamespace
+
+    from services.runtime.bus import dead_letter
+    from services.runtime.codec import decode as decode_event
+
+    record = SimpleNamespace(topic="md.trades", partition=3, offset=41, timestamp=1_764_000_000_000, value=b"\xc1")
+    letters = [decode_event(dead_letter(record, service, "malformed", "bad", "dlq")[2])
+               for service in ("strategy", "recorder", "strategy")]
+    kept, offsets = RepeatFilter().fresh("dead_letters", 3, letters, [0, 1, 2])
+    assert [d.service for d in kept] == ["strategy", "recorder"] and list(offsets) == [0, 1]
