@@ -45,6 +45,7 @@ from services.venues.frames import FeedResult, MalformedFrame
 
 log = logging.getLogger(__name__)
 RETRY_SNAPSHOT_SECONDS = 0.5
+READER_GRACE_SECONDS = 30.0  # for a reader to finish its frame (a send under back-pressure) once closed
 
 
 class BinanceIngest(Ingest):
@@ -77,9 +78,12 @@ class BinanceIngest(Ingest):
         self._last_frame = time.monotonic()
         self._ping_unanswered_since = None  # pings are the protocol's here (websockets keeps them)
         ended = {"cause": "closed"}
+        # Each connection is judged by its own frames: the books' 100 ms updates on /public must not
+        # keep a /market connection that stopped sending trades looking alive.
+        last_frames = [time.monotonic()] * len(sockets)
         watchdogs = []
-        for ws in sockets:
-            watchdog = asyncio.create_task(self._watch(ws, stop, ended), name="watchdog")
+        for i, ws in enumerate(sockets):
+            watchdog = asyncio.create_task(self._watch(ws, stop, ended, lambda i=i: last_frames[i]), name="watchdog")
             watchdog.add_done_callback(lambda t, ws=ws: self._task_ended(t, ws, ended))
             watchdogs.append(watchdog)
         fetches: dict[str, asyncio.Task[None]] = {}
@@ -95,8 +99,9 @@ class BinanceIngest(Ingest):
                         filled = await self._filler.fill(self._rest, config.symbols)
                         if filled:
                             await self.publish(producer, filled)
-                readers = [asyncio.create_task(self._read(ws, normalizer, producer, http, fetches, ended),
-                                               name=f"binance-read-{i}") for i, ws in enumerate(sockets)]
+                readers = [asyncio.create_task(self._read(ws, normalizer, producer, http, fetches, ended,
+                                                          last_frames, i), name=f"binance-read-{i}")
+                           for i, ws in enumerate(sockets)]
                 done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     if (failure := task.exception()) is not None:
@@ -110,6 +115,13 @@ class BinanceIngest(Ingest):
                 for ws in sockets:
                     with contextlib.suppress(Exception):
                         await ws.close()
+                # The readers end with their closed sockets, each after the frame in hand: one
+                # cancelled inside a send would lose trades the ledger already counts as published.
+                if readers:
+                    _, stuck = await asyncio.wait(readers, timeout=READER_GRACE_SECONDS)
+                    if stuck:
+                        log.error("%d Binance readers still busy %s s after their sockets closed; cancelled",
+                                  len(stuck), READER_GRACE_SECONDS)
                 for task in (*readers, *fetches.values()):
                     task.cancel()
                 for task in (*readers, *fetches.values()):
@@ -117,11 +129,12 @@ class BinanceIngest(Ingest):
                         await task
 
     async def _read(self, ws: Any, normalizer: BinanceNormalizer, producer: Any, http: httpx.AsyncClient,
-                    fetches: dict[str, asyncio.Task[None]], ended: dict[str, str]) -> None:
+                    fetches: dict[str, asyncio.Task[None]], ended: dict[str, str], last_frames: list[float],
+                    index: int) -> None:
         """Every frame of one connection, until it closes."""
         try:
             async for raw in ws:
-                self._last_frame = time.monotonic()
+                last_frames[index] = self._last_frame = time.monotonic()
                 try:
                     await self._binance_frame(raw, normalizer, producer, http, fetches)
                 finally:

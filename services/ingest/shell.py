@@ -25,6 +25,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -373,8 +374,10 @@ class Ingest:
         ended["cause"] = "closed"
         asyncio.get_running_loop().create_task(ws.close())
 
-    async def _watch(self, ws: Any, stop: asyncio.Event, ended: dict[str, str]) -> None:
-        """Close the connection on stop, or when no frame came for `stale_after` seconds.
+    async def _watch(self, ws: Any, stop: asyncio.Event, ended: dict[str, str],
+                     last_frame: Callable[[], float] | None = None) -> None:
+        """Close the connection on stop, or when no frame came for `stale_after` seconds (on this
+        connection, when `last_frame` gives its own time; else on the instance's one).
 
         A watchdog instead of a timeout per receive keeps the per-frame path free of task creation.
         """
@@ -387,8 +390,8 @@ class Ingest:
                 return
             except TimeoutError:
                 pass
-            cause = verdict(time.monotonic(), self._last_frame, self._ping_unanswered_since, stale_after,
-                            self.config.pong_timeout)
+            last = last_frame() if last_frame is not None else self._last_frame  # a connection's own, if it has one
+            cause = verdict(time.monotonic(), last, self._ping_unanswered_since, stale_after, self.config.pong_timeout)
             if cause is not None:
                 if cause == "stale":
                     log.warning("no frame for %s s; reconnecting", stale_after)

@@ -90,3 +90,32 @@ async def test_books_sync_by_snapshot_and_pu_and_a_gap_resyncs(bootstrap: str, p
     assert tickers and all(isinstance(t, TickerUpdated) and t.bid1_price < t.ask1_price for t in tickers)
     letters = [decode(r.value) for r in await read_topic(bootstrap, prefix + DLQ)]
     assert not [letter for letter in letters if isinstance(letter, DeadLettered)]
+
+
+async def test_a_trade_connection_that_goes_quiet_is_reconnected_while_the_books_flow(bootstrap: str,
+                                                                                      prefix: str) -> None:
+    """The venue stops sending aggTrade on /market while /public's depth keeps coming: the /market
+    connection is judged by its own frames, goes stale, and both reconnect (cause stale)."""
+    await create_topics(bootstrap, prefix, (MD_TRADES, MD_BOOK, MD_TICKERS, DLQ))
+    sim = Simulator(SimConfig(port=0, rest_port=0, rate=50, symbols=("BTCUSDT",), seed=5, binance=True))
+    port = await sim.start()
+    assert sim.binance is not None
+    send = sim.binance._send
+    sim.binance._send = lambda name, payload: None if name.endswith("@aggTrade") else send(name, payload)  # type: ignore[method-assign]
+    config = IngestConfig(venue="binance", url=f"ws://127.0.0.1:{port}", symbols=("BTCUSDT",), depth=1000,
+                          backoff_initial=0.05, stale_after=1.5)
+    ingest = BinanceIngest(config, RuntimeSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix))
+    stop = asyncio.Event()
+    task = asyncio.create_task(ingest.run(stop))
+    try:
+        await asyncio.wait_for(ingest.connected.wait(), 10)
+        for _ in range(60):
+            if ingest.metrics.reconnects.labels("ingest", "stale")._value.get() >= 1:
+                break
+            await asyncio.sleep(0.1)
+        assert ingest.metrics.reconnects.labels("ingest", "stale")._value.get() >= 1, "the quiet /market was noticed"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        await sim.stop()
+    assert [decode(r.value) for r in await read_topic(bootstrap, prefix + MD_BOOK)], "the books flowed meanwhile"
