@@ -81,7 +81,7 @@ def _number(query: dict[str, str], name: str) -> int | None:
     raw = query.get(name)
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) >= 2**63:  # Binance's are int64
         raise Refused(-1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
     return int(raw)
 
@@ -149,7 +149,7 @@ def _agg_trades(venue: BinanceVenue, query: dict[str, str]) -> list[dict[str, An
     rows = venue.agg_trades[symbol]
     picked: list[AggTrade]
     if from_id is not None:
-        skip = max(0, from_id - rows[0][0]) if rows else 0
+        skip = min(max(0, from_id - rows[0][0]), len(rows)) if rows else 0
         picked = [r for r in itertools.islice(rows, skip, None) if _within(r, start, end)][:limit]
     elif start is not None:
         picked = [r for r in rows if _within(r, start, end)][:limit]
@@ -314,7 +314,7 @@ def _funding_rates(venue: BinanceVenue, query: dict[str, str]) -> list[dict[str,
 def _depth(venue: BinanceVenue, query: dict[str, str]) -> dict[str, Any]:
     symbol = _symbol(venue, query)
     raw = query.get("limit", "500")
-    if not raw.isascii() or not raw.isdigit() or int(raw) not in DEPTH_LIMITS:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 4 or int(raw) not in DEPTH_LIMITS:
         raise Refused(-1130, f"Data sent for parameter 'limit' is not valid; valid limits are {list(DEPTH_LIMITS)}.")
     venue.stats["depth_snapshots"] += 1
     market, limit = venue.markets[symbol], int(raw)

@@ -186,6 +186,9 @@ BAD = [
     ("/fapi/v1/fundingRate", {"limit": "1001"}, -1130),
     ("/fapi/v1/fundingRate", {"startTime": "2", "endTime": "1"}, -1023),
     ("/fapi/v1/depth", {"symbol": "BTCUSDT", "limit": "²"}, -1130),
+    ("/fapi/v1/depth", {"symbol": "BTCUSDT", "limit": "1" * 5000}, -1130),  # past Python's int-digit limit
+    ("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "fromId": "9999999999999999999"}, -1100),  # past int64
+    ("/fapi/v1/aggTrades", {"symbol": "BTCUSDT", "startTime": "9223372036854775808"}, -1100),
 ]
 
 

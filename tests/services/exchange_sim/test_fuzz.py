@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from services.exchange_sim import private
+from services.exchange_sim.binance_rest import ROUTES as BINANCE_ROUTES
 from services.exchange_sim.rest import ROUTES as PUBLIC_ROUTES
 from services.exchange_sim.server import SimConfig, Simulator
 from services.venues.bybit.signing import rest_signature, ws_auth_signature
@@ -66,6 +67,13 @@ queries = (st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), texts,
                              texts, min_size=1, max_size=2).map(lambda changed: {**QUERY, **changed}))
 public_paths = st.sampled_from([*PUBLIC_ROUTES, "/v5/market/time", "/v5/market/nope", "/v5/other", "/"])
 post_paths = st.sampled_from([p for p, r in private.ROUTES.items() if r.method == "POST"])
+# Binance's dialect: its parameters, with numbers past int64, past Python's int-digit limit, and words.
+BINANCE = {"symbol": "BTCUSDT", "limit": "5", "fromId": "1", "startTime": "1", "endTime": "2", "interval": "1m",
+           "pair": "BTCUSDT", "contractType": "PERPETUAL"}
+binance_texts = texts | st.sampled_from(["9" * 19, "9223372036854775808", "1" * 5000, "18446744073709551616"])
+binance_queries = st.dictionaries(st.sampled_from([*BINANCE, "symbols"]), binance_texts, min_size=1, max_size=3).map(
+    lambda changed: {**BINANCE, **changed}) | st.dictionaries(st.text(max_size=8), binance_texts, max_size=4)
+binance_paths = st.sampled_from([*BINANCE_ROUTES, "/fapi/v1/nope"])
 get_paths = st.sampled_from([p for p, r in private.ROUTES.items() if r.method == "GET"])
 
 
@@ -76,7 +84,7 @@ def sim() -> Iterator[Simulator]:
     saved = dict(private.LIMITS)
     private.LIMITS.update(dict.fromkeys(private.LIMITS, 10**9))
     simulator = Simulator(SimConfig(port=0, rest_port=0, symbols=("BTCUSDT", "ETHUSDT"), seed=3, rate=20,
-                                    api_keys=(f"{KEY}:{SECRET}",), rest_read_timeout=1.0))
+                                    api_keys=(f"{KEY}:{SECRET}",), rest_read_timeout=1.0, binance=True))
     loop = asyncio.new_event_loop()
     started = threading.Event()
 
@@ -135,6 +143,18 @@ def query_text(query: dict[str, str]) -> str:
 @given(path=public_paths, query=queries)
 def test_public_gets(http: httpx.Client, path: str, query: dict[str, str]) -> None:
     assert_bybit(http.get(path, params=query))
+
+
+@SETTINGS
+@given(path=binance_paths, query=binance_queries)
+def test_binance_gets(http: httpx.Client, path: str, query: dict[str, str]) -> None:
+    """Binance's dialect answers anything with its data or Binance's error JSON (an int code, a
+    message), never a 5xx."""
+    response = http.get(path, params=query)
+    assert response.status_code < 500, (path, query, response.status_code, response.text[:300])
+    body = response.json()
+    if response.status_code >= 400:
+        assert isinstance(body["code"], int) and isinstance(body["msg"], str), body
 
 
 @SETTINGS
