@@ -165,7 +165,7 @@ LINK_PREFIX = "h-"
 def link_id_for(intent_id: str) -> str:
     """The venue orderLinkId of an intent: deterministic, at most 36 of [A-Za-z0-9_-], so a crash
     between sending and logging cannot place the order twice (the venue refuses a duplicate)."""
-    safe = intent_id if _LINK_SAFE.match(intent_id) else derive_id("link", intent_id)
+    safe = intent_id if _LINK_SAFE.fullmatch(intent_id) else derive_id("link", intent_id)
     return f"{LINK_PREFIX}{safe}"
 
 
@@ -174,7 +174,7 @@ def round_trips(intent_id: str) -> bool:
     carries the id itself (1-34 of [A-Za-z0-9_-]; every id recipe here gives 32 hex digits). Any
     other id is hashed into the link id, still never placed twice, but a fill reported under the
     hash cannot be traced back to the intent, so risk refuses such an order (rule intent_id)."""
-    return _LINK_SAFE.match(intent_id) is not None
+    return _LINK_SAFE.fullmatch(intent_id) is not None  # fullmatch: "$" would let "abc\n" through
 
 
 def intent_id_of(link_id: str) -> str:

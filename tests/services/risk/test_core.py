@@ -241,7 +241,7 @@ def test_without_working_orders_or_positions_a_halt_only_halts(ready: RiskState)
     assert emits == [] and state.accounts["acc"].halted
 
 
-@pytest.mark.parametrize("intent_id", ["run.1", "a" * 35, "my order", "", "ordre-é"])
+@pytest.mark.parametrize("intent_id", ["run.1", "a" * 35, "my order", "", "ordre-é", "abc\n"])
 def test_an_intent_id_the_venue_would_not_carry_back_is_refused(ready: RiskState, intent_id: str) -> None:
     """Its orderLinkId would be a hash of it, so the venue's fills could not name the intent (nor
     its strategy's loss, nor its parent): refused, not placed and lost track of."""
