@@ -5,7 +5,6 @@ restart would read it again and stop again: no table would ever move on."""
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,12 +13,11 @@ import pytest
 
 from schemas.events import SubmitOrder, TradeReceived
 from schemas.topics import DLQ, MD_TRADES, ORDERS_INTENTS
-from services.recorder.shell import Recorder, RecorderConfig
 from services.recorder.store import ChdbStore
 from services.runtime.bus import make_producer, send_and_wait
 from services.runtime.codec import decode, encode
-from services.runtime.settings import RuntimeSettings
-from tests.conftest import create_topics, read_topic, wait_caught_up
+from tests.conftest import create_topics, read_topic
+from tests.services.recorder.test_repeats import record
 
 pytestmark = pytest.mark.integration
 S = 10**9
@@ -58,16 +56,7 @@ async def test_nan_and_infinity_are_dead_lettered_and_the_rest_recorded(bootstra
     finally:
         await producer.stop()
     path = tmp_path / "store"
-    recorder = Recorder(RecorderConfig(store=f"chdb://{path}", topics=TOPICS, query_port=-1),
-                        RuntimeSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix))
-    stop = asyncio.Event()
-    task = asyncio.create_task(recorder.run(stop))
-    try:
-        for topic in TOPICS:
-            await wait_caught_up(bootstrap, recorder.group_id, prefix + topic)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
+    await record(bootstrap, prefix, path, TOPICS)
     store = ChdbStore(path)
     try:
         assert store.query("SELECT id FROM hean.trades ORDER BY id") == [["t1"], ["t5"]]

@@ -47,13 +47,14 @@ async def produce(bootstrap: str, prefix: str, events: list[tuple[str, object]])
         await producer.stop()
 
 
-async def record(bootstrap: str, prefix: str, path: Path) -> None:
-    recorder = Recorder(RecorderConfig(store=f"chdb://{path}", topics=TOPICS, query_port=-1),
+async def record(bootstrap: str, prefix: str, path: Path, topics: tuple[str, ...] = TOPICS) -> None:
+    """Run a recorder of `topics` into the store at `path` until it has read all they hold."""
+    recorder = Recorder(RecorderConfig(store=f"chdb://{path}", topics=topics, query_port=-1),
                         RuntimeSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix))
     stop = asyncio.Event()
     task = asyncio.create_task(recorder.run(stop))
     try:
-        for topic in TOPICS:
+        for topic in topics:
             await wait_caught_up(bootstrap, recorder.group_id, prefix + topic)
     finally:
         stop.set()
