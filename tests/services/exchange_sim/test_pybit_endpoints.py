@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import httpx
@@ -54,6 +54,18 @@ def session(sim: Simulator) -> pybit.unified_trading.HTTP:
     http.endpoint = f"http://127.0.0.1:{sim.rest_port}"
     return http
 
+
+
+async def in_thread(run: Callable[[], None], done: threading.Event, timeout_s: float = 30.0) -> None:
+    """Run a blocking pybit session in a daemon thread with a bounded wait: a client stuck in its
+    connect loop fails the test instead of holding the event loop (and every later test)."""
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    for _ in range(int(timeout_s * 10)):
+        if not thread.is_alive():
+            break
+        await asyncio.sleep(0.1)
+    assert done.is_set(), f"pybit's private WebSocket did not finish within {timeout_s:g} s"
 
 async def test_market_data_calls(sim: Simulator) -> None:
     await asyncio.sleep(0.5)  # let the market print some trades
@@ -172,15 +184,7 @@ async def test_pybit_private_streams_get_order_messages(sim: Simulator, monkeypa
             ws.exit()
             done.set()
 
-    # A daemon thread with a bounded join: a client stuck in its connect loop fails this test
-    # instead of holding the session's event loop (and every later test) at shutdown.
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    for _ in range(300):
-        if not thread.is_alive():
-            break
-        await asyncio.sleep(0.1)
-    assert done.is_set(), "pybit's private WebSocket did not finish within 30 s"
+    await in_thread(run, done)
     assert orders, "pybit's order stream got no message"
     assert orders[0]["topic"] == "order" and orders[0]["data"][0]["orderLinkId"] == "ws-pybit"
     assert fast and fast[0]["topic"] == "execution.fast.linear"
@@ -231,13 +235,7 @@ async def test_pybit_wallet_stream_follows_fills_and_funding(sim: Simulator, mon
             ws.exit()
             done.set()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    for _ in range(300):
-        if not thread.is_alive():
-            break
-        await asyncio.sleep(0.1)
-    assert done.is_set(), "pybit's private WebSocket did not finish within 30 s"
+    await in_thread(run, done)
     assert seen["on_subscribe"] == 0, "Bybit pushes no wallet snapshot on subscribe"
     after_fill, after_funding = seen["after_fill"], seen["after_funding"]
     assert isinstance(after_fill, list) and isinstance(after_funding, list)
