@@ -8,6 +8,7 @@ store is opened here, read-only. Every failure is one line on stderr and exit co
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from services.recorder.clickhouse import DEFAULT_DATABASE
 from services.recorder.query import STORE_HEADER, QueryLimits, clickhouse_error, describe, discovery_path
 
 FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JSONEachRow", "parquet": "Parquet"}
@@ -128,6 +130,8 @@ def _from_store(path: Path, sql: str, fmt: str, limits: QueryLimits, stale: str)
                                   "endpoint (a recorder with RECORDER_QUERY_PORT=-1, or a script)") from None
             raise QueryFailed(f"cannot open the chDB store {path}") from None
     try:
+        with contextlib.suppress(chdb.ChdbError, RuntimeError):  # a store the recorder has not filled yet
+            connection.query(f"USE {DEFAULT_DATABASE}")  # `FROM trades` means hean.trades
         return connection.query(sql, fmt).bytes()
     except (chdb.ChdbError, RuntimeError) as exc:
         raise QueryFailed(describe(*clickhouse_error(str(exc)))) from None

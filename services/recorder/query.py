@@ -80,10 +80,7 @@ def describe(code: int | None, name: str, message: str) -> str:
     """One line for a person: what was wrong, then ClickHouse's code for looking it up."""
     first = message.splitlines()[0] if message else "no message"
     if code == 60 and (m := re.search(r"identifier '([^']+)'|Table (\S+) does not exist", first)):
-        table = (m.group(1) or m.group(2)).strip("`")
-        summary = f"unknown table {table}"
-        if "." not in table:  # hean sql starts in ClickHouse's `default` database, not the store's
-            summary += f"; HEAN's tables are in database {DEFAULT_DATABASE}: {DEFAULT_DATABASE}.{table}"
+        summary = f"unknown table {(m.group(1) or m.group(2)).strip('`')}"
     elif code == 81 and (m := re.search(r"Database (\S+) does not exist", first)):
         summary = f"unknown database {m.group(1).strip('`')}"
     elif code == 47 and (m := re.search(r"identifier [`']([^`']+)[`']", first)):
@@ -180,6 +177,12 @@ class QueryServer:
             self.connection = chdb.connect(readonly_chdb_url(self.store_path, self.limits))
             raise
 
+    def _run_in_store(self, sql: str, fmt: str) -> bytes:
+        """`hean sql`'s query in the store's database, so `FROM trades` means hean.trades (the
+        connection is shared with the ClickHouse interface, whose requests choose their own)."""
+        self._run(f"USE {DEFAULT_DATABASE}", "TabSeparated")
+        return self._run(sql, fmt)
+
     async def _handle(self, request: web.Request) -> web.Response:
         headers = {STORE_HEADER: str(self.store_path)}
         fmt = request.query.get("format", "PrettyCompactMonoBlock")
@@ -187,7 +190,7 @@ class QueryServer:
             return _error(400, headers, None, "", f"not a ClickHouse format name: {fmt!r}")
         sql = (await request.read()).decode("utf-8", errors="replace")
         try:
-            data = await self._in_thread(self._run, sql, fmt)
+            data = await self._in_thread(self._run_in_store, sql, fmt)
         except self._errors as exc:  # ClickHouse's text: the client's answer, not ours
             code, name, message = clickhouse_error(str(exc))
             return _error(400, headers, code, name, message)

@@ -67,7 +67,9 @@ async def hean_sql(env: dict[str, str], *args: str) -> tuple[int, bytes, str]:
 
 
 async def count(env: dict[str, str]) -> int:
-    code, out, err = await hean_sql(env, "SELECT count() FROM hean.trades", "--format", "TSV")
+    """md.trades' rows by `hean sql`, the table unqualified: it runs in the store's database, from
+    the recorder's endpoint and from the store opened by hean sql itself alike."""
+    code, out, err = await hean_sql(env, "SELECT count() FROM trades", "--format", "TSV")
     assert code == 0, err
     return int(out)
 

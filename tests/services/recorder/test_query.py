@@ -26,9 +26,8 @@ def rows(trades: list[TradeReceived], first_offset: int) -> list[tuple[object, .
 @pytest.mark.parametrize(("text", "line"), [
     ("Code: 60. DB::Exception: Unknown table expression identifier 'hean.nope'. Maybe you meant system.one? "
      "In scope SELECT count() FROM hean.nope. (UNKNOWN_TABLE)", "unknown table hean.nope (ClickHouse code 60)"),
-    ("Code: 60. DB::Exception: Unknown table expression identifier 'control' in scope SELECT * FROM control. "
-     "(UNKNOWN_TABLE)",
-     "unknown table control; HEAN's tables are in database hean: hean.control (ClickHouse code 60)"),
+    ("Code: 60. DB::Exception: Unknown table expression identifier 'nope' in scope SELECT * FROM nope. "
+     "(UNKNOWN_TABLE)", "unknown table nope (ClickHouse code 60)"),
     ("Code: 62. DB::Exception: Syntax error: failed at position 7 (1): 1. Expected one of: token sequence, Dot",
      "syntax error at position 7 near '1' (ClickHouse code 62)"),
     ("Code: 164. DB::Exception: Code: 164. DB::Exception: Cannot modify 'readonly' setting in readonly mode. "
