@@ -120,8 +120,11 @@ def _money(inst: Instrument, ticks_steps: int) -> str:
 
 
 def mark_price(market: SymbolMarket) -> str:
-    """The dialect's mark price, the mid, at 8 decimals as premiumIndex prints it."""
+    """The dialect's mark price, the mid, at 8 decimals as premiumIndex prints it; the last price
+    while an order has just eaten one side whole (as the engine's mark_ticks), never an error."""
     inst = market.instrument
+    if not (market.bids and market.asks):
+        return _fixed(inst.tick_size * market.last_price, 8)
     return _fixed(inst.tick_size * (market.best_bid() + market.best_ask()) / 2, 8)
 
 

@@ -311,3 +311,21 @@ async def test_the_simulator_stops_and_saves_with_a_client_that_left_its_socket_
     started = time.monotonic()
     await asyncio.wait_for(simulator.stop(), STOP_GRACE_S + 5)
     assert time.monotonic() - started < STOP_GRACE_S + 5 and (tmp_path / "venue.state").exists()
+
+
+async def test_the_mark_with_one_side_of_the_book_eaten_is_the_last_price() -> None:
+    """premiumIndex while an order has just taken one side whole: the last price, as the engine
+    values positions then, not an error (the mid of an empty side does not exist)."""
+    lockstep = Simulator(SimConfig(port=0, rest_port=0, rate=20, symbols=("BTCUSDT",), seed=1, binance=True,
+                                   lockstep=True))
+    await lockstep.start()
+    try:
+        assert lockstep.binance is not None
+        market = lockstep.binance.markets["BTCUSDT"]
+        market.asks.clear()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{lockstep.rest_port}") as http:
+            answer = await http.get("/fapi/v1/premiumIndex", params={"symbol": "BTCUSDT"})
+        assert answer.status_code == 200, answer.text
+        assert Decimal(answer.json()["markPrice"]) == market.instrument.tick_size * market.last_price
+    finally:
+        await lockstep.stop()
