@@ -36,14 +36,24 @@ from confluent_kafka import KafkaException
 
 from services.runtime.errors import ConfigError
 
-__all__ = ["ConfluentConsumer", "OffsetAndTimestamp", "Record", "RecordBatch", "TopicPartition", "blocking",
-           "ck_partitions", "group_member", "group_metadata"]
+__all__ = ["NO_REBOOTSTRAP", "ConfluentConsumer", "OffsetAndTimestamp", "Record", "RecordBatch", "TopicPartition",
+           "blocking", "ck_partitions", "group_member", "group_metadata"]
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_S = 0.1  # the longest a poll may wait inside one getmany, unless its timeout is shorter
 LATEST, EARLIEST = -1, -2  # ListOffsets' logical times: the end (last stable offset) and the start
 CALL_TIMEOUT_S = 30.0  # a broker call (commit, committed, watermarks) that takes longer has failed
+NO_REBOOTSTRAP = {"metadata.recovery.strategy": "none"}
+"""Every client of the adapter keeps the brokers it learned when they all go down at once.
+
+Why: librdkafka's default (`rebootstrap`, KIP-899) decommissions every known broker once none is
+reachable and starts over from bootstrap.servers. After a broker SIGKILL and restart, a
+transactional producer's send_offsets_to_transaction then sent its TxnOffsetCommit to the
+decommissioned handle of the group coordinator, which never connects again nor fails the
+request: the call waited past its own timeout without end (librdkafka 2.16; the service stalled
+with its batch uncommitted). HEAN's brokers keep their addresses, so re-bootstrapping gains
+nothing (tests/services/runtime/test_confluent_broker_restart.py)."""
 
 
 class OffsetAndTimestamp(NamedTuple):
@@ -156,6 +166,7 @@ class ConfluentConsumer:
             "fetch.queue.backoff.ms": 1,
             "socket.nagle.disable": True,
             "log_level": 3,
+            **NO_REBOOTSTRAP,
         }
         self._c: ck.Consumer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -19,7 +19,14 @@ import confluent_kafka as ck
 from confluent_kafka import KafkaException
 
 from services.runtime.errors import ConfigError, DeliveryFailed
-from services.runtime.kafka_confluent import CALL_TIMEOUT_S, blocking, ck_partitions, group_member, group_metadata
+from services.runtime.kafka_confluent import (
+    CALL_TIMEOUT_S,
+    NO_REBOOTSTRAP,
+    blocking,
+    ck_partitions,
+    group_member,
+    group_metadata,
+)
 
 __all__ = ["ConfluentProducer", "RecordMetadata"]
 
@@ -81,6 +88,7 @@ class ConfluentProducer:
             "retry.backoff.ms": 10,
             "socket.nagle.disable": True,
             "log_level": 3,
+            **NO_REBOOTSTRAP,  # see kafka_confluent.NO_REBOOTSTRAP: a restarted broker stalled transactions
         }
         if transactional_id is not None:
             self._config.update({"transactional.id": transactional_id, "transaction.timeout.ms": 15_000})
