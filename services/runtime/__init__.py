@@ -1,6 +1,14 @@
 """The runtime every HEAN service shares: codec, bus, snapshots, metrics, logs, settings, loop."""
 
-from services.runtime.codec import decode, decode_as, encode, encode_sorted, typed_batch_decoder, typed_decoder
+from services.runtime.codec import (
+    decode,
+    decode_as,
+    encode,
+    encode_sorted,
+    non_finite,
+    typed_batch_decoder,
+    typed_decoder,
+)
 from services.runtime.errors import (
     ConfigError,
     DecodeError,
@@ -36,6 +44,7 @@ __all__ = [
     "encode_sorted",
     "join_disjoint",
     "load_settings",
+    "non_finite",
     "replay",
     "run_until_signal",
     "state_hash",

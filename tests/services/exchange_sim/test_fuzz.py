@@ -152,6 +152,8 @@ def test_binance_gets(http: httpx.Client, path: str, query: dict[str, str]) -> N
     message), never a 5xx."""
     response = http.get(path, params=query)
     assert response.status_code < 500, (path, query, response.status_code, response.text[:300])
+    if response.status_code in (413, 414, 431):
+        return  # the server's request limits, answered before any route (test_server covers them)
     body = response.json()
     if response.status_code >= 400:
         assert isinstance(body["code"], int) and isinstance(body["msg"], str), body
