@@ -75,7 +75,6 @@ class BinanceIngest(Ingest):
                     await ws.close()
             return "connect_failed"
         normalizer = BinanceNormalizer(config.symbols, config.depth)
-        self._last_frame = time.monotonic()
         self._ping_unanswered_since = None  # pings are the protocol's here (websockets keeps them)
         ended = {"cause": "closed"}
         # Each connection is judged by its own frames: the books' 100 ms updates on /public must not
@@ -134,7 +133,7 @@ class BinanceIngest(Ingest):
         """Every frame of one connection, until it closes."""
         try:
             async for raw in ws:
-                last_frames[index] = self._last_frame = time.monotonic()
+                last_frames[index] = time.monotonic()
                 try:
                     await self._binance_frame(raw, normalizer, producer, http, fetches)
                 finally:
